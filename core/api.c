@@ -1,0 +1,1221 @@
+/* core/api.c - routes, auth, entity CRUD. See api.h.
+ *
+ * A request flows: http -> handle() -> route table -> one handler. Reads are
+ * answered at once; writes go through store_write() and are answered from
+ * the store_sync() callback, when the write is on disk. A handler never
+ * keeps the http_req past its reply; a pending write reply holds the request
+ * and the http layer keeps it valid even if the client hangs up.
+ *
+ * Entity names share one space per namespace across the four collections,
+ * as in OpenWhisk: the key is "ns\0name" (or "ns\0pkg/name" inside a
+ * package) and the record's kind says which collection owns it. */
+#include "api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "cfg.h"
+#include "entity.h"
+#include "http.h"
+#include "log.h"
+#include "plat.h"
+#include "pool.h"
+#include "store.h"
+#include "wisp_config.h"
+#include "wjson.h"
+
+#define MAX_SEGS 8
+#define PATH_MAXLEN (2 * ENTITY_NAME_MAX + 2)
+#define LIST_LIMIT_DEFAULT 30
+#define LIST_LIMIT_MAX 200
+
+#define MSG_NOT_FOUND "The requested resource does not exist."
+#define MSG_UNAUTHORIZED "The supplied authentication is invalid."
+#define MSG_FORBIDDEN "The supplied authentication is not authorized to access this resource."
+#define MSG_CONFLICT "Concurrent modification to resource detected."
+#define MSG_WRONG_COLL "Resource by this name exists but is not in this collection."
+
+struct api {
+    struct event_base *base;
+    struct store *st;
+    const struct rt_kinds *kinds;
+    const struct wisp_cfg *cfg;
+    struct entity_env env;
+    struct http_server *http;
+    char txid_prefix[17];
+    uint64_t txid_seq;
+};
+
+/* One request being served. */
+struct rq {
+    struct api *api;
+    struct http_req *req;
+    const char *method;
+    char txid[33];
+    char ns[AUTH_NS_MAX]; /* the caller's namespace */
+    char *segs[MAX_SEGS];
+    int nsegs;
+    char segbuf[2048];
+    json_t *body;
+};
+
+enum coll { COLL_ACTIONS, COLL_PACKAGES, COLL_TRIGGERS, COLL_RULES };
+
+static const struct coll_info {
+    const char *name;     /* URL collection */
+    const char *singular; /* for messages */
+    enum rec_kind kind;
+} colls[] = {
+    [COLL_ACTIONS] = {"actions", "action", REC_ACTION},
+    [COLL_PACKAGES] = {"packages", "package", REC_PACKAGE},
+    [COLL_TRIGGERS] = {"triggers", "trigger", REC_TRIGGER},
+    [COLL_RULES] = {"rules", "rule", REC_RULE},
+};
+
+/* ==== replies ========================================================= */
+
+static int status_of(int code)
+{
+    switch (code) {
+    case -EINVAL: return 400;
+    case -EACCES: return 403;
+    case -ENOENT: return 404;
+    case -EEXIST: return 409;
+    case -E2BIG: return 413;
+    case -EAGAIN:
+    case -EBUSY:
+    case -ENOSPC:
+    case -ENOMEM: return 503;
+    default: return 500;
+    }
+}
+
+static void new_txid(struct api *a, char out[33])
+{
+    snprintf(out, 33, "%s%016llx", a->txid_prefix, (unsigned long long)++a->txid_seq);
+}
+
+static size_t error_json(const char *msg, const char *txid, char *buf, size_t cap)
+{
+    json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", txid);
+    size_t n = j ? json_dumpb(j, buf, cap, JSON_COMPACT) : 0;
+    json_decref(j);
+    if (n == 0 || n > cap)
+        n = (size_t)snprintf(buf, cap, "{\"error\":\"internal error\",\"code\":\"%s\"}", txid);
+    return n;
+}
+
+static void finish(struct rq *r)
+{
+    json_decref(r->body);
+    free(r);
+}
+
+static void reply_error(struct rq *r, int status, const char *msg)
+{
+    char buf[1024];
+    size_t n = error_json(msg, r->txid, buf, sizeof buf);
+    if (status >= 500)
+        wlog_err("api", "%s %s -> %d %s code=%s", r->method, http_req_path(r->req), status, msg,
+                 r->txid);
+    else
+        wlog_debug("api", "%s %s -> %d %s", r->method, http_req_path(r->req), status, msg);
+    http_reply(r->req, status, "application/json", buf, n);
+    finish(r);
+}
+
+static void reply_err(struct rq *r, const struct wisp_err *e)
+{
+    reply_error(r, status_of(e->code), e->msg[0] ? e->msg : strerror(-e->code));
+}
+
+/* Sends j (stolen) with status. */
+static void reply_json(struct rq *r, int status, json_t *j)
+{
+    size_t n;
+    char *s = j ? wjson_dump(j, &n) : NULL;
+    json_decref(j);
+    if (!s) {
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    http_reply(r->req, status, "application/json", s, n);
+    free(s);
+    finish(r);
+}
+
+/* A write's reply waits for the fsync that makes it durable. */
+struct durable_reply {
+    struct rq *r;
+    int status;
+    json_t *j;
+};
+
+static void on_durable(void *arg, int rc)
+{
+    struct durable_reply *d = arg;
+    if (rc < 0) {
+        json_decref(d->j);
+        reply_error(d->r, 500, "The store could not make the change durable.");
+    } else {
+        reply_json(d->r, d->status, d->j);
+    }
+    free(d);
+}
+
+static void reply_durable(struct rq *r, int status, json_t *j)
+{
+    struct durable_reply *d = malloc(sizeof *d);
+    if (!d) {
+        json_decref(j);
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    *d = (struct durable_reply){r, status, j};
+    int rc = store_sync(r->api->st, on_durable, d);
+    if (rc == -ENOTSUP) { /* synchronous commits: durable already */
+        free(d);
+        reply_json(r, status, j);
+    } else if (rc < 0) {
+        free(d);
+        json_decref(j);
+        reply_error(r, 503, "System is overloaded, try again later.");
+    }
+}
+
+/* ==== request parsing helpers ========================================== */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Splits the path into percent-decoded segments. -EINVAL on bad escapes,
+ * NUL or '/' hidden in an escape, or too many segments. */
+static int split_path(struct rq *r, const char *path)
+{
+    char *out = r->segbuf, *end = r->segbuf + sizeof r->segbuf - 1;
+    const char *p = path + 1;
+    r->nsegs = 0;
+    for (;;) {
+        if (r->nsegs == MAX_SEGS)
+            return -EINVAL;
+        r->segs[r->nsegs++] = out;
+        while (*p && *p != '/') {
+            if (out >= end)
+                return -EINVAL;
+            if (*p == '%') {
+                int hi = hexval((unsigned char)p[1]), lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+                if (lo < 0 || (hi == 0 && lo == 0) || (hi == 2 && lo == 15))
+                    return -EINVAL;
+                *out++ = (char)(hi * 16 + lo);
+                p += 3;
+            } else {
+                *out++ = *p++;
+            }
+        }
+        *out++ = '\0';
+        if (!*p)
+            return 0;
+        p++;
+    }
+}
+
+/* Value of a query parameter, decoded into buf; NULL when absent. */
+static const char *query_param(struct rq *r, const char *name, char *buf, size_t cap)
+{
+    const char *q = http_req_query(r->req);
+    size_t nl = strlen(name);
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len >= nl && strncmp(q, name, nl) == 0 && (len == nl || q[nl] == '=')) {
+            const char *v = len == nl ? q + len : q + nl + 1;
+            size_t o = 0;
+            for (const char *s = v; s < q + len && o + 1 < cap; s++) {
+                if (*s == '%' && s + 2 < q + len + 0 + 1 && hexval((unsigned char)s[1]) >= 0 &&
+                    hexval((unsigned char)s[2]) >= 0) {
+                    buf[o++] = (char)(hexval((unsigned char)s[1]) * 16 + hexval((unsigned char)s[2]));
+                    s += 2;
+                } else {
+                    buf[o++] = *s == '+' ? ' ' : *s;
+                }
+            }
+            buf[o] = '\0';
+            return buf;
+        }
+        q += len + (amp ? 1 : 0);
+        if (!amp)
+            break;
+    }
+    return NULL;
+}
+
+/* A boolean query parameter: def when absent, -1 when not true/false. */
+static int query_bool(struct rq *r, const char *name, bool def)
+{
+    char buf[16];
+    const char *v = query_param(r, name, buf, sizeof buf);
+    if (!v)
+        return def;
+    if (strcmp(v, "true") == 0 || strcmp(v, "") == 0)
+        return 1;
+    if (strcmp(v, "false") == 0)
+        return 0;
+    return -1;
+}
+
+static int query_uint(struct rq *r, const char *name, long long def, long long max,
+                      const char *what, long long *out, struct wisp_err *err)
+{
+    char buf[32];
+    const char *v = query_param(r, name, buf, sizeof buf);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < 0 || x > max)
+        return wisp_err_set(err, -EINVAL, "The value '%.20s' is not in the range of 0 to %lld for %s.",
+                            v, max, what);
+    *out = x;
+    return 0;
+}
+
+/* Parses the JSON body (an empty body is {}). */
+static int parse_body(struct rq *r, struct wisp_err *err)
+{
+    size_t len;
+    const char *b = http_req_body(r->req, &len);
+    const char *ct = http_req_header(r->req, "Content-Type");
+    if (len == 0) {
+        r->body = json_object();
+        return 0;
+    }
+    if (ct && strncasecmp(ct, "application/json", 16) != 0)
+        return wisp_err_set(err, -EPROTONOSUPPORT,
+                            "The request's Content-Type is not supported. Expected "
+                            "application/json.");
+    r->body = wjson_parse(b, len, err);
+    return r->body ? 0 : -EINVAL;
+}
+
+/* ==== store access ===================================================== */
+
+static int ent_key(const char *ns, const char *path, char *key, size_t *klen)
+{
+    int n = store_entity_key(ns, path, key);
+    if (n < 0)
+        return n;
+    *klen = (size_t)n;
+    return 0;
+}
+
+/* Reads an entity of the given kind. -ENOENT, or -EEXIST with the wrong
+ * collection message when the name belongs to another collection. */
+static int get_entity(struct api *a, const char *ns, const char *path, enum rec_kind want,
+                      json_t **doc, struct wisp_err *err)
+{
+    char key[STORE_MAX_KEY];
+    size_t klen;
+    enum rec_kind kind;
+    int rc = ent_key(ns, path, key, &klen);
+    if (rc < 0)
+        return wisp_err_set(err, -EINVAL, "The entity name is too long.");
+    rc = store_get(a->st, STORE_ENTITIES, key, klen, &kind, NULL, doc);
+    if (rc == -ENOENT)
+        return wisp_err_set(err, rc, MSG_NOT_FOUND);
+    if (rc == -EBADMSG || rc == -EPROTO)
+        return wisp_err_set(err, -EIO, "The stored record for this entity cannot be read%s.",
+                            rc == -EPROTO ? " (written by a newer version)" : " (corrupt)");
+    if (rc < 0)
+        return wisp_err_set(err, rc, "The store failed to read the entity.");
+    if (kind != want) {
+        json_decref(*doc);
+        *doc = NULL;
+        return wisp_err_set(err, -EEXIST, MSG_WRONG_COLL);
+    }
+    return 0;
+}
+
+static int txn_get_entity(struct store_txn *t, const char *ns, const char *path,
+                          enum rec_kind *kind, json_t **doc)
+{
+    char key[STORE_MAX_KEY];
+    size_t klen;
+    int rc = ent_key(ns, path, key, &klen);
+    if (rc < 0)
+        return -EINVAL;
+    return store_txn_get(t, STORE_ENTITIES, key, klen, kind, NULL, doc);
+}
+
+static int txn_put_entity(struct store_txn *t, const char *ns, const char *path,
+                          enum rec_kind kind, int64_t now, const json_t *doc)
+{
+    char key[STORE_MAX_KEY];
+    size_t klen;
+    int rc = ent_key(ns, path, key, &klen);
+    if (rc < 0)
+        return -EINVAL;
+    return store_txn_put(t, STORE_ENTITIES, key, klen, kind, now, doc);
+}
+
+static int txn_del_entity(struct store_txn *t, const char *ns, const char *path)
+{
+    char key[STORE_MAX_KEY];
+    size_t klen;
+    int rc = ent_key(ns, path, key, &klen);
+    if (rc < 0)
+        return -EINVAL;
+    return store_txn_del(t, STORE_ENTITIES, key, klen);
+}
+
+/* ==== writes ========================================================== */
+
+struct write_ctx {
+    struct rq *r;
+    enum coll coll;
+    const char *ns;   /* target namespace */
+    const char *path; /* "name" or "pkg/name" */
+    const char *pkg;  /* NULL or package name */
+    const char *name;
+    bool overwrite, force;
+    int64_t now;
+    json_t *result; /* document to answer with */
+    struct wisp_err err;
+};
+
+static int fail(struct write_ctx *w, int code, const char *msg)
+{
+    return wisp_err_set(&w->err, code, "%s", msg);
+}
+
+/* Reads the target under the txn; -EEXIST when it belongs elsewhere. */
+static int load_target(struct write_ctx *w, struct store_txn *t, json_t **old)
+{
+    enum rec_kind kind;
+    *old = NULL;
+    int rc = txn_get_entity(t, w->ns, w->path, &kind, old);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc == -EBADMSG || rc == -EPROTO)
+        return fail(w, -EIO, "The stored record for this entity cannot be read.");
+    if (rc < 0)
+        return wisp_err_set(&w->err, rc, "The store failed to read the entity.");
+    if (kind != colls[w->coll].kind) {
+        json_decref(*old);
+        *old = NULL;
+        return fail(w, -EEXIST, MSG_WRONG_COLL);
+    }
+    return 0;
+}
+
+/* {"path": "ns[/pkg]", "name": "x"} for a reference. */
+static json_t *ref_json(const char *ns, const char *path)
+{
+    const char *slash = strchr(path, '/');
+    if (!slash)
+        return json_pack("{s:s, s:s}", "path", ns, "name", path);
+    return json_pack("{s:s+#, s:s}", "path", ns, "/", path, (int)(slash - path) + 1, "name",
+                     slash + 1);
+}
+
+/* Finds an action, following a package binding ("binding/action"). */
+static int txn_action_exists(struct write_ctx *w, struct store_txn *t, const char *ns,
+                             const char *path)
+{
+    enum rec_kind kind;
+    json_t *doc = NULL;
+    int rc = txn_get_entity(t, ns, path, &kind, &doc);
+    json_decref(doc);
+    if (rc == 0)
+        return kind == REC_ACTION ? 0 : fail(w, -EEXIST, MSG_WRONG_COLL);
+    const char *slash = strchr(path, '/');
+    if (rc != -ENOENT || !slash)
+        return rc == -ENOENT ? wisp_err_set(&w->err, rc, "The action '%s' does not exist.", path)
+                             : rc;
+    char pkg[ENTITY_NAME_MAX + 1];
+    snprintf(pkg, sizeof pkg, "%.*s", (int)(slash - path), path);
+    rc = txn_get_entity(t, ns, pkg, &kind, &doc);
+    if (rc == 0 && kind == REC_PACKAGE) {
+        json_t *b = json_object_get(doc, "binding");
+        const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
+        if (bns && bname) {
+            char real[PATH_MAXLEN + 2];
+            snprintf(real, sizeof real, "%s/%s", bname, slash + 1);
+            json_t *adoc = NULL;
+            rc = txn_get_entity(t, bns, real, &kind, &adoc);
+            json_decref(adoc);
+            json_decref(doc);
+            if (rc == 0 && kind == REC_ACTION)
+                return 0;
+            return wisp_err_set(&w->err, -ENOENT, "The action '%s' does not exist.", path);
+        }
+    }
+    json_decref(doc);
+    return wisp_err_set(&w->err, -ENOENT, "The action '%s' does not exist.", path);
+}
+
+/* Adds (status != NULL) or removes a rule from its trigger's "rules" map. */
+static int txn_trigger_rule(struct store_txn *t, const json_t *trig_ref, const char *rule_fq,
+                            const json_t *action_ref, const char *status, int64_t now)
+{
+    const char *tns = wjson_str(trig_ref, "path"), *tname = wjson_str(trig_ref, "name");
+    enum rec_kind kind;
+    json_t *doc = NULL;
+    if (!tns || !tname)
+        return 0;
+    int rc = txn_get_entity(t, tns, tname, &kind, &doc);
+    if (rc == -ENOENT || (rc == 0 && kind != REC_TRIGGER)) {
+        json_decref(doc);
+        return 0; /* the trigger is gone; nothing to keep in step */
+    }
+    if (rc < 0)
+        return rc;
+    json_t *copy = json_deep_copy(doc);
+    json_decref(doc);
+    if (!copy)
+        return -ENOMEM;
+    json_t *rules = json_object_get(copy, "rules");
+    if (!json_is_object(rules)) {
+        rules = json_object();
+        json_object_set_new(copy, "rules", rules);
+    }
+    if (status)
+        json_object_set_new(rules, rule_fq,
+                            json_pack("{s:O, s:s}", "action", action_ref, "status", status));
+    else
+        json_object_del(rules, rule_fq);
+    rc = txn_put_entity(t, tns, tname, REC_TRIGGER, now, copy);
+    json_decref(copy);
+    return rc;
+}
+
+static int resolve_binding(struct write_ctx *w, struct store_txn *t, json_t *b, json_t **out)
+{
+    *out = NULL;
+    if (!b || json_is_null(b) || (json_is_object(b) && json_object_size(b) == 0))
+        return 0;
+    const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
+    if (!json_is_object(b) || !bname)
+        return fail(w, -EINVAL, "The request content was malformed: binding must be "
+                                "{\"namespace\": ..., \"name\": ...}.");
+    if (!bns || strcmp(bns, "_") == 0)
+        bns = w->r->ns;
+    int rc = entity_name_valid(bname, "package", &w->err);
+    if (rc < 0)
+        return rc;
+    enum rec_kind kind;
+    json_t *doc = NULL;
+    rc = txn_get_entity(t, bns, bname, &kind, &doc);
+    if (rc == -ENOENT || (rc == 0 && kind != REC_PACKAGE)) {
+        json_decref(doc);
+        return wisp_err_set(&w->err, -ENOENT, "Binding references a package that does not exist.");
+    }
+    if (rc < 0)
+        return rc;
+    bool is_binding = json_object_size(json_object_get(doc, "binding")) > 0;
+    bool published = json_is_true(json_object_get(doc, "publish"));
+    json_decref(doc);
+    if (is_binding)
+        return fail(w, -EINVAL, "Cannot bind to another package binding.");
+    if (strcmp(bns, w->r->ns) != 0 && !published)
+        return fail(w, -EACCES, MSG_FORBIDDEN);
+    *out = json_pack("{s:s, s:s}", "namespace", bns, "name", bname);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int put_fn(struct store_txn *t, void *arg)
+{
+    struct write_ctx *w = arg;
+    struct rq *r = w->r;
+    struct api *a = r->api;
+    json_t *old = NULL, *doc = NULL, *ref1 = NULL, *ref2 = NULL;
+    json_decref(w->result);
+    w->result = NULL;
+    int rc = load_target(w, t, &old);
+    if (rc < 0)
+        goto out;
+    if (old && !w->overwrite) {
+        rc = fail(w, -EEXIST, MSG_CONFLICT);
+        goto out;
+    }
+    switch (w->coll) {
+    case COLL_ACTIONS: {
+        char ns_path[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+        snprintf(ns_path, sizeof ns_path, "%s%s%s", w->ns, w->pkg ? "/" : "",
+                 w->pkg ? w->pkg : "");
+        if (w->pkg) { /* the package must exist and hold its own actions */
+            enum rec_kind kind;
+            json_t *p = NULL;
+            rc = txn_get_entity(t, w->ns, w->pkg, &kind, &p);
+            bool binding = rc == 0 && json_object_size(json_object_get(p, "binding")) > 0;
+            json_decref(p);
+            if (rc == -ENOENT || (rc == 0 && kind != REC_PACKAGE)) {
+                rc = wisp_err_set(&w->err, -ENOENT, "The package '%s' does not exist.", w->pkg);
+                goto out;
+            }
+            if (rc < 0)
+                goto out;
+            if (binding) {
+                rc = fail(w, -EINVAL, "Cannot create an action in a package binding.");
+                goto out;
+            }
+        }
+        rc = entity_build_action(&a->env, r->body, old, ns_path, w->name, r->ns, w->now, &doc,
+                                 &w->err);
+        break;
+    }
+    case COLL_PACKAGES:
+        if ((rc = resolve_binding(w, t, json_object_get(r->body, "binding"), &ref1)) < 0)
+            goto out;
+        rc = entity_build_package(&a->env, r->body, old, w->ns, w->name, ref1, w->now, &doc,
+                                  &w->err);
+        break;
+    case COLL_TRIGGERS:
+        rc = entity_build_trigger(&a->env, r->body, old, w->ns, w->name, w->now, &doc, &w->err);
+        break;
+    case COLL_RULES: {
+        const char *ts = wjson_str(r->body, "trigger"), *as = wjson_str(r->body, "action");
+        json_t *tv = json_object_get(r->body, "trigger"), *av = json_object_get(r->body, "action");
+        if ((tv && !ts) || (av && !as) || (!old && (!ts || !as))) {
+            rc = fail(w, -EINVAL, "The request content was malformed: a rule needs \"trigger\" "
+                                  "and \"action\" names.");
+            goto out;
+        }
+        char ns1[AUTH_NS_MAX], p1[PATH_MAXLEN];
+        if (ts) {
+            if ((rc = entity_parse_ref(ts, r->ns, ns1, p1, &w->err)) < 0)
+                goto out;
+            if (strcmp(ns1, w->ns) != 0 || strchr(p1, '/')) {
+                rc = fail(w, -EINVAL, "A rule's trigger must be in the rule's namespace.");
+                goto out;
+            }
+            enum rec_kind kind;
+            json_t *tdoc = NULL;
+            rc = txn_get_entity(t, ns1, p1, &kind, &tdoc);
+            json_decref(tdoc);
+            if (rc == -ENOENT || (rc == 0 && kind != REC_TRIGGER)) {
+                rc = wisp_err_set(&w->err, -ENOENT, "The trigger '%s' does not exist.", p1);
+                goto out;
+            }
+            if (rc < 0)
+                goto out;
+            ref1 = ref_json(ns1, p1);
+        }
+        if (as) {
+            char ns2[AUTH_NS_MAX], p2[PATH_MAXLEN];
+            if ((rc = entity_parse_ref(as, r->ns, ns2, p2, &w->err)) < 0)
+                goto out;
+            if (strcmp(ns2, w->ns) != 0) {
+                rc = fail(w, -EACCES, MSG_FORBIDDEN);
+                goto out;
+            }
+            if ((rc = txn_action_exists(w, t, ns2, p2)) < 0)
+                goto out;
+            ref2 = ref_json(ns2, p2);
+        }
+        rc = entity_build_rule(&a->env, r->body, old, w->ns, w->name, ref1, ref2, w->now, &doc,
+                               &w->err);
+        if (rc < 0)
+            goto out;
+        char fq[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+        snprintf(fq, sizeof fq, "%s/%s", w->ns, w->name);
+        if (old && (rc = txn_trigger_rule(t, json_object_get(old, "trigger"), fq, NULL, NULL,
+                                          w->now)) < 0)
+            goto out;
+        rc = txn_trigger_rule(t, json_object_get(doc, "trigger"), fq,
+                              json_object_get(doc, "action"), wjson_str(doc, "status"), w->now);
+        break;
+    }
+    }
+    if (rc < 0)
+        goto out;
+    if ((rc = txn_put_entity(t, w->ns, w->path, colls[w->coll].kind, w->now, doc)) < 0) {
+        wisp_err_set(&w->err, rc, "The store failed to write the entity.");
+        goto out;
+    }
+    w->result = doc;
+    doc = NULL;
+out:
+    json_decref(old);
+    json_decref(doc);
+    json_decref(ref1);
+    json_decref(ref2);
+    return rc;
+}
+
+struct pkg_scan {
+    size_t count;
+    char (*names)[PATH_MAXLEN];
+    size_t cap;
+};
+
+static int pkg_scan_fn(void *arg, const struct store_rec *rec)
+{
+    struct pkg_scan *s = arg;
+    size_t klen;
+    const char *key = store_rec_key(rec, &klen);
+    const char *path = memchr(key, '\0', klen);
+    if (!path)
+        return 0;
+    path++;
+    size_t plen = klen - (size_t)(path - key);
+    if (s->names && s->count < s->cap && plen < PATH_MAXLEN) {
+        memcpy(s->names[s->count], path, plen);
+        s->names[s->count][plen] = '\0';
+    }
+    s->count++;
+    return 0;
+}
+
+static int del_fn(struct store_txn *t, void *arg)
+{
+    struct write_ctx *w = arg;
+    json_t *old = NULL;
+    json_decref(w->result);
+    w->result = NULL;
+    int rc = load_target(w, t, &old);
+    if (rc < 0)
+        return rc;
+    if (!old)
+        return fail(w, -ENOENT, MSG_NOT_FOUND);
+    if (w->coll == COLL_PACKAGES) {
+        /* A package goes only when empty, or with its actions under force. */
+        char prefix[STORE_MAX_KEY];
+        size_t plen;
+        char inner[ENTITY_NAME_MAX + 2];
+        snprintf(inner, sizeof inner, "%s/", w->name);
+        if ((rc = ent_key(w->ns, inner, prefix, &plen)) < 0)
+            goto out;
+        static char names[1024][PATH_MAXLEN];
+        struct pkg_scan s = {.names = w->force ? names : NULL, .cap = 1024};
+        if ((rc = store_scan(w->r->api->st, STORE_ENTITIES, prefix, plen, false, pkg_scan_fn,
+                             &s)) < 0)
+            goto out;
+        if (s.count && !w->force) {
+            rc = wisp_err_set(&w->err, -EEXIST,
+                              "Package not empty (contains %zu %s). Set force param or delete "
+                              "package contents.", s.count, s.count == 1 ? "entity" : "entities");
+            goto out;
+        }
+        if (s.count > s.cap) {
+            rc = fail(w, -E2BIG, "Package holds too many actions to delete at once; delete "
+                                 "some first.");
+            goto out;
+        }
+        for (size_t i = 0; i < s.count; i++)
+            if ((rc = txn_del_entity(t, w->ns, names[i])) < 0)
+                goto out;
+    }
+    if (w->coll == COLL_RULES) {
+        char fq[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+        snprintf(fq, sizeof fq, "%s/%s", w->ns, w->name);
+        if ((rc = txn_trigger_rule(t, json_object_get(old, "trigger"), fq, NULL, NULL, w->now)) <
+            0)
+            goto out;
+    }
+    if ((rc = txn_del_entity(t, w->ns, w->path)) < 0)
+        goto out;
+    w->result = old;
+    old = NULL;
+out:
+    json_decref(old);
+    return rc;
+}
+
+static int rule_state_fn(struct store_txn *t, void *arg)
+{
+    struct write_ctx *w = arg;
+    json_t *old = NULL;
+    json_decref(w->result);
+    w->result = NULL;
+    int rc = load_target(w, t, &old);
+    if (rc < 0)
+        return rc;
+    if (!old)
+        return fail(w, -ENOENT, MSG_NOT_FOUND);
+    const char *status = wjson_str(w->r->body, "status");
+    json_t *doc = json_deep_copy(old);
+    json_decref(old);
+    if (!doc)
+        return -ENOMEM;
+    json_object_set_new(doc, "status", json_string(status));
+    char fq[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+    snprintf(fq, sizeof fq, "%s/%s", w->ns, w->name);
+    if ((rc = txn_trigger_rule(t, json_object_get(doc, "trigger"), fq,
+                               json_object_get(doc, "action"), status, w->now)) < 0 ||
+        (rc = txn_put_entity(t, w->ns, w->path, REC_RULE, w->now, doc)) < 0) {
+        json_decref(doc);
+        return rc;
+    }
+    w->result = doc;
+    return 0;
+}
+
+static void run_write(struct rq *r, store_write_fn *fn, struct write_ctx *w, int ok_status)
+{
+    int rc = store_write(r->api->st, fn, w, &w->err);
+    if (rc < 0) {
+        json_decref(w->result);
+        if (!w->err.msg[0])
+            wisp_err_set(&w->err, rc, "The store failed: %s", strerror(-rc));
+        w->err.code = rc;
+        reply_err(r, &w->err);
+        return;
+    }
+    reply_durable(r, ok_status, w->result);
+}
+
+/* ==== reads =========================================================== */
+
+struct list_ctx {
+    enum rec_kind kind;
+    bool in_package; /* listing "pkg/" contents */
+    bool count_only;
+    long long skip, limit, seen;
+    json_t *out;
+    int err;
+};
+
+static int list_fn(void *arg, const struct store_rec *rec)
+{
+    struct list_ctx *l = arg;
+    size_t klen;
+    const char *key = store_rec_key(rec, &klen);
+    const char *path = memchr(key, '\0', klen);
+    if (!path || store_rec_kind(rec) != (int)l->kind)
+        return 0;
+    path++;
+    /* Top-level listings leave out actions inside packages. */
+    if (!l->in_package && memchr(path, '/', klen - (size_t)(path - key)))
+        return 0;
+    if (l->seen++ < l->skip || l->count_only)
+        return 0;
+    if ((long long)json_array_size(l->out) >= l->limit)
+        return 1;
+    json_t *doc;
+    if (store_rec_doc(rec, &doc) < 0)
+        return 0; /* an unreadable record must not hide the others */
+    json_t *b = entity_brief(l->kind, doc);
+    json_decref(doc);
+    if (!b || json_array_append_new(l->out, b)) {
+        l->err = -ENOMEM;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void do_list(struct rq *r, enum coll c, const char *ns, const char *pkg)
+{
+    struct wisp_err err = {0};
+    struct list_ctx l = {.kind = colls[c].kind, .in_package = pkg != NULL};
+    int cnt = query_bool(r, "count", false);
+    if (cnt < 0) {
+        reply_error(r, 400, "The value of 'count' must be true or false.");
+        return;
+    }
+    l.count_only = cnt;
+    if (query_uint(r, "skip", 0, 1LL << 40, colls[c].name, &l.skip, &err) < 0 ||
+        query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, colls[c].name, &l.limit,
+                   &err) < 0) {
+        reply_err(r, &err);
+        return;
+    }
+    if (l.limit == 0)
+        l.limit = LIST_LIMIT_MAX;
+    char prefix[STORE_MAX_KEY];
+    size_t plen;
+    char inner[ENTITY_NAME_MAX + 2];
+    snprintf(inner, sizeof inner, "%s/", pkg ? pkg : "");
+    if (ent_key(ns, pkg ? inner : "", prefix, &plen) < 0) {
+        reply_error(r, 400, "The name is too long.");
+        return;
+    }
+    l.out = json_array();
+    int rc = store_scan(r->api->st, STORE_ENTITIES, prefix, plen, false, list_fn, &l);
+    if (rc < 0 || !l.out) {
+        json_decref(l.out);
+        reply_error(r, 500, "The store failed to list entities.");
+        return;
+    }
+    if (l.count_only) {
+        json_decref(l.out);
+        reply_json(r, 200, json_pack("{s:I}", colls[c].name, (json_int_t)l.seen));
+        return;
+    }
+    reply_json(r, 200, l.out);
+}
+
+/* GET of a package adds its actions (those of the bound package for a
+ * binding) and feeds, as OpenWhisk shows them. */
+static void get_package(struct rq *r, const char *ns, json_t *doc)
+{
+    json_t *out = json_deep_copy(doc);
+    json_t *b = json_object_get(doc, "binding");
+    const char *pns = ns, *pname = wjson_str(doc, "name");
+    if (json_object_size(b) > 0) {
+        pns = wjson_str(b, "namespace");
+        pname = wjson_str(b, "name");
+    }
+    struct list_ctx l = {.kind = REC_ACTION, .in_package = true, .limit = 1000};
+    char prefix[STORE_MAX_KEY], inner[ENTITY_NAME_MAX + 2];
+    size_t plen;
+    l.out = json_array();
+    snprintf(inner, sizeof inner, "%s/", pname ? pname : "");
+    if (pns && ent_key(pns, inner, prefix, &plen) == 0 &&
+        store_scan(r->api->st, STORE_ENTITIES, prefix, plen, false, list_fn, &l) < 0) {
+        json_decref(l.out);
+        json_decref(out);
+        reply_error(r, 500, "The store failed to list the package's actions.");
+        return;
+    }
+    json_t *actions = json_array(), *feeds = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(l.out, i, a) {
+        json_t *brief = json_pack("{s:O, s:O, s:O}", "name", json_object_get(a, "name"),
+                                  "version", json_object_get(a, "version"), "annotations",
+                                  json_object_get(a, "annotations"));
+        bool is_feed = wjson_kv_get(json_object_get(a, "annotations"), "feed") != NULL;
+        json_array_append_new(is_feed ? feeds : actions, brief);
+    }
+    json_decref(l.out);
+    json_object_set_new(out, "actions", actions);
+    json_object_set_new(out, "feeds", feeds);
+    reply_json(r, 200, out);
+}
+
+/* ==== routing ========================================================= */
+
+static void method_not_allowed(struct rq *r, const char *allowed)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "HTTP method not allowed, supported methods: %s", allowed);
+    if (http_req_add_header(r->req, "Allow", allowed) < 0) {
+        reply_error(r, 503, "out of memory");
+        return;
+    }
+    reply_error(r, 405, msg);
+}
+
+static bool is(const struct rq *r, const char *m)
+{
+    return strcmp(r->method, m) == 0 || (strcmp(m, "GET") == 0 && strcmp(r->method, "HEAD") == 0);
+}
+
+static void api_info(struct rq *r)
+{
+    json_t *rt = json_object();
+    for (size_t i = 0; i < rt_kinds_count(r->api->kinds); i++) {
+        const struct rt_kind *k = rt_kind_at(r->api->kinds, i);
+        json_t *fam = json_object_get(rt, k->family);
+        if (!fam) {
+            fam = json_array();
+            json_object_set_new(rt, k->family, fam);
+        }
+        json_array_append_new(fam, json_pack("{s:s, s:b}", "kind", k->kind, "default",
+                                             k->is_default));
+    }
+    const struct wisp_cfg *c = r->api->cfg;
+    reply_json(r, 200,
+               json_pack("{s:[s], s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "api_paths",
+                         "/api/v1", "description", "OpenWhisk API (Wisp)", "api_version", "1.0.0",
+                         "build", WISP_VERSION, "runtimes", rt, "limits", "actions_per_minute",
+                         (json_int_t)120, "triggers_per_minute", (json_int_t)60,
+                         "concurrent_actions", (json_int_t)100, "max_action_code_bytes",
+                         (json_int_t)(c->action_max_code_kb * 1024), "sequence_length",
+                         (json_int_t)c->sequence_max));
+}
+
+static void ns_limits(struct rq *r)
+{
+    reply_json(r, 200,
+               json_pack("{s:i, s:i, s:i, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}}",
+                         "invocationsPerMinute", 120, "concurrentInvocations", 100,
+                         "firesPerMinute", 60, "timeout", "min", 100, "max", 300000, "memory",
+                         "min", 128, "max", 512, "logs", "min", 0, "max", 10));
+}
+
+/* /api/v1/namespaces/{ns}/{collection}[/{name}[/{name}]] */
+static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest, int nrest)
+{
+    /* Trailing slash: "actions/pkg/" lists the package's actions. */
+    if (nrest > 0 && rest[nrest - 1][0] == '\0')
+        nrest--;
+    if (nrest == 0 || (c == COLL_ACTIONS && nrest == 1 && rest[0] != r->segs[r->nsegs - 1])) {
+        if (!is(r, "GET")) {
+            method_not_allowed(r, "GET");
+            return;
+        }
+        struct wisp_err err = {0};
+        if (nrest == 1 && entity_name_valid(rest[0], "package", &err) < 0) {
+            reply_err(r, &err);
+            return;
+        }
+        do_list(r, c, ns, nrest == 1 ? rest[0] : NULL);
+        return;
+    }
+    if (nrest > (c == COLL_ACTIONS ? 2 : 1)) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    struct wisp_err err = {0};
+    const char *pkg = nrest == 2 ? rest[0] : NULL, *name = rest[nrest - 1];
+    if ((pkg && entity_name_valid(pkg, "package", &err) < 0) ||
+        entity_name_valid(name, colls[c].singular, &err) < 0) {
+        reply_err(r, &err);
+        return;
+    }
+    char path[PATH_MAXLEN];
+    snprintf(path, sizeof path, "%s%s%s", pkg ? pkg : "", pkg ? "/" : "", name);
+    struct write_ctx *w = calloc(1, sizeof *w);
+    if (!w) {
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    *w = (struct write_ctx){.r = r, .coll = c, .ns = ns, .path = path, .pkg = pkg, .name = name,
+                            .now = plat_clock_real_ms()};
+    if (is(r, "GET")) {
+        json_t *doc = NULL;
+        int rc = get_entity(r->api, ns, path, colls[c].kind, &doc, &err);
+        if (rc < 0) {
+            reply_err(r, &err);
+        } else if (c == COLL_PACKAGES) {
+            get_package(r, ns, doc);
+            json_decref(doc);
+        } else if (c == COLL_ACTIONS && query_bool(r, "code", true) == 0) {
+            reply_json(r, 200, entity_without_code(doc));
+            json_decref(doc);
+        } else {
+            reply_json(r, 200, doc);
+        }
+    } else if (is(r, "PUT")) {
+        int ow = query_bool(r, "overwrite", false);
+        if (ow < 0) {
+            reply_error(r, 400, "The value of 'overwrite' must be true or false.");
+        } else if (parse_body(r, &err) < 0) {
+            reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        } else {
+            w->overwrite = ow;
+            run_write(r, put_fn, w, 200);
+        }
+    } else if (is(r, "DELETE")) {
+        int force = query_bool(r, "force", false);
+        if (force < 0) {
+            reply_error(r, 400, "The value of 'force' must be true or false.");
+        } else {
+            w->force = force;
+            run_write(r, del_fn, w, 200);
+        }
+    } else if (c == COLL_RULES && is(r, "POST")) {
+        const char *st;
+        if (parse_body(r, &err) < 0) {
+            reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        } else if (!(st = wjson_str(r->body, "status")) ||
+                   (strcmp(st, "active") && strcmp(st, "inactive"))) {
+            reply_error(r, 400, "The request content was malformed: status must be \"active\" "
+                                "or \"inactive\".");
+        } else {
+            run_write(r, rule_state_fn, w, 200);
+        }
+    } else {
+        method_not_allowed(r, c == COLL_RULES ? "GET, PUT, DELETE, POST" : "GET, PUT, DELETE");
+    }
+    free(w);
+}
+
+static void route(struct rq *r)
+{
+    char **s = r->segs;
+    int n = r->nsegs;
+    if (n == 1 && strcmp(s[0], "ping") == 0) {
+        if (!is(r, "GET"))
+            return method_not_allowed(r, "GET");
+        http_reply(r->req, 200, "text/plain", "pong", 4);
+        finish(r);
+        return;
+    }
+    if (n < 2 || strcmp(s[0], "api") || strcmp(s[1], "v1")) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    if (n == 2 || (n == 3 && s[2][0] == '\0')) {
+        if (!is(r, "GET"))
+            return method_not_allowed(r, "GET");
+        api_info(r);
+        return;
+    }
+    if (strcmp(s[2], "namespaces") != 0) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns);
+    if (rc == -EIO) {
+        reply_error(r, 500, "The store failed to check the key.");
+        return;
+    }
+    if (rc < 0) {
+        if (http_req_add_header(r->req, "WWW-Authenticate", "Basic realm=\"whisk rest service\"") <
+            0) {
+            reply_error(r, 503, "out of memory");
+            return;
+        }
+        reply_error(r, 401, MSG_UNAUTHORIZED);
+        return;
+    }
+    if (n == 3 || (n == 4 && s[3][0] == '\0')) {
+        if (!is(r, "GET"))
+            return method_not_allowed(r, "GET");
+        reply_json(r, 200, json_pack("[s]", r->ns));
+        return;
+    }
+    const char *ns = strcmp(s[3], "_") == 0 ? r->ns : s[3];
+    if (strcmp(ns, r->ns) != 0) {
+        reply_error(r, 403, MSG_FORBIDDEN);
+        return;
+    }
+    if (n == 4) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    if (strcmp(s[4], "limits") == 0 && n == 5) {
+        if (!is(r, "GET"))
+            return method_not_allowed(r, "GET");
+        ns_limits(r);
+        return;
+    }
+    for (size_t c = 0; c < WISP_ARRAY_LEN(colls); c++) {
+        if (strcmp(s[4], colls[c].name) == 0) {
+            route_entity(r, ns, (enum coll)c, s + 5, n - 5);
+            return;
+        }
+    }
+    reply_error(r, 404, MSG_NOT_FOUND);
+}
+
+static void handle(void *ctx, struct http_req *req)
+{
+    struct api *a = ctx;
+    struct rq *r = calloc(1, sizeof *r);
+    if (!r) {
+        http_reply(req, 503, "application/json", "{\"error\":\"out of memory\",\"code\":\"0\"}", 37);
+        return;
+    }
+    r->api = a;
+    r->req = req;
+    r->method = http_req_method(req);
+    new_txid(a, r->txid);
+    if (strcmp(r->method, "OPTIONS") == 0) { /* CORS preflight; headers come with every reply */
+        http_reply(req, 200, NULL, NULL, 0);
+        finish(r);
+        return;
+    }
+    static const char *const known[] = {"GET", "HEAD", "PUT", "POST", "DELETE"};
+    bool ok = false;
+    for (size_t i = 0; i < WISP_ARRAY_LEN(known); i++)
+        ok |= strcmp(r->method, known[i]) == 0;
+    if (!ok) {
+        method_not_allowed(r, "GET, PUT, POST, DELETE, HEAD, OPTIONS");
+        return;
+    }
+    if (split_path(r, http_req_path(req)) < 0) {
+        reply_error(r, 400, "The request path is not valid.");
+        return;
+    }
+    route(r);
+}
+
+static size_t body_limit(void *ctx, const struct http_req *req)
+{
+    struct api *a = ctx;
+    const char *p = http_req_path(req);
+    /* Action PUT carries the code: bounded by the code limit plus room for
+     * escaping, parameters and annotations. */
+    if (strcmp(http_req_method(req), "PUT") == 0 && strstr(p, "/actions/"))
+        return (size_t)a->cfg->action_max_code_kb * 1024 * 2 + (size_t)a->cfg->max_params_kb * 2048;
+    return (size_t)a->cfg->max_body_kb * 1024;
+}
+
+static size_t error_body(void *ctx, int status, const char *msg, char *buf, size_t cap)
+{
+    (void)status;
+    char txid[33];
+    new_txid(ctx, txid);
+    return error_json(msg, txid, buf, cap);
+}
+
+int api_start(struct event_base *base, struct store *st, const struct rt_kinds *kinds,
+              const struct wisp_cfg *cfg, struct api **out, unsigned *bound_port,
+              struct wisp_err *err)
+{
+    struct api *a = calloc(1, sizeof *a);
+    if (!a)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    a->base = base;
+    a->st = st;
+    a->kinds = kinds;
+    a->cfg = cfg;
+    a->env = (struct entity_env){
+        .kinds = kinds,
+        .max_code_bytes = (size_t)cfg->action_max_code_kb * 1024,
+        .max_params_bytes = (size_t)cfg->max_params_kb * 1024,
+        .sequence_max = (unsigned)cfg->sequence_max,
+        .concurrency_max = (unsigned)cfg->concurrency_max,
+    };
+    unsigned char rnd[8];
+    int rc = plat_rand_bytes(rnd, sizeof rnd);
+    if (rc < 0) {
+        free(a);
+        return wisp_err_set(err, rc, "no random bytes");
+    }
+    plat_hex(rnd, sizeof rnd, a->txid_prefix);
+    char host[256];
+    unsigned port;
+    if (cfg_split_hostport(cfg->listen, host, sizeof host, &port) < 0) {
+        free(a);
+        return wisp_err_set(err, -EINVAL, "listen: '%s' is not HOST:PORT", cfg->listen);
+    }
+    struct http_server_cfg hc = {
+        .max_header_bytes = (size_t)cfg->http_max_header_kb * 1024,
+        .max_body_bytes = (size_t)cfg->max_body_kb * 1024,
+        .max_conns = (unsigned)cfg->http_max_conns,
+        .idle_timeout_s = (unsigned)cfg->http_idle_timeout_s,
+    };
+    struct http_callbacks cbs = {.body_limit = body_limit, .handle = handle,
+                                 .error_body = error_body, .ctx = a};
+    rc = http_server_start(base, &hc, host, port, &cbs, &a->http, bound_port, err);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_stop_listening(struct api *a)
+{
+    http_server_stop_listening(a->http);
+}
+
+unsigned api_pending(const struct api *a)
+{
+    return http_server_pending(a->http);
+}
+
+void api_free(struct api *a)
+{
+    if (!a)
+        return;
+    http_server_free(a->http);
+    free(a);
+}

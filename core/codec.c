@@ -1,0 +1,206 @@
+/* core/codec.c - JSON documents to msgpack records and back (msgpack-c).
+ *
+ * msgpack-c's unpacker keeps a fixed 32-level stack; deeper input fails to
+ * decode instead of overflowing, and the API refuses to store documents
+ * nested deeper than WJSON_MAX_DEPTH so every record written can be read. */
+#include "codec.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wjson.h"
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+    struct codec_buf *b = data;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void codec_buf_fini(struct codec_buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = buf->cap = 0;
+}
+
+static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
+{
+    if (depth > 30)
+        return -EINVAL;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        if (msgpack_pack_map(pk, json_object_size(j)))
+            return -ENOMEM;
+        json_object_foreach((json_t *)j, k, v) {
+            size_t kl = strlen(k);
+            if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, k, kl))
+                return -ENOMEM;
+            int rc = pack_json(pk, v, depth + 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *v;
+        if (msgpack_pack_array(pk, json_array_size(j)))
+            return -ENOMEM;
+        json_array_foreach(j, i, v) {
+            int rc = pack_json(pk, v, depth + 1);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    case JSON_STRING: {
+        size_t n = json_string_length(j);
+        return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, json_string_value(j), n)
+                   ? -ENOMEM
+                   : 0;
+    }
+    case JSON_INTEGER:
+        return msgpack_pack_int64(pk, json_integer_value(j)) ? -ENOMEM : 0;
+    case JSON_REAL:
+        return msgpack_pack_double(pk, json_real_value(j)) ? -ENOMEM : 0;
+    case JSON_TRUE:
+        return msgpack_pack_true(pk) ? -ENOMEM : 0;
+    case JSON_FALSE:
+        return msgpack_pack_false(pk) ? -ENOMEM : 0;
+    case JSON_NULL:
+        return msgpack_pack_nil(pk) ? -ENOMEM : 0;
+    }
+    return -EINVAL;
+}
+
+int codec_record_pack(struct codec_buf *buf, enum rec_kind kind, int64_t updated_ms,
+                      const json_t *doc)
+{
+    msgpack_packer pk;
+    buf->len = 0;
+    msgpack_packer_init(&pk, buf, buf_write);
+    if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, CODEC_SCHEMA_VERSION) ||
+        msgpack_pack_uint8(&pk, (uint8_t)kind) || msgpack_pack_int64(&pk, updated_ms))
+        return -ENOMEM;
+    return pack_json(&pk, doc, 0);
+}
+
+static json_t *unpack_obj(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_null();
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_boolean(o->via.boolean);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > (uint64_t)INT64_MAX)
+            return NULL;
+        return json_integer((json_int_t)o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_integer((json_int_t)o->via.i64);
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_real(o->via.f64);
+    case MSGPACK_OBJECT_STR:
+        return json_stringn(o->via.str.ptr, o->via.str.size); /* NULL if not UTF-8 */
+    case MSGPACK_OBJECT_ARRAY: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+            json_t *v = unpack_obj(&o->via.array.ptr[i]);
+            if (!v || json_array_append_new(a, v)) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        json_t *m = json_object();
+        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size > 4096) {
+                json_decref(m);
+                return NULL;
+            }
+            char key[4097];
+            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+            key[kv->key.via.str.size] = '\0';
+            json_t *v = unpack_obj(&kv->val);
+            if (!v || json_object_set_new_nocheck(m, key, v)) {
+                json_decref(m);
+                return NULL;
+            }
+        }
+        return m;
+    }
+    default: /* bin and ext never appear in our records */
+        return NULL;
+    }
+}
+
+int codec_record_peek_kind(const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    if (len < 4 || b[0] != 0x94 || b[1] > 0x7f || b[2] > 0x7f)
+        return -EBADMSG;
+    return b[2];
+}
+
+int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64_t *updated_ms,
+                        json_t **doc)
+{
+    int rc = -EBADMSG;
+    size_t off = 0;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
+        goto out;
+    const msgpack_object *o = &u.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+        goto out;
+    const msgpack_object *f = o->via.array.ptr;
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        goto out;
+    if (f[0].via.u64 > CODEC_SCHEMA_VERSION || f[0].via.u64 == 0) {
+        rc = -EPROTO;
+        goto out;
+    }
+    if (f[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER && f[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        goto out;
+    json_t *j = unpack_obj(&f[3]);
+    if (!j)
+        goto out;
+    *kind = (enum rec_kind)f[1].via.u64;
+    *updated_ms = f[2].via.i64;
+    *doc = j;
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+int codec_fuzz_one(const uint8_t *data, size_t len)
+{
+    enum rec_kind kind;
+    int64_t upd;
+    json_t *doc = NULL;
+    int rc = codec_record_unpack(data, len, &kind, &upd, &doc);
+    json_decref(doc);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* core/codec.h - msgpack records for the store.
+ *
+ * Every record is a msgpack array of four: [schema_version, kind,
+ * updated_ms, doc], where doc is the JSON document encoded as msgpack
+ * (objects as maps, strings as str, integers as int64, reals as float64).
+ * The first three bytes of a record are fixed-width (fixarray, positive
+ * fixints), so a listing can filter by kind without decoding the document.
+ * Decoding never trusts the bytes: corruption or an unknown schema version
+ * is -EBADMSG / -EPROTO for that record, never a crash. */
+#pragma once
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wisp.h"
+
+#define CODEC_SCHEMA_VERSION 1
+
+enum rec_kind {
+    REC_ACTION = 1,
+    REC_PACKAGE = 2,
+    REC_TRIGGER = 3,
+    REC_RULE = 4,
+    REC_KEY = 5,
+    REC_ACTIVATION = 6,
+    REC_META = 7,
+};
+
+struct codec_buf {
+    char *data;
+    size_t len, cap;
+};
+
+/* Encodes a record into buf (reset first; buf owns its memory, release with
+ * codec_buf_fini). 0, -ENOMEM, or -EINVAL for values msgpack cannot hold. */
+int codec_record_pack(struct codec_buf *buf, enum rec_kind kind, int64_t updated_ms,
+                      const json_t *doc) WISP_MUST_CHECK;
+/* Decodes a record; *doc is a new reference. 0, -EBADMSG (not a record,
+ * truncated, too deep), -EPROTO (schema version newer than this build). */
+int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64_t *updated_ms,
+                        json_t **doc) WISP_MUST_CHECK;
+/* The kind of a record from its first bytes, or -EBADMSG. */
+int codec_record_peek_kind(const void *data, size_t len) WISP_MUST_CHECK;
+void codec_buf_fini(struct codec_buf *buf);
+
+/* Fuzz entry point: decodes arbitrary bytes, discards the result. */
+int codec_fuzz_one(const uint8_t *data, size_t len);

@@ -1,0 +1,756 @@
+/* core/http.c - see http.h.
+ *
+ * Each connection is a small state machine driven by conn_drive(): it moves
+ * forward on every read until it would have to wait. Only one request per
+ * connection is out at a time; bytes of a pipelined next request stay in
+ * the input buffer, whose growth is capped by a read watermark.
+ *
+ * The one thing a newcomer gets wrong: a request outlives its connection
+ * when its reply is pending. conn_free() never frees a handed-out request;
+ * it only cuts req->conn, and http_reply() frees whatever is left. */
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define HTTP_MAX_HEADERS 64
+#define LINGER_SECONDS 2
+
+struct hdr {
+    const char *name, *value;
+};
+
+enum conn_state {
+    C_HEAD,       /* waiting for a complete request head */
+    C_BODY,       /* reading a Content-Length body */
+    C_CHUNK_SIZE, /* reading a chunk-size line */
+    C_CHUNK_DATA, /* reading chunk bytes */
+    C_CHUNK_CRLF, /* reading the CRLF after chunk bytes */
+    C_TRAILER,    /* reading trailer lines after the last chunk */
+    C_HANDLING,   /* request handed to the handler, reply pending */
+    C_WRITING,    /* reply queued, waiting for the output to drain */
+    C_LINGER,     /* error reply sent, discarding input until EOF */
+};
+
+struct conn;
+
+struct http_req {
+    struct conn *conn; /* NULL once the client has gone */
+    struct http_server *srv;
+    char *head;
+    const char *method, *path, *query;
+    int minor;
+    struct hdr hdrs[HTTP_MAX_HEADERS];
+    unsigned nhdrs;
+    char *body;
+    size_t body_len, body_cap;
+    bool keep_alive, chunked, expect_continue;
+    long long content_length; /* -1: none */
+    struct evbuffer *extra;   /* response headers added by the handler */
+    http_gone_fn *gone_fn;
+    void *gone_arg;
+};
+
+struct conn {
+    struct http_server *srv;
+    struct bufferevent *bev;
+    struct conn *prev, *next;
+    enum conn_state state;
+    struct http_req *req;
+    size_t body_limit, need;
+    bool close_after, linger;
+    struct event *linger_ev;
+};
+
+struct http_server {
+    struct event_base *base;
+    struct evconnlistener *lev;
+    struct http_server_cfg cfg;
+    struct http_callbacks cbs;
+    struct conn *conns;
+    unsigned nconns, pending;
+    struct timeval idle;
+};
+
+static void conn_drive(struct conn *c);
+static void conn_free(struct conn *c);
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    default: return "Unknown";
+    }
+}
+
+/* ==== request head parsing ============================================ */
+
+static bool is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Parses the NUL-terminated head in r->head in place. 0 or an HTTP status. */
+static int parse_head(struct http_req *r, size_t len)
+{
+    char *p = r->head, *end = r->head + len;
+    char *eol = strstr(p, "\r\n");
+    if (!eol)
+        return 400;
+    *eol = '\0';
+    /* request line: METHOD SP target SP HTTP/1.x */
+    char *sp1 = strchr(p, ' ');
+    if (!sp1 || sp1 == p)
+        return 400;
+    *sp1 = '\0';
+    for (char *m = p; *m; m++)
+        if (!is_tchar((unsigned char)*m))
+            return 400;
+    r->method = p;
+    char *target = sp1 + 1;
+    char *sp2 = strchr(target, ' ');
+    if (!sp2)
+        return 400;
+    *sp2 = '\0';
+    const char *ver = sp2 + 1;
+    if (strncmp(ver, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)ver[7]) || ver[8])
+        return strncmp(ver, "HTTP/", 5) == 0 ? 505 : 400;
+    r->minor = ver[7] - '0';
+    if (target[0] != '/')
+        return 400;
+    for (char *t = target; *t; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+            return 400;
+    char *q = strchr(target, '?');
+    if (q) {
+        *q = '\0';
+        r->query = q + 1;
+    } else {
+        r->query = "";
+    }
+    r->path = target;
+    /* header fields */
+    p = eol + 2;
+    while (p < end) {
+        eol = strstr(p, "\r\n");
+        if (!eol)
+            return 400;
+        *eol = '\0';
+        if (eol == p)
+            break; /* the empty line */
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p)
+            return 400;
+        for (char *n = p; n < colon; n++)
+            if (!is_tchar((unsigned char)*n))
+                return 400;
+        *colon = '\0';
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        char *ve = eol;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            *--ve = '\0';
+        for (char *c = v; *c; c++)
+            if ((unsigned char)*c < 0x20 && *c != '\t')
+                return 400;
+        if (r->nhdrs == HTTP_MAX_HEADERS)
+            return 431;
+        r->hdrs[r->nhdrs].name = p;
+        r->hdrs[r->nhdrs++].value = v;
+        p = eol + 2;
+    }
+    /* framing */
+    r->content_length = -1;
+    const char *cl = NULL, *te = NULL, *conn = NULL, *expect = NULL;
+    for (unsigned i = 0; i < r->nhdrs; i++) {
+        const char *n = r->hdrs[i].name, *v = r->hdrs[i].value;
+        if (strcasecmp(n, "Content-Length") == 0) {
+            if (cl && strcmp(cl, v) != 0)
+                return 400;
+            cl = v;
+        } else if (strcasecmp(n, "Transfer-Encoding") == 0) {
+            te = v;
+        } else if (strcasecmp(n, "Connection") == 0) {
+            conn = v;
+        } else if (strcasecmp(n, "Expect") == 0) {
+            expect = v;
+        }
+    }
+    if (te) {
+        if (cl || strcasecmp(te, "chunked") != 0)
+            return te && strcasecmp(te, "chunked") != 0 ? 501 : 400;
+        r->chunked = true;
+    } else if (cl) {
+        if (!*cl || strlen(cl) > 18 || strspn(cl, "0123456789") != strlen(cl))
+            return 400;
+        r->content_length = strtoll(cl, NULL, 10);
+    }
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0)
+            return 400;
+        r->expect_continue = r->minor >= 1;
+    }
+    r->keep_alive = r->minor >= 1;
+    if (conn) {
+        if (strcasestr(conn, "close"))
+            r->keep_alive = false;
+        else if (strcasestr(conn, "keep-alive"))
+            r->keep_alive = true;
+    }
+    return 0;
+}
+
+static void req_free(struct http_req *r)
+{
+    if (!r)
+        return;
+    if (r->extra)
+        evbuffer_free(r->extra);
+    free(r->head);
+    free(r->body);
+    free(r);
+}
+
+int http_fuzz_one(const unsigned char *data, size_t len)
+{
+    struct http_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->head = malloc(len + 1);
+    if (!r->head) {
+        free(r);
+        return -ENOMEM;
+    }
+    memcpy(r->head, data, len);
+    r->head[len] = '\0';
+    int rc = parse_head(r, strlen(r->head));
+    req_free(r);
+    return rc;
+}
+
+/* ==== accessors ======================================================= */
+
+const char *http_req_method(const struct http_req *r) { return r->method; }
+const char *http_req_path(const struct http_req *r) { return r->path; }
+const char *http_req_query(const struct http_req *r) { return r->query; }
+bool http_req_is_gone(const struct http_req *r) { return r->conn == NULL; }
+
+const char *http_req_header(const struct http_req *r, const char *name)
+{
+    for (unsigned i = 0; i < r->nhdrs; i++)
+        if (strcasecmp(r->hdrs[i].name, name) == 0)
+            return r->hdrs[i].value;
+    return NULL;
+}
+
+const char *http_req_body(const struct http_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+void http_req_on_gone(struct http_req *r, http_gone_fn *fn, void *arg)
+{
+    r->gone_fn = fn;
+    r->gone_arg = arg;
+}
+
+int http_req_add_header(struct http_req *r, const char *name, const char *value)
+{
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return -EINVAL;
+    if (!r->extra && !(r->extra = evbuffer_new()))
+        return -ENOMEM;
+    return evbuffer_add_printf(r->extra, "%s: %s\r\n", name, value) < 0 ? -ENOMEM : 0;
+}
+
+/* ==== replies ========================================================= */
+
+static void queue_reply(struct conn *c, int status, const char *ctype, const char *body,
+                        size_t len, struct evbuffer *extra, bool keep_alive, bool head_only)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Content-Length: %zu\r\n"
+                        "Access-Control-Allow-Origin: *\r\n"
+                        "Access-Control-Allow-Methods: GET, DELETE, POST, PUT, HEAD\r\n"
+                        "Access-Control-Allow-Headers: Authorization, Origin, X-Requested-With, "
+                        "Content-Type, Accept, User-Agent\r\n",
+                        status, http_status_text(status), len);
+    if (len || ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype ? ctype : "application/json");
+    if (extra)
+        evbuffer_add_buffer(out, extra);
+    if (!keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    evbuffer_add(out, "\r\n", 2);
+    if (len && !head_only)
+        evbuffer_add(out, body, len);
+    c->close_after = !keep_alive;
+    c->state = C_WRITING;
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* The server's own error replies; the connection closes after them. */
+static void conn_error(struct conn *c, int status, const char *msg)
+{
+    char body[512];
+    size_t len = c->srv->cbs.error_body(c->srv->cbs.ctx, status, msg, body, sizeof body);
+    req_free(c->req);
+    c->req = NULL;
+    /* Unread request bytes may follow: read and drop them after the reply
+     * so the client sees the status instead of a reset. */
+    c->linger = true;
+    queue_reply(c, status, "application/json", body, len, NULL, false, false);
+}
+
+void http_reply(struct http_req *r, int status, const char *ctype, const char *body, size_t len)
+{
+    struct conn *c = r->conn;
+    r->srv->pending--;
+    if (c) {
+        c->req = NULL;
+        bufferevent_set_timeouts(c->bev, &c->srv->idle, &c->srv->idle);
+        queue_reply(c, status, ctype, body, len, r->extra, r->keep_alive,
+                    strcmp(r->method, "HEAD") == 0);
+    }
+    req_free(r);
+}
+
+/* ==== connection state machine ======================================== */
+
+static void dispatch(struct conn *c)
+{
+    struct http_req *r = c->req;
+    if (!r->body) { /* every handler may treat the body as a C string */
+        r->body = calloc(1, 1);
+        if (!r->body) {
+            conn_error(c, 503, "out of memory");
+            return;
+        }
+    }
+    r->body[r->body_len] = '\0';
+    c->state = C_HANDLING;
+    c->srv->pending++;
+    /* A pending reply may take long (a blocking invoke): no read timeout
+     * meanwhile; a hang-up still shows as EOF. */
+    bufferevent_set_timeouts(c->bev, NULL, &c->srv->idle);
+    c->srv->cbs.handle(c->srv->cbs.ctx, r);
+}
+
+static bool body_reserve(struct conn *c, size_t more)
+{
+    struct http_req *r = c->req;
+    if (r->body_len + more + 1 <= r->body_cap)
+        return true;
+    size_t cap = r->body_cap ? r->body_cap : 1024;
+    while (cap < r->body_len + more + 1)
+        cap *= 2;
+    char *b = realloc(r->body, cap);
+    if (!b)
+        return false;
+    r->body = b;
+    r->body_cap = cap;
+    return true;
+}
+
+static void start_request(struct conn *c, struct evbuffer *in)
+{
+    struct http_server *s = c->srv;
+    /* Tolerate empty lines before a request line (RFC 9112 2.2). */
+    for (;;) {
+        unsigned char two[2];
+        if (evbuffer_copyout(in, two, 2) == 2 && two[0] == '\r' && two[1] == '\n')
+            evbuffer_drain(in, 2);
+        else
+            break;
+    }
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0) {
+        if (evbuffer_get_length(in) > s->cfg.max_header_bytes)
+            conn_error(c, 431, "Request header is larger than allowed.");
+        return;
+    }
+    size_t hlen = (size_t)end.pos + 4;
+    if (hlen > s->cfg.max_header_bytes) {
+        conn_error(c, 431, "Request header is larger than allowed.");
+        return;
+    }
+    struct http_req *r = calloc(1, sizeof *r);
+    char *head = malloc(hlen + 1);
+    if (!r || !head) {
+        free(r);
+        free(head);
+        conn_error(c, 503, "out of memory");
+        return;
+    }
+    evbuffer_remove(in, head, hlen);
+    head[hlen] = '\0';
+    r->head = head;
+    r->srv = s;
+    r->conn = c;
+    c->req = r;
+    if (memchr(head, '\0', hlen)) {
+        conn_error(c, 400, "The request head contains a NUL byte.");
+        return;
+    }
+    int status = parse_head(r, hlen);
+    if (status) {
+        conn_error(c, status, status == 431 ? "Too many request header fields."
+                              : status == 505 ? "HTTP version not supported."
+                              : status == 501 ? "Transfer encoding not supported."
+                                              : "The request could not be parsed.");
+        return;
+    }
+    size_t limit = s->cbs.body_limit ? s->cbs.body_limit(s->cbs.ctx, r) : 0;
+    c->body_limit = limit ? limit : s->cfg.max_body_bytes;
+    if (r->content_length >= 0 && (unsigned long long)r->content_length > c->body_limit) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Request larger than allowed: %lld > %zu bytes.",
+                 r->content_length, c->body_limit);
+        conn_error(c, 413, msg);
+        return;
+    }
+    if (r->expect_continue)
+        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (r->chunked) {
+        c->state = C_CHUNK_SIZE;
+    } else if (r->content_length > 0) {
+        c->need = (size_t)r->content_length;
+        if (!body_reserve(c, c->need)) {
+            conn_error(c, 503, "out of memory");
+            return;
+        }
+        c->state = C_BODY;
+    } else {
+        dispatch(c);
+    }
+}
+
+static void conn_drive(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    /* Every case returns when it must wait for bytes and breaks when it
+     * made progress. */
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        switch (c->state) {
+        case C_HEAD:
+            if (avail == 0)
+                return;
+            start_request(c, in);
+            if (c->state == C_HEAD)
+                return; /* incomplete head */
+            break;
+        case C_BODY: {
+            size_t n = avail < c->need ? avail : c->need;
+            if (n == 0)
+                return;
+            struct http_req *r = c->req;
+            evbuffer_remove(in, r->body + r->body_len, n);
+            r->body_len += n;
+            c->need -= n;
+            if (c->need == 0)
+                dispatch(c);
+            break;
+        }
+        case C_CHUNK_SIZE:
+        case C_TRAILER: {
+            size_t llen;
+            char *line = evbuffer_readln(in, &llen, EVBUFFER_EOL_CRLF_STRICT);
+            if (!line) {
+                if (avail > 1024)
+                    conn_error(c, 400, "Malformed chunked body.");
+                return;
+            }
+            if (c->state == C_TRAILER) {
+                free(line);
+                if (llen == 0)
+                    dispatch(c);
+                break;
+            }
+            char *endp;
+            errno = 0;
+            unsigned long long sz = strtoull(line, &endp, 16);
+            bool ok = endp != line && !errno && (*endp == '\0' || *endp == ';' || *endp == ' ');
+            free(line);
+            if (!ok) {
+                conn_error(c, 400, "Malformed chunked body.");
+                return;
+            }
+            if (sz == 0) {
+                c->state = C_TRAILER;
+                break;
+            }
+            if (sz > c->body_limit || c->req->body_len + sz > c->body_limit) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "Request larger than allowed: %llu > %zu bytes.",
+                         (unsigned long long)(c->req->body_len + sz), c->body_limit);
+                conn_error(c, 413, msg);
+                return;
+            }
+            if (!body_reserve(c, (size_t)sz)) {
+                conn_error(c, 503, "out of memory");
+                return;
+            }
+            c->need = (size_t)sz;
+            c->state = C_CHUNK_DATA;
+            break;
+        }
+        case C_CHUNK_DATA: {
+            size_t n = avail < c->need ? avail : c->need;
+            if (n == 0)
+                return;
+            struct http_req *r = c->req;
+            evbuffer_remove(in, r->body + r->body_len, n);
+            r->body_len += n;
+            c->need -= n;
+            if (c->need == 0)
+                c->state = C_CHUNK_CRLF;
+            break;
+        }
+        case C_CHUNK_CRLF: {
+            char two[2];
+            if (avail < 2)
+                return;
+            evbuffer_remove(in, two, 2);
+            if (two[0] != '\r' || two[1] != '\n') {
+                conn_error(c, 400, "Malformed chunked body.");
+                return;
+            }
+            c->state = C_CHUNK_SIZE;
+            break;
+        }
+        case C_LINGER:
+            evbuffer_drain(in, avail);
+            return;
+        case C_HANDLING:
+        case C_WRITING:
+            return;
+        }
+    }
+}
+
+static void on_linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_drive(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state != C_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    if (c->close_after) {
+        if (!c->linger) {
+            conn_free(c);
+            return;
+        }
+        /* Half-close and drain what the client still sends, for a bound. */
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+        c->state = C_LINGER;
+        struct timeval tv = {LINGER_SECONDS, 0};
+        c->linger_ev = evtimer_new(c->srv->base, on_linger_timeout, c);
+        if (!c->linger_ev || evtimer_add(c->linger_ev, &tv) < 0) {
+            conn_free(c);
+            return;
+        }
+        conn_drive(c);
+        return;
+    }
+    c->state = C_HEAD;
+    conn_drive(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what; /* EOF, error or timeout: the connection is over either way */
+    conn_free(arg);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct http_server *s = c->srv;
+    struct http_req *r = c->req;
+    if (r) {
+        if (c->state == C_HANDLING) {
+            r->conn = NULL; /* the handler still owns it; its reply frees it */
+            if (r->gone_fn)
+                r->gone_fn(r->gone_arg);
+        } else {
+            req_free(r);
+        }
+    }
+    if (c->linger_ev)
+        event_free(c->linger_ev);
+    bufferevent_free(c->bev);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    free(c);
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)lev;
+    (void)sa;
+    (void)salen;
+    struct http_server *s = arg;
+    if (s->nconns >= s->cfg.max_conns) {
+        char body[256], head[512];
+        size_t len = s->cbs.error_body(s->cbs.ctx, 503, "Too many connections.", body, sizeof body);
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+                         len, (int)len, body);
+        /* Best effort on a fresh socket with an empty send buffer. */
+        ssize_t w = write(fd, head, (size_t)n);
+        (void)w;
+        evutil_closesocket(fd);
+        wlog_warn("http", "connection refused: %u open (http-max-conns)", s->nconns);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct conn *c = calloc(1, sizeof *c);
+    struct bufferevent *bev =
+        c ? bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    c->bev = bev;
+    c->state = C_HEAD;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    bufferevent_setcb(bev, on_read, on_write, on_event, c);
+    bufferevent_set_timeouts(bev, &s->idle, &s->idle);
+    /* Bodies are moved out as they arrive; this caps what a pipelining
+     * client can park in the input buffer while a reply is pending. */
+    size_t hw = s->cfg.max_header_bytes * 2 < 65536 ? 65536 : s->cfg.max_header_bytes * 2;
+    bufferevent_setwatermark(bev, EV_READ, 0, hw);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int http_server_start(struct event_base *base, const struct http_server_cfg *cfg,
+                      const char *host, unsigned port, const struct http_callbacks *cbs,
+                      struct http_server **out, unsigned *bound_port, struct wisp_err *err)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    char spec[300];
+    const char *h = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    /* libevent's parser refuses port 0, so parse the address alone. */
+    snprintf(spec, sizeof spec, strchr(h, ':') ? "[%s]" : "%s", h);
+    memset(&ss, 0, sizeof ss);
+    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0)
+        return wisp_err_set(err, -EINVAL, "listen: '%s' is not an IP address", host);
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    snprintf(spec, sizeof spec, strchr(h, ':') ? "[%s]:%u" : "%s:%u", h, port);
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    s->base = base;
+    s->cfg = *cfg;
+    s->cbs = *cbs;
+    s->idle.tv_sec = cfg->idle_timeout_s;
+    s->lev = evconnlistener_new_bind(
+        base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        (struct sockaddr *)&ss, sslen);
+    if (!s->lev) {
+        int e = errno;
+        free(s);
+        return wisp_err_set(err, -e, "cannot listen on %s: %s", spec, strerror(e));
+    }
+    struct sockaddr_storage got;
+    socklen_t glen = sizeof got;
+    getsockname(evconnlistener_get_fd(s->lev), (struct sockaddr *)&got, &glen);
+    *bound_port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                  : ((struct sockaddr_in *)&got)->sin_port);
+    *out = s;
+    return 0;
+}
+
+void http_server_stop_listening(struct http_server *s)
+{
+    if (s->lev) {
+        evconnlistener_free(s->lev);
+        s->lev = NULL;
+    }
+}
+
+unsigned http_server_pending(const struct http_server *s)
+{
+    return s->pending;
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (!s)
+        return;
+    http_server_stop_listening(s);
+    while (s->conns)
+        conn_free(s->conns);
+    free(s);
+}

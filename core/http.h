@@ -1,0 +1,86 @@
+/* core/http.h - the API's HTTP/1.1 server, on libevent bufferevents.
+ *
+ * Why not evhttp: on Debian's libevent 2.1 evhttp answers an oversized body
+ * with its own HTML page (OpenWhisk clients expect a JSON error), offers no
+ * hook between headers and body (so a body limit cannot depend on the
+ * route), no connection cap, and no notice when a client hangs up on a
+ * request whose reply is still pending (libevent issue #997). This server
+ * does those four things and nothing more: keep-alive, Content-Length and
+ * chunked bodies, `Expect: 100-continue`, one request in flight per
+ * connection (pipelined requests wait their turn).
+ *
+ * Loop thread only. A request is handed to the handler once its body is
+ * read; the handler answers with http_reply() now or later. Every request
+ * gets exactly one http_reply(), which also frees it. If the client goes
+ * away first the request stays valid, http_req_is_gone() turns true, the
+ * gone callback (if set) runs once, and the eventual reply is discarded. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wisp.h"
+
+struct event_base;
+struct http_server;
+struct http_req;
+
+struct http_server_cfg {
+    size_t max_header_bytes; /* request line + headers; beyond: 431 */
+    size_t max_body_bytes;   /* default body bound; beyond: 413 */
+    unsigned max_conns;      /* beyond: 503 and close */
+    unsigned idle_timeout_s; /* idle keep-alive and slow-request bound */
+};
+
+/* Called once the headers are in: returns the body bound for this request
+ * (0 means the server default). Must not reply. */
+typedef size_t http_body_limit_fn(void *ctx, const struct http_req *req);
+/* Called once per request with its body read. */
+typedef void http_handler_fn(void *ctx, struct http_req *req);
+/* Builds the body of the server's own error replies (400, 413, 431, 503)
+ * into buf; returns its length. */
+typedef size_t http_error_body_fn(void *ctx, int status, const char *msg, char *buf, size_t cap);
+typedef void http_gone_fn(void *arg);
+
+struct http_callbacks {
+    http_body_limit_fn *body_limit;
+    http_handler_fn *handle;
+    http_error_body_fn *error_body;
+    void *ctx;
+};
+
+/* Binds host:port (port 0: any free port, reported in *bound_port).
+ * 0 or -errno with err set. */
+int http_server_start(struct event_base *base, const struct http_server_cfg *cfg,
+                      const char *host, unsigned port, const struct http_callbacks *cbs,
+                      struct http_server **out, unsigned *bound_port, struct wisp_err *err)
+    WISP_MUST_CHECK;
+/* Stops accepting; connections already open go on. */
+void http_server_stop_listening(struct http_server *s);
+/* Requests handed to the handler and not yet replied to. */
+unsigned http_server_pending(const struct http_server *s);
+/* Closes every connection and frees the server. Requests still pending are
+ * marked gone; their replies are discarded and free them. */
+void http_server_free(struct http_server *s);
+
+const char *http_req_method(const struct http_req *r);
+/* Percent-encoded path without the query, e.g. "/api/v1/namespaces/_/actions". */
+const char *http_req_path(const struct http_req *r);
+/* Raw query string without '?', or "" when none. */
+const char *http_req_query(const struct http_req *r);
+/* Case-insensitive header lookup; NULL when absent. */
+const char *http_req_header(const struct http_req *r, const char *name);
+/* The body (NUL-terminated for convenience), len may be 0. */
+const char *http_req_body(const struct http_req *r, size_t *len);
+bool http_req_is_gone(const struct http_req *r);
+void http_req_on_gone(struct http_req *r, http_gone_fn *fn, void *arg);
+
+/* Adds a response header (copied); before http_reply only. */
+int http_req_add_header(struct http_req *r, const char *name, const char *value) WISP_MUST_CHECK;
+/* Sends the reply and frees r. body may be NULL when len is 0. */
+void http_reply(struct http_req *r, int status, const char *content_type, const char *body,
+                size_t len);
+
+const char *http_status_text(int status);
+
+/* Fuzz entry point: parses one request head (request line + headers). */
+int http_fuzz_one(const unsigned char *data, size_t len);

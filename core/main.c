@@ -1,0 +1,157 @@
+/* core/main.c - wispd: reads the config, opens the store, starts the API
+ * and runs the loop. Every socket, timer and signal is an event on the one
+ * event_base created here.
+ *
+ * SIGTERM/SIGINT drain: the listener closes at once, requests in flight get
+ * their answers (bounded by drain-timeout-s), then the loop ends and wispd
+ * exits 0. */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth.h"
+#include "cfg.h"
+#include "log.h"
+#include "plat.h"
+#include "pool.h"
+#include "store.h"
+
+struct daemon {
+    struct event_base *base;
+    struct api *api;
+    struct event *drain_tick;
+    int64_t drain_deadline_us;
+    bool draining;
+};
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    unsigned pending = api_pending(d->api);
+    if (pending == 0 || plat_clock_mono_us() >= d->drain_deadline_us) {
+        if (pending)
+            wlog_warn("wispd", "drain timeout: %u requests still pending", pending);
+        event_base_loopexit(d->base, NULL);
+    }
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *d = arg;
+    if (d->draining) {
+        wlog_warn("wispd", "second signal %d: exiting now", (int)sig);
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    d->draining = true;
+    wlog_info("wispd", "signal %d: draining", (int)sig);
+    api_stop_listening(d->api);
+    struct timeval tick = {0, 20000};
+    d->drain_tick = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
+    if (!d->drain_tick || event_add(d->drain_tick, &tick) < 0)
+        event_base_loopexit(d->base, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static struct wisp_cfg cfg;
+    struct wisp_err err = {0};
+    struct daemon d = {0};
+    struct store *st = NULL;
+    struct rt_kinds *kinds = NULL;
+    struct event *sigs[2] = {0};
+    int status = 1;
+
+    int rc = cfg_load(&cfg, argc, argv, &err);
+    if (rc == 1) {
+        cfg_usage(stdout);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        return 2;
+    }
+    if (rc == 2) {
+        cfg_print(&cfg, stdout);
+        return 0;
+    }
+    enum wlog_level lvl;
+    if (wlog_parse_level(cfg.log_level, &lvl) == 0)
+        wlog_threshold = lvl;
+    signal(SIGPIPE, SIG_IGN);
+
+    d.base = event_base_new();
+    if (!d.base) {
+        fprintf(stderr, "wispd: cannot create the event loop\n");
+        return 1;
+    }
+    if (rt_kinds_load(cfg.kinds, &kinds, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    struct store_cfg sc = {
+        .dir = cfg.data,
+        .map_bytes = cfg.store_map_mb << 20,
+        .map_max_bytes = cfg.store_map_max_mb << 20,
+        .cache_entries = (unsigned)cfg.entity_cache,
+        .async_sync = true,
+    };
+    if (store_open(&sc, d.base, &st, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    bool created;
+    if (auth_bootstrap_guest(st, cfg.data, getenv("WISP_GUEST_KEY"), &created, &err) < 0) {
+        fprintf(stderr, "wispd: guest namespace: %s\n", err.msg);
+        goto out;
+    }
+    if (created)
+        wlog_info("wispd", "new data dir %s: namespace guest created%s", cfg.data,
+                  getenv("WISP_GUEST_KEY") ? " with WISP_GUEST_KEY" : ", key in guest.key");
+    if (cfg.tls_cert[0]) {
+        fprintf(stderr, "wispd: TLS on the API listener is not available in this build; "
+                        "terminate TLS in front of wispd or leave tls-cert unset\n");
+        goto out;
+    }
+    unsigned port;
+    if (api_start(d.base, st, kinds, &cfg, &d.api, &port, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    int signums[2] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
+        if (!sigs[i] || event_add(sigs[i], NULL) < 0) {
+            fprintf(stderr, "wispd: cannot watch signals\n");
+            goto out;
+        }
+    }
+    char host[256];
+    unsigned ignored;
+    if (cfg_split_hostport(cfg.listen, host, sizeof host, &ignored) < 0)
+        goto out;
+    fprintf(stderr, "wispd: ready on http://%s%s%s:%u\n", strchr(host, ':') ? "[" : "", host,
+            strchr(host, ':') ? "]" : "", port);
+    fflush(stderr);
+    event_base_dispatch(d.base);
+    wlog_info("wispd", "stopped");
+    status = 0;
+out:
+    api_free(d.api);
+    for (int i = 0; i < 2; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    if (d.drain_tick)
+        event_free(d.drain_tick);
+    store_close(st);
+    rt_kinds_free(kinds);
+    event_base_free(d.base);
+    return status;
+}

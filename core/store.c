@@ -1,0 +1,698 @@
+/* core/store.c - LMDB environment, named databases, entity cache, group
+ * fsync. See store.h for the contract.
+ *
+ * Invariants:
+ * - Only this file includes lmdb.h; MDB_* codes become -errno here
+ *   (MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC, corruption -> -EIO).
+ * - At most one transaction is live at a time (one thread). The reusable
+ *   read txn is reset between reads so it never pins old pages.
+ * - The sync thread only calls mdb_env_sync(): without MDB_WRITEMAP that is
+ *   an fdatasync() of the data file, safe beside a writer on the loop.
+ * - The cache holds decoded documents by entities key. A write to a key
+ *   drops its entry before commit; entries are filled only by reads, which
+ *   see committed data, so the cache never holds an uncommitted value. */
+#include "store.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plat.h"
+
+#define SYNC_WAITERS_MAX 4096
+
+static const char *const db_names[STORE_NDB] = {"keys", "entities", "activations", "act_index",
+                                                "meta"};
+
+struct cache_ent {
+    struct cache_ent *hnext;            /* hash chain */
+    struct cache_ent *lru_prev, *lru_next;
+    enum rec_kind kind;
+    int64_t updated_ms;
+    json_t *doc;
+    size_t klen;
+    char key[];
+};
+
+struct sync_waiter {
+    struct sync_waiter *next;
+    uint64_t gen;
+    store_synced_fn *cb;
+    void *arg;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_NDB];
+    MDB_txn *rtxn; /* reusable read txn, reset when idle */
+    uint64_t map_bytes, map_max_bytes;
+    bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
+    struct store_stats stats;
+
+    /* entity cache */
+    struct cache_ent **buckets;
+    size_t nbuckets, nentries, cap;
+    struct cache_ent lru; /* sentinel: lru.lru_next is the most recent */
+
+    /* group fsync */
+    struct event_base *base;
+    struct event *sync_ev;
+    int sync_fd; /* eventfd: sync thread -> loop */
+    pthread_t sync_thread;
+    bool has_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t req_gen, done_gen; /* under mu */
+    int sync_err;               /* under mu: last fdatasync failure */
+    bool stopping;              /* under mu */
+    struct sync_waiter *wait_head, *wait_tail;
+    unsigned nwaiters;
+};
+
+struct store_txn {
+    struct store *st;
+    MDB_txn *txn;
+};
+
+struct store_rec {
+    struct store *st;
+    MDB_val key, val;
+};
+
+static int map_rc(struct store *st, int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_MAP_FULL:
+        st->map_full = true;
+        return -ENOSPC;
+    case MDB_TXN_FULL:
+        return -E2BIG;
+    case MDB_BAD_VALSIZE:
+        return -ENAMETOOLONG;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return -EIO;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+/* ==== entity cache ==================================================== */
+
+static uint64_t hash_key(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static struct cache_ent **cache_slot(struct store *st, const void *key, size_t klen)
+{
+    struct cache_ent **pp = &st->buckets[hash_key(key, klen) & (st->nbuckets - 1)];
+    while (*pp && ((*pp)->klen != klen || memcmp((*pp)->key, key, klen) != 0))
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void lru_unlink(struct cache_ent *e)
+{
+    e->lru_prev->lru_next = e->lru_next;
+    e->lru_next->lru_prev = e->lru_prev;
+}
+
+static void lru_push(struct store *st, struct cache_ent *e)
+{
+    e->lru_next = st->lru.lru_next;
+    e->lru_prev = &st->lru;
+    st->lru.lru_next->lru_prev = e;
+    st->lru.lru_next = e;
+}
+
+static void cache_drop(struct store *st, const void *key, size_t klen)
+{
+    if (!st->cap)
+        return;
+    struct cache_ent **pp = cache_slot(st, key, klen);
+    struct cache_ent *e = *pp;
+    if (!e)
+        return;
+    *pp = e->hnext;
+    lru_unlink(e);
+    json_decref(e->doc);
+    free(e);
+    st->nentries--;
+}
+
+static void cache_put(struct store *st, const void *key, size_t klen, enum rec_kind kind,
+                      int64_t updated_ms, json_t *doc)
+{
+    if (!st->cap)
+        return;
+    if (st->nentries >= st->cap) {
+        struct cache_ent *old = st->lru.lru_prev;
+        cache_drop(st, old->key, old->klen);
+    }
+    struct cache_ent *e = malloc(sizeof *e + klen);
+    if (!e)
+        return; /* a cache that cannot grow is still correct */
+    memcpy(e->key, key, klen);
+    e->klen = klen;
+    e->kind = kind;
+    e->updated_ms = updated_ms;
+    e->doc = json_incref(doc);
+    struct cache_ent **pp = cache_slot(st, key, klen);
+    e->hnext = *pp;
+    *pp = e;
+    lru_push(st, e);
+    st->nentries++;
+}
+
+static void cache_free(struct store *st)
+{
+    while (st->nentries)
+        cache_drop(st, st->lru.lru_prev->key, st->lru.lru_prev->klen);
+    free(st->buckets);
+}
+
+/* ==== sync thread ===================================================== */
+
+static void *sync_main(void *arg)
+{
+    struct store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->stopping && st->done_gen == st->req_gen)
+            pthread_cond_wait(&st->cv, &st->mu);
+        if (st->done_gen == st->req_gen && st->stopping)
+            break;
+        uint64_t target = st->req_gen;
+        pthread_mutex_unlock(&st->mu);
+        int rc = mdb_env_sync(st->env, 1);
+        pthread_mutex_lock(&st->mu);
+        st->done_gen = target;
+        st->sync_err = rc ? -rc : 0;
+        uint64_t one = 1;
+        ssize_t n = write(st->sync_fd, &one, sizeof one);
+        (void)n; /* eventfd counter saturation only merges wake-ups */
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+static void sync_complete(struct store *st, bool closing)
+{
+    pthread_mutex_lock(&st->mu);
+    uint64_t done = st->done_gen;
+    int err = st->sync_err;
+    pthread_mutex_unlock(&st->mu);
+    while (st->wait_head && (closing || st->wait_head->gen <= done)) {
+        struct sync_waiter *w = st->wait_head;
+        st->wait_head = w->next;
+        if (!st->wait_head)
+            st->wait_tail = NULL;
+        st->nwaiters--;
+        int rc = w->gen <= done ? err : -ECANCELED;
+        if (rc < 0)
+            wlog_err("store", "fsync failed: %s", strerror(-rc));
+        w->cb(w->arg, rc);
+        free(w);
+    }
+}
+
+static void on_sync_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof n);
+    (void)r;
+    struct store *st = arg;
+    st->stats.syncs++;
+    sync_complete(st, false);
+}
+
+int store_sync(struct store *st, store_synced_fn *cb, void *arg)
+{
+    if (!st->has_thread)
+        return -ENOTSUP;
+    if (st->nwaiters >= SYNC_WAITERS_MAX)
+        return -EAGAIN;
+    struct sync_waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    pthread_mutex_lock(&st->mu);
+    w->gen = ++st->req_gen;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    w->cb = cb;
+    w->arg = arg;
+    if (st->wait_tail)
+        st->wait_tail->next = w;
+    else
+        st->wait_head = w;
+    st->wait_tail = w;
+    st->nwaiters++;
+    return 0;
+}
+
+/* ==== open / close ==================================================== */
+
+static int rtxn_begin(struct store *st, MDB_txn **out)
+{
+    int rc;
+    if (st->rtxn)
+        rc = mdb_txn_renew(st->rtxn);
+    else
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
+    if (rc) {
+        if (st->rtxn)
+            mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+        return map_rc(st, rc);
+    }
+    *out = st->rtxn;
+    return 0;
+}
+
+static void rtxn_end(struct store *st)
+{
+    mdb_txn_reset(st->rtxn);
+}
+
+int store_open(const struct store_cfg *cfg, struct event_base *base, struct store **out,
+               struct wisp_err *err)
+{
+    int rc;
+    MDB_txn *txn = NULL;
+    struct store *st = calloc(1, sizeof *st);
+    if (!st)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    st->sync_fd = -1;
+    st->lru.lru_next = st->lru.lru_prev = &st->lru;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->map_bytes = cfg->map_bytes;
+    st->map_max_bytes = cfg->map_max_bytes < cfg->map_bytes ? cfg->map_bytes : cfg->map_max_bytes;
+    st->cap = cfg->cache_entries;
+    if (st->cap) {
+        st->nbuckets = 16;
+        while (st->nbuckets < 2 * (size_t)st->cap)
+            st->nbuckets *= 2;
+        st->buckets = calloc(st->nbuckets, sizeof *st->buckets);
+        if (!st->buckets) {
+            rc = wisp_err_set(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    rc = plat_mkdir_p(cfg->dir, 0700);
+    if (rc < 0) {
+        wisp_err_set(err, rc, "cannot create data dir %s: %s", cfg->dir, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&st->env)) || (rc = mdb_env_set_maxdbs(st->env, STORE_NDB)) ||
+        (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_bytes))) {
+        rc = map_rc(st, rc);
+        wisp_err_set(err, rc, "lmdb setup: %s", mdb_strerror(-rc));
+        goto fail;
+    }
+    /* NOSYNC only where the sync thread provides durability. NOTLS: the
+     * reusable read txn is not tied to a thread slot. */
+    unsigned flags = MDB_NOTLS | (cfg->async_sync ? MDB_NOSYNC : 0);
+    rc = mdb_env_open(st->env, cfg->dir, flags, 0600);
+    if (rc) {
+        int e = rc;
+        rc = map_rc(st, rc);
+        wisp_err_set(err, rc, "cannot open store in %s: %s", cfg->dir, mdb_strerror(e));
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    if (info.me_mapsize > st->map_bytes)
+        st->map_bytes = info.me_mapsize; /* an existing store may have grown already */
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn))) {
+        rc = map_rc(st, rc);
+        wisp_err_set(err, rc, "lmdb txn: %s", strerror(-rc));
+        goto fail;
+    }
+    for (int i = 0; i < STORE_NDB; i++) {
+        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st->dbi[i]))) {
+            int e = rc;
+            rc = map_rc(st, rc);
+            wisp_err_set(err, rc, "lmdb open db %s: %s", db_names[i], mdb_strerror(e));
+            goto fail;
+        }
+    }
+    /* Schema: refuse a data dir written by a newer build, stamp a new one. */
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v;
+    rc = mdb_get(txn, st->dbi[STORE_META], &k, &v);
+    if (rc == 0) {
+        if (v.mv_size != 4) {
+            rc = wisp_err_set(err, -EIO, "store meta schema record is corrupt");
+            goto fail;
+        }
+        uint32_t ver;
+        memcpy(&ver, v.mv_data, 4);
+        if (ver > CODEC_SCHEMA_VERSION) {
+            rc = wisp_err_set(err, -EPROTO,
+                              "data dir %s has schema %u, newer than this build's %d", cfg->dir,
+                              ver, CODEC_SCHEMA_VERSION);
+            goto fail;
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        uint32_t ver = CODEC_SCHEMA_VERSION;
+        v.mv_size = 4;
+        v.mv_data = &ver;
+        if ((rc = mdb_put(txn, st->dbi[STORE_META], &k, &v, 0))) {
+            rc = map_rc(st, rc);
+            wisp_err_set(err, rc, "cannot stamp schema: %s", strerror(-rc));
+            goto fail;
+        }
+    } else {
+        rc = map_rc(st, rc);
+        wisp_err_set(err, rc, "cannot read schema: %s", strerror(-rc));
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc) {
+        rc = map_rc(st, rc);
+        wisp_err_set(err, rc, "cannot commit store setup: %s", strerror(-rc));
+        goto fail;
+    }
+    if (cfg->async_sync) {
+        st->base = base;
+        st->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (st->sync_fd < 0) {
+            rc = wisp_err_set(err, -errno, "eventfd: %s", strerror(errno));
+            goto fail;
+        }
+        st->sync_ev = event_new(base, st->sync_fd, EV_READ | EV_PERSIST, on_sync_event, st);
+        if (!st->sync_ev || event_add(st->sync_ev, NULL) < 0) {
+            rc = wisp_err_set(err, -ENOMEM, "cannot register sync event");
+            goto fail;
+        }
+        if ((rc = pthread_create(&st->sync_thread, NULL, sync_main, st))) {
+            rc = wisp_err_set(err, -rc, "cannot start sync thread: %s", strerror(rc));
+            goto fail;
+        }
+        st->has_thread = true;
+    }
+    st->stats.map_bytes = st->map_bytes;
+    *out = st;
+    return 0;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    store_close(st);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->has_thread) {
+        pthread_mutex_lock(&st->mu);
+        st->stopping = true;
+        pthread_cond_signal(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->sync_thread, NULL);
+    }
+    sync_complete(st, true);
+    if (st->sync_ev)
+        event_free(st->sync_ev);
+    if (st->sync_fd >= 0)
+        close(st->sync_fd);
+    if (st->rtxn)
+        mdb_txn_abort(st->rtxn);
+    if (st->env) {
+        if (st->has_thread)
+            mdb_env_sync(st->env, 1);
+        mdb_env_close(st->env);
+    }
+    cache_free(st);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+}
+
+/* ==== reads =========================================================== */
+
+int store_entity_key(const char *ns, const char *path, char *buf)
+{
+    size_t nl = strlen(ns), pl = strlen(path);
+    if (nl + 1 + pl > STORE_MAX_KEY)
+        return -ENAMETOOLONG;
+    memcpy(buf, ns, nl);
+    buf[nl] = '\0';
+    memcpy(buf + nl + 1, path, pl);
+    return (int)(nl + 1 + pl);
+}
+
+static int decode(MDB_val *v, enum rec_kind *kind, int64_t *upd, json_t **doc)
+{
+    enum rec_kind k;
+    int64_t u;
+    int rc = codec_record_unpack(v->mv_data, v->mv_size, &k, &u, doc);
+    if (rc < 0)
+        return rc;
+    if (kind)
+        *kind = k;
+    if (upd)
+        *upd = u;
+    return 0;
+}
+
+int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
+              enum rec_kind *kind, int64_t *updated_ms, json_t **doc)
+{
+    if (db == STORE_ENTITIES && st->cap) {
+        struct cache_ent *e = *cache_slot(st, key, klen);
+        if (e) {
+            st->stats.cache_hits++;
+            lru_unlink(e);
+            lru_push(st, e);
+            if (kind)
+                *kind = e->kind;
+            if (updated_ms)
+                *updated_ms = e->updated_ms;
+            *doc = json_incref(e->doc);
+            return 0;
+        }
+        st->stats.cache_misses++;
+    }
+    MDB_txn *txn;
+    int rc = rtxn_begin(st, &txn);
+    if (rc < 0)
+        return rc;
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
+    rc = map_rc(st, mdb_get(txn, st->dbi[db], &k, &v));
+    enum rec_kind kd = 0;
+    int64_t upd = 0;
+    if (rc == 0)
+        rc = decode(&v, &kd, &upd, doc);
+    rtxn_end(st);
+    if (rc < 0)
+        return rc;
+    if (db == STORE_ENTITIES)
+        cache_put(st, key, klen, kd, upd, *doc);
+    if (kind)
+        *kind = kd;
+    if (updated_ms)
+        *updated_ms = upd;
+    return 0;
+}
+
+const char *store_rec_key(const struct store_rec *r, size_t *len)
+{
+    *len = r->key.mv_size;
+    return r->key.mv_data;
+}
+
+int store_rec_kind(const struct store_rec *r)
+{
+    return codec_record_peek_kind(r->val.mv_data, r->val.mv_size);
+}
+
+int store_rec_doc(const struct store_rec *r, json_t **doc)
+{
+    MDB_val v = r->val;
+    return decode(&v, NULL, NULL, doc);
+}
+
+int store_scan(struct store *st, enum store_db db, const void *prefix, size_t plen, bool reverse,
+               store_scan_fn *fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    int rc = rtxn_begin(st, &txn);
+    if (rc < 0)
+        return rc;
+    if ((rc = map_rc(st, mdb_cursor_open(txn, st->dbi[db], &cur))) < 0)
+        goto out;
+    struct store_rec r = {.st = st};
+    int mrc;
+    if (!reverse) {
+        r.key.mv_size = plen;
+        r.key.mv_data = (void *)prefix;
+        mrc = plen ? mdb_cursor_get(cur, &r.key, &r.val, MDB_SET_RANGE)
+                   : mdb_cursor_get(cur, &r.key, &r.val, MDB_FIRST);
+    } else {
+        /* Position past the last key with this prefix: the prefix with its
+         * last byte incremented (carrying), then step back. */
+        unsigned char hi[STORE_MAX_KEY];
+        size_t hl = plen;
+        if (plen > sizeof hi) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+        memcpy(hi, prefix, plen);
+        while (hl > 0 && hi[hl - 1] == 0xff)
+            hl--;
+        if (hl == 0) {
+            mrc = mdb_cursor_get(cur, &r.key, &r.val, MDB_LAST);
+        } else {
+            hi[hl - 1]++;
+            r.key.mv_size = hl;
+            r.key.mv_data = hi;
+            mrc = mdb_cursor_get(cur, &r.key, &r.val, MDB_SET_RANGE);
+            mrc = mrc == MDB_NOTFOUND ? mdb_cursor_get(cur, &r.key, &r.val, MDB_LAST)
+                                      : mdb_cursor_get(cur, &r.key, &r.val, MDB_PREV);
+        }
+    }
+    while (mrc == 0) {
+        if (r.key.mv_size < plen || memcmp(r.key.mv_data, prefix, plen) != 0)
+            break;
+        rc = fn(arg, &r);
+        if (rc != 0)
+            break;
+        mrc = mdb_cursor_get(cur, &r.key, &r.val, reverse ? MDB_PREV : MDB_NEXT);
+    }
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = map_rc(st, mrc);
+    if (rc > 0)
+        rc = 0;
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    rtxn_end(st);
+    return rc;
+}
+
+/* ==== writes ========================================================== */
+
+static int grow_map(struct store *st, struct wisp_err *err)
+{
+    if (st->map_bytes >= st->map_max_bytes)
+        return wisp_err_set(err, -ENOSPC, "store is full: the map is at its limit of %llu MB",
+                            (unsigned long long)(st->map_max_bytes >> 20));
+    uint64_t next = st->map_bytes * 2;
+    if (next > st->map_max_bytes)
+        next = st->map_max_bytes;
+    /* No transaction may be live while the map is resized. */
+    if (st->rtxn) {
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+    int rc = mdb_env_set_mapsize(st->env, (size_t)next);
+    if (rc)
+        return wisp_err_set(err, map_rc(st, rc), "cannot grow the store map to %llu MB: %s",
+                            (unsigned long long)(next >> 20), mdb_strerror(rc));
+    wlog_info("store", "map grown from %llu MB to %llu MB",
+              (unsigned long long)(st->map_bytes >> 20), (unsigned long long)(next >> 20));
+    st->map_bytes = next;
+    st->stats.map_bytes = next;
+    st->stats.grows++;
+    return 0;
+}
+
+int store_write(struct store *st, store_write_fn *fn, void *arg, struct wisp_err *err)
+{
+    for (int attempt = 0;; attempt++) {
+        struct store_txn t = {.st = st};
+        st->map_full = false;
+        int rc = mdb_txn_begin(st->env, NULL, 0, &t.txn);
+        if (rc)
+            return wisp_err_set(err, map_rc(st, rc), "cannot begin write: %s", mdb_strerror(rc));
+        rc = fn(&t, arg);
+        if (rc < 0) {
+            mdb_txn_abort(t.txn);
+        } else {
+            int mrc = mdb_txn_commit(t.txn);
+            rc = map_rc(st, mrc);
+            if (rc == -ENOSPC && !st->map_full)
+                return wisp_err_set(err, rc, "store write failed: the disk is full");
+            if (rc < 0 && rc != -ENOSPC)
+                return wisp_err_set(err, rc, "store commit failed: %s", mdb_strerror(mrc));
+        }
+        if (rc == -ENOSPC && st->map_full && attempt < 8) {
+            int g = grow_map(st, err);
+            if (g < 0)
+                return g;
+            continue;
+        }
+        if (rc == -ENOSPC && !st->map_full)
+            return wisp_err_set(err, rc, "store write failed: the disk is full");
+        return rc;
+    }
+}
+
+int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                  enum rec_kind *kind, int64_t *updated_ms, json_t **doc)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
+    int rc = map_rc(t->st, mdb_get(t->txn, t->st->dbi[db], &k, &v));
+    if (rc < 0)
+        return rc;
+    return decode(&v, kind, updated_ms, doc);
+}
+
+int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                  enum rec_kind kind, int64_t updated_ms, const json_t *doc)
+{
+    struct codec_buf buf = {0};
+    int rc = codec_record_pack(&buf, kind, updated_ms, doc);
+    if (rc == 0) {
+        MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+        MDB_val v = {.mv_size = buf.len, .mv_data = buf.data};
+        rc = map_rc(t->st, mdb_put(t->txn, t->st->dbi[db], &k, &v, 0));
+    }
+    codec_buf_fini(&buf);
+    if (rc == 0 && db == STORE_ENTITIES)
+        cache_drop(t->st, key, klen);
+    return rc;
+}
+
+int store_txn_del(struct store_txn *t, enum store_db db, const void *key, size_t klen)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    int rc = map_rc(t->st, mdb_del(t->txn, t->st->dbi[db], &k, NULL));
+    if (rc == 0 && db == STORE_ENTITIES)
+        cache_drop(t->st, key, klen);
+    return rc;
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+    MDB_envinfo info;
+    MDB_stat s;
+    *out = st->stats;
+    if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &s) == 0)
+        out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * s.ms_psize;
+}

@@ -1,0 +1,104 @@
+/* core/store.h - the one LMDB environment, its named databases and msgpack
+ * records (core/codec.h).
+ *
+ * Loop thread only (plus the store's own fsync thread, which never touches a
+ * transaction). Reads are served from one reusable read transaction and, for
+ * entities, from a bounded cache that every write to the same key clears.
+ * Writes run inside store_write(), which retries the whole write after
+ * growing the map when LMDB reports it full, so a write function must only
+ * touch the store through the txn it is given.
+ *
+ * Durability: in wispd commits do not fsync on the loop thread. A caller that
+ * must not answer before the data is on disk asks store_sync(), which hands
+ * the fsync to the store's sync thread and calls back on the loop when every
+ * commit made so far is durable (redis's bio idea). A crash of the process
+ * alone (kill -9) loses nothing committed; a power cut loses at most the
+ * commits whose sync had not completed. The offline admin tool opens the
+ * store with synchronous commits instead. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "wisp.h"
+
+struct event_base;
+struct store;
+struct store_txn;
+
+enum store_db {
+    STORE_KEYS = 0,    /* key uuid -> REC_KEY {namespace, salt, hash, created} */
+    STORE_ENTITIES,    /* "ns\0path" -> REC_ACTION | REC_PACKAGE | REC_TRIGGER | REC_RULE */
+    STORE_ACTIVATIONS, /* activation id -> REC_ACTIVATION */
+    STORE_ACT_INDEX,   /* ns + time + id -> index entry, for listing by time */
+    STORE_META,        /* "schema" and other small facts */
+    STORE_NDB
+};
+
+#define STORE_MAX_KEY 480 /* LMDB's default key limit is 511 bytes */
+
+struct store_cfg {
+    const char *dir;
+    uint64_t map_bytes;     /* initial map size */
+    uint64_t map_max_bytes; /* the map grows by doubling up to this */
+    unsigned cache_entries; /* entity cache bound; 0 disables it */
+    bool async_sync;        /* wispd: fsync on the sync thread (needs base) */
+};
+
+/* Opens (creating when absent) the environment in cfg->dir. base is needed
+ * when async_sync is set. 0, or -errno with err filled. */
+int store_open(const struct store_cfg *cfg, struct event_base *base, struct store **out,
+               struct wisp_err *err) WISP_MUST_CHECK;
+/* Waits for the sync thread, fails pending store_sync waiters with
+ * -ECANCELED, closes the environment. NULL is a no-op. */
+void store_close(struct store *st);
+
+/* Builds the entities key for ns and path ("name" or "pkg/name") into buf
+ * (STORE_MAX_KEY bytes); returns its length or -ENAMETOOLONG. */
+int store_entity_key(const char *ns, const char *path, char *buf) WISP_MUST_CHECK;
+
+/* Reads one record. *doc is a new reference the caller must json_decref()
+ * and must not modify (cached documents are shared). kind/updated_ms may be
+ * NULL. 0, -ENOENT, -EBADMSG (undecodable), -EPROTO (newer schema), -EIO. */
+int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
+              enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
+
+/* One record met by a scan. rec and its key are valid only during the
+ * callback; store_rec_doc decodes it (new reference) when the caller wants it. */
+struct store_rec;
+const char *store_rec_key(const struct store_rec *r, size_t *len);
+int store_rec_kind(const struct store_rec *r); /* -EBADMSG if unreadable */
+int store_rec_doc(const struct store_rec *r, json_t **doc) WISP_MUST_CHECK;
+/* Return 0 to go on, 1 to stop, <0 to stop with that error. */
+typedef int store_scan_fn(void *arg, const struct store_rec *r);
+/* Visits records whose key starts with prefix, in key order (reverse order
+ * when reverse is set). Returns 0 or the first negative code. */
+int store_scan(struct store *st, enum store_db db, const void *prefix, size_t plen, bool reverse,
+               store_scan_fn *fn, void *arg) WISP_MUST_CHECK;
+
+/* A write: fn runs inside a write transaction and returns 0 to commit or a
+ * negative code to abort. When the map fills, fn is run again after the map
+ * grows; at the growth limit or on a full disk the result is -ENOSPC. */
+typedef int store_write_fn(struct store_txn *txn, void *arg);
+int store_write(struct store *st, store_write_fn *fn, void *arg, struct wisp_err *err)
+    WISP_MUST_CHECK;
+int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                  enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
+int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                  enum rec_kind kind, int64_t updated_ms, const json_t *doc) WISP_MUST_CHECK;
+/* 0 or -ENOENT. */
+int store_txn_del(struct store_txn *t, enum store_db db, const void *key, size_t klen)
+    WISP_MUST_CHECK;
+
+/* Calls cb(arg, 0) on the loop once every commit made so far is on disk, or
+ * cb(arg, -errno) if the sync failed or the store closed first. Never calls
+ * cb from inside store_sync. -EAGAIN when too many waiters are queued. */
+typedef void store_synced_fn(void *arg, int rc);
+int store_sync(struct store *st, store_synced_fn *cb, void *arg) WISP_MUST_CHECK;
+
+struct store_stats {
+    uint64_t map_bytes, used_bytes, grows, cache_hits, cache_misses, syncs;
+};
+void store_get_stats(struct store *st, struct store_stats *out);

@@ -1,0 +1,32 @@
+/* platform/plat.h - the OS facade: clocks, random bytes, ids, files.
+ * Every fd created here is close-on-exec. Nothing here blocks on the network;
+ * the file helpers do small synchronous file I/O and are meant for start-up
+ * and for the offline admin tool, never for the request path. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wisp.h"
+
+/* Milliseconds since the Unix epoch (wall clock). */
+int64_t plat_clock_real_ms(void);
+/* Microseconds from a monotonic clock (for durations and timers). */
+int64_t plat_clock_mono_us(void);
+
+/* Fills buf with len bytes from the kernel CSPRNG. 0 or -errno. */
+int plat_rand_bytes(void *buf, size_t len) WISP_MUST_CHECK;
+/* Lowercase hex of len bytes into out (2*len+1 bytes incl. NUL). */
+void plat_hex(const void *bytes, size_t len, char *out);
+/* A random RFC 4122 version-4 UUID, 36 chars + NUL. 0 or -errno. */
+int plat_uuid4(char out[37]) WISP_MUST_CHECK;
+/* Constant-time comparison of two equal-length buffers. */
+bool plat_ct_equal(const void *a, const void *b, size_t len);
+
+/* mkdir -p with mode for new components. 0 or -errno. */
+int plat_mkdir_p(const char *path, unsigned mode) WISP_MUST_CHECK;
+/* Reads a whole regular file of at most max bytes; *out is NUL-terminated
+ * and freed by the caller with free(). -E2BIG when larger. */
+int plat_read_file(const char *path, size_t max, char **out, size_t *len) WISP_MUST_CHECK;
+/* Writes data to path atomically (temp file, fsync, rename, fsync dir). */
+int plat_write_file(const char *path, const void *data, size_t len, unsigned mode) WISP_MUST_CHECK;

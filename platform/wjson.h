@@ -1,0 +1,32 @@
+/* platform/wjson.h - the JSON helpers every module shares (jansson).
+ *
+ * jansson was chosen over cJSON because it keeps 64-bit integers exact
+ * (cJSON stores every number as a double, which corrupts ids and epoch
+ * times past 2^53), keeps object keys in insertion order (so records read
+ * back in the order they were written), reports parse errors with line and
+ * column, and reference-counts values so the entity cache can hand out
+ * shared read-only documents without copying. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wisp.h"
+
+/* Deepest nesting accepted in stored documents. The msgpack-c unpacker has a
+ * fixed stack of 32 levels (MSGPACK_EMBED_STACK_SIZE, compiled into the
+ * library); records wrap user values in up to 5 levels of their own. */
+#define WJSON_MAX_DEPTH 24
+
+/* Parses len bytes (any JSON value). NULL on error with err->msg set. */
+json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err);
+/* Compact serialisation; caller frees with free(). NULL on ENOMEM. */
+char *wjson_dump(const json_t *j, size_t *len);
+/* Nesting depth: scalars 0, [] / {} 1, [[1]] 2, ... */
+int wjson_depth(const json_t *j);
+/* Borrowed string member or NULL when absent or not a string. */
+const char *wjson_str(const json_t *obj, const char *key);
+/* Boolean member; def when absent; -1 if present and not a boolean. */
+int wjson_bool(const json_t *obj, const char *key, bool def);
+/* Finds {"key": k, "value": v} in a key/value array; borrowed or NULL. */
+json_t *wjson_kv_get(const json_t *arr, const char *key);
