@@ -425,8 +425,9 @@ static json_t *ref_json(const char *ns, const char *path)
     const char *slash = strchr(path, '/');
     if (!slash)
         return json_pack("{s:s, s:s}", "path", ns, "name", path);
-    return json_pack("{s:s+#, s:s}", "path", ns, "/", path, (int)(slash - path) + 1, "name",
-                     slash + 1);
+    char full[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+    snprintf(full, sizeof full, "%s/%.*s", ns, (int)(slash - path), path);
+    return json_pack("{s:s, s:s}", "path", full, "name", slash + 1);
 }
 
 /* Finds an action, following a package binding ("binding/action"). */

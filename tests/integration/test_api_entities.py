@@ -1,0 +1,323 @@
+"""Entity half of the REST API against the real wispd: CRUD for actions,
+packages, triggers and rules, OpenWhisk's error shapes, and bad input that
+must change nothing stored."""
+import json
+import unittest
+
+from harness import GUEST_KEY, WispTestCase
+
+NODE = {"kind": "nodejs:default", "code": "function main(a) { return a }"}
+
+
+class Actions(WispTestCase):
+    def test_create_get_update_delete(self):
+        r = self.w.api("PUT", "actions/hello", {"exec": NODE, "parameters": [{"key": "x", "value": 1}],
+                                                "annotations": [{"key": "web-export", "value": True}],
+                                                "limits": {"timeout": 1000, "memory": 128}})
+        self.assertEqual(r.status, 200, r)
+        a = r.json()
+        self.assertEqual(a["namespace"], "guest")
+        self.assertEqual(a["name"], "hello")
+        self.assertEqual(a["version"], "0.0.1")
+        self.assertEqual(a["exec"]["kind"], "nodejs:20")
+        self.assertEqual(a["exec"]["code"], NODE["code"])
+        self.assertEqual(a["limits"], {"timeout": 1000, "memory": 128, "logs": 10, "concurrency": 1})
+        self.assertIn({"key": "exec", "value": "nodejs:20"}, a["annotations"])
+        self.assertIn({"key": "web-export", "value": True}, a["annotations"])
+
+        g = self.w.api("GET", "actions/hello").json()
+        self.assertEqual(g, a)
+        nocode = self.w.api("GET", "actions/hello?code=false").json()
+        self.assertNotIn("code", nocode["exec"])
+
+        # update merges: limits given replace per field, absent fields stay
+        u = self.w.api("PUT", "actions/hello?overwrite=true", {"limits": {"timeout": 2000}})
+        self.assertEqual(u.status, 200, u)
+        u = u.json()
+        self.assertEqual(u["version"], "0.0.2")
+        self.assertEqual(u["limits"]["timeout"], 2000)
+        self.assertEqual(u["limits"]["memory"], 128)
+        self.assertEqual(u["exec"]["code"], NODE["code"])
+        self.assertEqual(u["parameters"], [{"key": "x", "value": 1}])
+
+        d = self.w.api("DELETE", "actions/hello")
+        self.assertEqual(d.status, 200, d)
+        self.assertEqual(d.json()["name"], "hello")
+        self.assertError(self.w.api("GET", "actions/hello"), 404, "The requested resource does not exist.")
+        self.assertError(self.w.api("DELETE", "actions/hello"), 404)
+
+    def test_create_twice_conflicts_without_overwrite(self):
+        self.assertEqual(self.w.api("PUT", "actions/a", {"exec": NODE}).status, 200)
+        self.assertError(self.w.api("PUT", "actions/a", {"exec": NODE}), 409,
+                         "Concurrent modification to resource detected.")
+        self.assertEqual(self.w.api("GET", "actions/a").json()["version"], "0.0.1")
+
+    def test_names_are_shared_across_collections(self):
+        self.assertEqual(self.w.api("PUT", "triggers/t", {}).status, 200)
+        self.assertError(self.w.api("PUT", "actions/t", {"exec": NODE}), 409,
+                         "Resource by this name exists but is not in this collection.")
+        self.assertError(self.w.api("GET", "actions/t"), 409)
+
+    def test_list_limit_skip_count(self):
+        for i in range(5):
+            self.assertEqual(self.w.api("PUT", "actions/a%d" % i, {"exec": NODE}).status, 200)
+        names = [a["name"] for a in self.w.api("GET", "actions").json()]
+        self.assertEqual(sorted(names), ["a0", "a1", "a2", "a3", "a4"])
+        self.assertNotIn("code", json.dumps(self.w.api("GET", "actions").json()))
+        self.assertEqual(len(self.w.api("GET", "actions?limit=2").json()), 2)
+        self.assertEqual(len(self.w.api("GET", "actions?skip=4").json()), 1)
+        self.assertEqual(self.w.api("GET", "actions?count=true").json(), {"actions": 5})
+        self.assertError(self.w.api("GET", "actions?limit=201"), 400,
+                         "The value '201' is not in the range of 0 to 200 for actions.")
+        self.assertError(self.w.api("GET", "actions?skip=-1"), 400)
+        self.assertError(self.w.api("GET", "actions?limit=abc"), 400)
+
+    def test_kinds_and_exec_validation(self):
+        cases = [
+            ({"exec": {"kind": "cobol:85", "code": "x"}}, 400, "kind 'cobol:85' is not supported"),
+            ({"exec": {"kind": "python:3"}}, 400, "needs exec.code"),
+            ({"exec": {"kind": "python:3", "code": 5}}, 400, "exec.code must be a string"),
+            ({"exec": {"kind": "blackbox"}}, 400, "needs exec.image"),
+            ({"exec": {"kind": "python:3", "code": "%%%", "binary": True}}, 400, "not base64"),
+            ({"exec": {"kind": "sequence", "components": ["a"]}}, 400, "fully qualified"),
+            ({"exec": {"kind": "sequence", "components": []}}, 400, "non-empty"),
+            ({}, 400, "exec undefined"),
+            ({"exec": NODE, "limits": {"timeout": 99}}, 400, "timeout"),
+            ({"exec": NODE, "limits": {"memory": 513}}, 400, "memory"),
+            ({"exec": NODE, "limits": {"logs": 11}}, 400, "logs"),
+            ({"exec": NODE, "limits": {"timeout": "1s"}}, 400, "integer"),
+            ({"exec": NODE, "parameters": {"x": 1}}, 400, "parameters"),
+            ({"exec": NODE, "parameters": [{"value": 1}]}, 400, "parameters[0]"),
+            ({"exec": NODE, "annotations": [{"key": "", "value": 1}]}, 400, "annotations[0]"),
+            ({"exec": NODE, "publish": "yes"}, 400, "publish"),
+        ]
+        for body, status, msg in cases:
+            with self.subTest(body=body):
+                self.assertError(self.w.api("PUT", "actions/v", body), status, msg)
+        self.assertError(self.w.api("GET", "actions/v"), 404)
+        ok = [
+            {"kind": "python:3", "code": "def main(a): return a"},
+            {"kind": "python:default", "code": "def main(a): return a", "main": "main"},
+            {"kind": "native", "code": "UEsDBA==", "binary": True},
+            {"kind": "blackbox", "image": "openwhisk/dockerskeleton"},
+            {"kind": "sequence", "components": ["/_/x", "/guest/pkg/y"]},
+        ]
+        for i, ex in enumerate(ok):
+            with self.subTest(exec=ex):
+                r = self.w.api("PUT", "actions/ok%d" % i, {"exec": ex})
+                self.assertEqual(r.status, 200, r)
+        seq = self.w.api("GET", "actions/ok4").json()
+        self.assertEqual(seq["exec"]["components"], ["/guest/x", "/guest/pkg/y"])
+
+    def test_sequence_length_limit(self):
+        comps = ["/_/a%d" % i for i in range(51)]
+        self.assertError(self.w.api("PUT", "actions/s", {"exec": {"kind": "sequence", "components": comps}}),
+                         400, "Too many actions in the sequence.")
+
+    def test_parameters_size_limit_is_413(self):
+        big = [{"key": "k", "value": "x" * (1024 * 1024)}]
+        self.assertError(self.w.api("PUT", "actions/big", {"exec": NODE, "parameters": big}), 413,
+                         "parameters larger than allowed")
+        self.assertError(self.w.api("GET", "actions/big"), 404)
+
+    def test_delete_annotations(self):
+        self.w.api("PUT", "actions/a", {"exec": NODE, "annotations": [{"key": "x", "value": 1},
+                                                                      {"key": "y", "value": 2}]})
+        u = self.w.api("PUT", "actions/a?overwrite=true", {"delAnnotations": ["x"]}).json()
+        keys = [a["key"] for a in u["annotations"]]
+        self.assertNotIn("x", keys)
+        self.assertIn("y", keys)
+
+
+class Packages(WispTestCase):
+    def test_package_with_actions_binding_and_force_delete(self):
+        p = self.w.api("PUT", "packages/iot", {"parameters": [{"key": "site", "value": "a"}], "publish": True})
+        self.assertEqual(p.status, 200, p)
+        self.assertEqual(p.json()["binding"], {})
+        r = self.w.api("PUT", "actions/iot/read", {"exec": NODE})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["namespace"], "guest/iot")
+        self.assertEqual([a["name"] for a in self.w.api("GET", "actions/iot/").json()], ["read"])
+        # top-level listing leaves packaged actions out
+        self.assertEqual(self.w.api("GET", "actions").json(), [])
+        g = self.w.api("GET", "packages/iot").json()
+        self.assertEqual([a["name"] for a in g["actions"]], ["read"])
+        self.assertEqual(self.w.api("GET", "actions/iot/read").json()["name"], "read")
+
+        b = self.w.api("PUT", "packages/iotb", {"binding": {"namespace": "_", "name": "iot"}})
+        self.assertEqual(b.status, 200, b)
+        self.assertEqual(b.json()["binding"], {"namespace": "guest", "name": "iot"})
+        self.assertEqual([a["name"] for a in self.w.api("GET", "packages/iotb").json()["actions"]], ["read"])
+        self.assertError(self.w.api("PUT", "actions/iotb/x", {"exec": NODE}), 400, "binding")
+        self.assertError(self.w.api("PUT", "packages/b2", {"binding": {"namespace": "_", "name": "iotb"}}), 400)
+        self.assertError(self.w.api("PUT", "packages/b3", {"binding": {"namespace": "_", "name": "nope"}}), 404)
+        self.assertError(self.w.api("PUT", "actions/nopkg/x", {"exec": NODE}), 404)
+
+        self.assertError(self.w.api("DELETE", "packages/iot"), 409, "Package not empty (contains 1 entity)")
+        self.assertEqual(self.w.api("GET", "actions/iot/read").status, 200)
+        self.assertEqual(self.w.api("DELETE", "packages/iot?force=true").status, 200)
+        self.assertError(self.w.api("GET", "actions/iot/read"), 404)
+        self.assertEqual([p["name"] for p in self.w.api("GET", "packages").json()], ["iotb"])
+
+
+class TriggersAndRules(WispTestCase):
+    def test_rule_lifecycle_keeps_trigger_in_step(self):
+        self.assertEqual(self.w.api("PUT", "triggers/t", {"parameters": [{"key": "a", "value": 1}]}).status, 200)
+        self.assertEqual(self.w.api("PUT", "actions/a", {"exec": NODE}).status, 200)
+        r = self.w.api("PUT", "rules/r", {"trigger": "/_/t", "action": "/_/a"})
+        self.assertEqual(r.status, 200, r)
+        rule = r.json()
+        self.assertEqual(rule["status"], "active")
+        self.assertEqual(rule["trigger"], {"path": "guest", "name": "t"})
+        self.assertEqual(rule["action"], {"path": "guest", "name": "a"})
+        t = self.w.api("GET", "triggers/t").json()
+        self.assertEqual(t["rules"], {"guest/r": {"action": {"path": "guest", "name": "a"}, "status": "active"}})
+
+        s = self.w.api("POST", "rules/r", {"status": "inactive"})
+        self.assertEqual(s.status, 200, s)
+        self.assertEqual(self.w.api("GET", "rules/r").json()["status"], "inactive")
+        self.assertEqual(self.w.api("GET", "triggers/t").json()["rules"]["guest/r"]["status"], "inactive")
+        self.assertError(self.w.api("POST", "rules/r", {"status": "paused"}), 400)
+
+        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/nope", "action": "/_/a"}), 404)
+        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/t", "action": "/_/nope"}), 404)
+        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/t"}), 400)
+        self.assertEqual([x["name"] for x in self.w.api("GET", "rules").json()], ["r"])
+
+        self.assertEqual(self.w.api("DELETE", "rules/r").status, 200)
+        self.assertEqual(self.w.api("GET", "triggers/t").json()["rules"], {})
+        self.assertEqual(self.w.api("DELETE", "triggers/t").status, 200)
+        self.assertError(self.w.api("GET", "triggers/t"), 404)
+
+    def test_rule_to_action_through_binding(self):
+        self.w.api("PUT", "packages/p", {})
+        self.w.api("PUT", "actions/p/a", {"exec": NODE})
+        self.w.api("PUT", "packages/pb", {"binding": {"namespace": "guest", "name": "p"}})
+        self.w.api("PUT", "triggers/t", {})
+        r = self.w.api("PUT", "rules/r", {"trigger": "t", "action": "pb/a"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["action"], {"path": "guest/pb", "name": "a"})
+
+
+class ErrorsAndBadInput(WispTestCase):
+    def snapshot(self):
+        out = {}
+        for coll in ("actions", "packages", "triggers", "rules"):
+            out[coll] = self.w.api("GET", coll + "?limit=200").json()
+        return out
+
+    def test_bad_input_changes_nothing(self):
+        self.w.api("PUT", "actions/keep", {"exec": NODE})
+        self.w.api("PUT", "triggers/keept", {})
+        before = self.snapshot()
+        bad = [
+            ("PUT", "actions/keep?overwrite=true", b'{"exec": ', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/keep?overwrite=true", b'[1,2]', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/keep?overwrite=true", b'"str"', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/keep?overwrite=true", b'{"exec": 7}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/keep?overwrite=maybe", b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/keep?overwrite=true", b'{"a":1}', {"Content-Type": "text/plain"}, 415),
+            ("PUT", "actions/bad%2Fname", b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/%20lead", b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/" + "x" * 300, b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/a%00b", b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "actions/a%zz", b'{}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "triggers/keept?overwrite=true", b'{"parameters": 5}', {"Content-Type": "application/json"}, 400),
+            ("PUT", "rules/keepr", b'{"trigger": 1, "action": 2}', {"Content-Type": "application/json"}, 400),
+            ("PATCH", "actions/keep", b'{}', {"Content-Type": "application/json"}, 405),
+            ("POST", "packages/keep", b'{}', {"Content-Type": "application/json"}, 405),
+        ]
+        for method, path, raw, headers, status in bad:
+            with self.subTest(method=method, path=path, raw=raw):
+                r = self.w.request(method, "/api/v1/namespaces/_/" + path, raw=raw, headers=headers)
+                self.assertError(r, status)
+        self.assertEqual(self.snapshot(), before)
+
+    def test_auth(self):
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions", auth=False), 401,
+                         "The supplied authentication is invalid.")
+        wrong = GUEST_KEY[:-1] + ("x" if GUEST_KEY[-1] != "x" else "y")
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions", key=wrong), 401)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions",
+                                        headers={"Authorization": "Basic !!!notbase64"}, auth=False), 401)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions",
+                                        headers={"Authorization": "Bearer abc"}, auth=False), 401)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/other/actions"), 403,
+                         "The supplied authentication is not authorized to access this resource.")
+        self.assertError(self.w.request("PUT", "/api/v1/namespaces/other/actions/x", {"exec": NODE}), 403)
+        self.assertEqual(self.w.request("GET", "/api/v1/namespaces/guest/actions").status, 200)
+        self.assertEqual(self.w.request("GET", "/api/v1/namespaces").json(), ["guest"])
+
+    def test_routes_and_methods(self):
+        self.assertEqual(self.w.request("GET", "/ping", auth=False).status, 200)
+        info = self.w.request("GET", "/api/v1", auth=False)
+        self.assertEqual(info.status, 200)
+        self.assertIn("nodejs", info.json()["runtimes"])
+        self.assertError(self.w.request("GET", "/nope"), 404)
+        self.assertError(self.w.request("GET", "/api/v2/namespaces"), 404)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/bogus"), 404)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions/a/b/c"), 404)
+        r = self.w.request("DELETE", "/api/v1/namespaces/_/actions")
+        self.assertError(r, 405)
+        self.assertEqual(r.headers.get("allow"), "GET")
+        o = self.w.request("OPTIONS", "/api/v1/namespaces/_/actions", auth=False)
+        self.assertEqual(o.status, 200)
+        self.assertEqual(o.headers.get("access-control-allow-origin"), "*")
+        lim = self.w.api("GET", "limits").json()
+        self.assertEqual(lim["concurrentInvocations"], 100)
+
+    def test_oversized_body_is_413_before_it_is_read(self):
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.w.port), timeout=10)
+        hdr = ("PUT /api/v1/namespaces/_/triggers/huge HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n" % (500 * 1024 * 1024))
+        hdr += "".join("%s: %s\r\n" % kv for kv in self.w.auth_header().items()) + "\r\n"
+        s.sendall(hdr.encode())
+        s.sendall(b"{" + b" " * 65536)  # only the first bytes of the promised body
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 413 "), head)
+        err = json.loads(body)
+        self.assertIn("Request larger than allowed", err["error"])
+        self.assertIsInstance(err["code"], str)
+        self.assertError(self.w.api("GET", "triggers/huge"), 404)
+
+    def test_chunked_and_expect_continue_bodies(self):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.w.port, timeout=10)
+        body = json.dumps({"parameters": [{"key": "k", "value": "v" * 3000}]}).encode()
+        h = dict(self.w.auth_header(), **{"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        c.putrequest("PUT", "/api/v1/namespaces/_/triggers/chunky")
+        for k, v in h.items():
+            c.putheader(k, v)
+        c.endheaders()
+        for i in range(0, len(body), 1000):
+            part = body[i:i + 1000]
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+        c.send(b"0\r\n\r\n")
+        r = c.getresponse()
+        self.assertEqual(r.status, 200, r.read())
+        r.read()
+        c.close()
+        got = self.w.api("GET", "triggers/chunky").json()
+        self.assertEqual(got["parameters"][0]["value"], "v" * 3000)
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.w.port, timeout=10)
+        for i in range(50):
+            c.request("GET", "/api/v1/namespaces/_/actions", headers=self.w.auth_header())
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

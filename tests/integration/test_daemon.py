@@ -1,0 +1,145 @@
+"""wispd's command-line and process contract: the ready line, flags and
+config file, --print-config, clean SIGTERM exit, and `wisp admin`."""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import GUEST_KEY, WISP_CLI, WISPD, Wispd
+
+
+def run(args, **kw):
+    return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, **kw)
+
+
+class Daemon(unittest.TestCase):
+    def test_flags_config_file_and_print_config(self):
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "wisp.conf")
+            with open(conf, "w") as f:
+                f.write("# test\nentity-cache = 7\nlisten=127.0.0.1:9\nsequence-max 9\n")
+            r = run([WISPD, "--config", conf, "--listen", "127.0.0.1:0", "--print-config"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("entity-cache = 7\n", r.stdout)
+            self.assertIn("sequence-max = 9\n", r.stdout)
+            self.assertIn("listen = 127.0.0.1:0\n", r.stdout)  # the flag wins over the file
+            self.assertIn("board = generic\n", r.stdout)
+            with open(conf, "a") as f:
+                f.write("bogus-key = 1\n")
+            r = run([WISPD, "--config", conf, "--print-config"])
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(conf + ":5: unknown setting 'bogus-key'", r.stderr)
+
+    def test_bad_flags_exit_non_zero_with_a_message(self):
+        for args, msg in [(["--listen", "nohost"], "listen"),
+                          (["--listen", "127.0.0.1:70000"], "listen"),
+                          (["--store-map-mb", "0"], "store-map-mb"),
+                          (["--board", "nope"], "no profile 'nope'"),
+                          (["--nope", "1"], "unknown setting"),
+                          (["--data"], "needs a value"),
+                          (["stray"], "unexpected argument")]:
+            with self.subTest(args=args):
+                r = run([WISPD] + args)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(msg, r.stderr)
+        r = run([WISPD, "--help"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--data", r.stdout)
+
+    def test_random_guest_key_is_written_and_works(self):
+        w = Wispd(key=None)
+        try:
+            w.start()
+            path = os.path.join(w.data, "guest.key")
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+            with open(path) as f:
+                key = f.read().strip()
+            uuid, secret = key.split(":")
+            self.assertEqual(len(uuid), 36)
+            self.assertEqual(len(secret), 64)
+            w.key = key
+            self.assertEqual(w.request("GET", "/api/v1/namespaces").json(), ["guest"])
+            self.assertEqual(w.stop(), 0)
+            # the stored secret is hashed: the key does not appear in the store
+            with open(os.path.join(w.data, "data.mdb"), "rb") as f:
+                self.assertNotIn(secret.encode(), f.read())
+        finally:
+            w.cleanup()
+
+    def test_sigterm_exits_zero(self):
+        w = Wispd()
+        try:
+            w.start()
+            self.assertEqual(w.request("GET", "/ping", auth=False).status, 200)
+            self.assertEqual(w.stop(), 0)
+        finally:
+            w.cleanup()
+
+    def test_corrupt_data_dir_is_an_error_not_a_crash(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "data.mdb"), "wb") as f:
+                f.write(b"\xde\xad" * 8192)
+            r = run([WISPD, "--data", d, "--listen", "127.0.0.1:0"], env=dict(os.environ, WISP_GUEST_KEY=GUEST_KEY))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot open store", r.stderr)
+
+
+class Admin(unittest.TestCase):
+    def test_create_list_revoke_against_a_running_daemon(self):
+        w = Wispd()
+        try:
+            w.start()
+            r = run([WISP_CLI, "admin", "--data", w.data, "user", "create", "team1"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            key = r.stdout.strip()
+            self.assertRegex(key, r"^[0-9a-f-]{36}:[A-Za-z0-9]{64}$")
+            # the new key works at once, in its own namespace only
+            self.assertEqual(w.request("GET", "/api/v1/namespaces", key=key).json(), ["team1"])
+            self.assertEqual(w.request("GET", "/api/v1/namespaces/team1/actions", key=key).status, 200)
+            self.assertEqual(w.request("GET", "/api/v1/namespaces/guest/actions", key=key).status, 403)
+
+            r = run([WISP_CLI, "admin", "--data", w.data, "user", "list", "team1"])
+            self.assertEqual(r.returncode, 0)
+            self.assertIn(key.split(":")[0], r.stdout)
+            self.assertNotIn(key.split(":")[1], r.stdout)
+            r = run([WISP_CLI, "admin", "--data", w.data, "namespace", "list"])
+            self.assertEqual(sorted(r.stdout.split()), ["guest", "team1"])
+
+            r = run([WISP_CLI, "admin", "--data", w.data, "user", "revoke", key.split(":")[0]])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(w.request("GET", "/api/v1/namespaces", key=key).status, 401)
+
+            imported = "11111111-2222-4333-8444-555555555555:abcdefgh12345678"
+            r = run([WISP_CLI, "admin", "--data", w.data, "user", "create", "team2", "--key", imported])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(w.request("GET", "/api/v1/namespaces", key=imported).json(), ["team2"])
+            r = run([WISP_CLI, "admin", "--data", w.data, "user", "create", "team3", "--key", imported])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("exists already", r.stderr)
+            r = run([WISP_CLI, "admin", "--data", w.data, "namespace", "revoke", "team2"])
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("revoked 1 key of team2", r.stdout)
+            self.assertEqual(w.request("GET", "/api/v1/namespaces", key=imported).status, 401)
+        finally:
+            if w.proc:
+                w.stop()
+            w.cleanup()
+
+    def test_bad_input_gets_a_message_and_non_zero_exit(self):
+        with tempfile.TemporaryDirectory() as d:
+            for args, msg in [(["user", "create", "_"], "reserved"),
+                              (["user", "create", "whisk.system"], "reserved"),
+                              (["user", "create", "bad/ns"], "invalid character"),
+                              (["user", "create", "ok", "--key", "nouuid:secret123"], "uuid"),
+                              (["user", "revoke", "not-a-uuid"], "not a key uuid"),
+                              (["user", "revoke", "11111111-2222-4333-8444-555555555555"], "no key"),
+                              (["namespace", "revoke", "ghost"], "no keys"),
+                              (["frobnicate", "x"], "usage")]:
+                with self.subTest(args=args):
+                    r = run([WISP_CLI, "admin", "--data", d] + args)
+                    self.assertNotEqual(r.returncode, 0)
+                    self.assertIn(msg, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
