@@ -1156,8 +1156,8 @@ static size_t error_body(void *ctx, int status, const char *msg, char *buf, size
 }
 
 int api_start(struct event_base *base, struct store *st, const struct rt_kinds *kinds,
-              const struct wisp_cfg *cfg, struct api **out, unsigned *bound_port,
-              struct wisp_err *err)
+              const struct wisp_cfg *cfg, struct tls_server *tls, struct api **out,
+              unsigned *bound_port, struct wisp_err *err)
 {
     struct api *a = calloc(1, sizeof *a);
     if (!a)
@@ -1191,6 +1191,7 @@ int api_start(struct event_base *base, struct store *st, const struct rt_kinds *
         .max_body_bytes = (size_t)cfg->max_body_kb * 1024,
         .max_conns = (unsigned)cfg->http_max_conns,
         .idle_timeout_s = (unsigned)cfg->http_idle_timeout_s,
+        .tls = tls,
     };
     struct http_callbacks cbs = {.body_limit = body_limit, .handle = handle,
                                  .error_body = error_body, .ctx = a};

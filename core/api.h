@@ -11,11 +11,13 @@ struct event_base;
 struct store;
 struct rt_kinds;
 struct wisp_cfg;
+struct tls_server;
 struct api;
 
+/* tls: NULL for plain HTTP, else borrowed until api_free. */
 int api_start(struct event_base *base, struct store *st, const struct rt_kinds *kinds,
-              const struct wisp_cfg *cfg, struct api **out, unsigned *bound_port,
-              struct wisp_err *err) WISP_MUST_CHECK;
+              const struct wisp_cfg *cfg, struct tls_server *tls, struct api **out,
+              unsigned *bound_port, struct wisp_err *err) WISP_MUST_CHECK;
 /* Stops accepting connections (drain starts). */
 void api_stop_listening(struct api *a);
 /* Requests accepted and not yet answered. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 
 #define HTTP_MAX_HEADERS 64
 #define LINGER_SECONDS 2
@@ -74,6 +75,8 @@ struct conn {
     size_t body_limit, need;
     bool close_after, linger;
     struct event *linger_ev;
+    struct tls_conn *tls;        /* NULL on plain connections */
+    struct evbuffer *pin, *pout; /* plaintext sides of a TLS connection */
 };
 
 struct http_server {
@@ -88,6 +91,26 @@ struct http_server {
 
 static void conn_drive(struct conn *c);
 static void conn_free(struct conn *c);
+
+/* The plaintext buffers the HTTP machine reads and writes: the socket's
+ * own, or the TLS layer's. */
+static struct evbuffer *conn_in(struct conn *c)
+{
+    return c->tls ? c->pin : bufferevent_get_input(c->bev);
+}
+
+static struct evbuffer *conn_out(struct conn *c)
+{
+    return c->tls ? c->pout : bufferevent_get_output(c->bev);
+}
+
+/* Pushes queued plaintext through TLS; -EPROTO when the session broke. */
+static int conn_flush(struct conn *c)
+{
+    if (!c->tls)
+        return 0;
+    return tls_conn_write(c->tls, c->pout, bufferevent_get_output(c->bev));
+}
 
 const char *http_status_text(int status)
 {
@@ -307,7 +330,7 @@ int http_req_add_header(struct http_req *r, const char *name, const char *value)
 static void queue_reply(struct conn *c, int status, const char *ctype, const char *body,
                         size_t len, struct evbuffer *extra, bool keep_alive, bool head_only)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = conn_out(c);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Content-Length: %zu\r\n"
@@ -327,6 +350,8 @@ static void queue_reply(struct conn *c, int status, const char *ctype, const cha
         evbuffer_add(out, body, len);
     c->close_after = !keep_alive;
     c->state = C_WRITING;
+    if (conn_flush(c) < 0)
+        c->close_after = true;
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -450,8 +475,13 @@ static void start_request(struct conn *c, struct evbuffer *in)
         conn_error(c, 413, msg);
         return;
     }
-    if (r->expect_continue)
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (r->expect_continue) {
+        evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (conn_flush(c) < 0) {
+            conn_free(c);
+            return;
+        }
+    }
     if (r->chunked) {
         c->state = C_CHUNK_SIZE;
     } else if (r->content_length > 0) {
@@ -468,7 +498,7 @@ static void start_request(struct conn *c, struct evbuffer *in)
 
 static void conn_drive(struct conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = conn_in(c);
     /* Every case returns when it must wait for bytes and breaks when it
      * made progress. */
     for (;;) {
@@ -579,17 +609,35 @@ static void on_linger_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    conn_drive(arg);
+    struct conn *c = arg;
+    if (c->tls) {
+        /* While a reply is pending, leave ciphertext unread past a bound so
+         * the read watermark holds back a pipelining client. */
+        if ((c->state == C_HANDLING || c->state == C_WRITING) &&
+            evbuffer_get_length(c->pin) > 65536)
+            return;
+        int rc = tls_conn_read(c->tls, bufferevent_get_input(bev), c->pin,
+                               bufferevent_get_output(bev));
+        if (rc != 0) { /* close_notify or a broken session */
+            conn_free(c);
+            return;
+        }
+        if (conn_flush(c) < 0) {
+            conn_free(c);
+            return;
+        }
+    }
+    conn_drive(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->state != C_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+    if (c->state != C_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+        (c->tls && evbuffer_get_length(c->pout) > 0))
         return;
     if (c->close_after) {
-        if (!c->linger) {
+        if (!c->linger || c->tls) {
             conn_free(c);
             return;
         }
@@ -632,6 +680,11 @@ static void conn_free(struct conn *c)
     if (c->linger_ev)
         event_free(c->linger_ev);
     bufferevent_free(c->bev);
+    tls_conn_free(c->tls);
+    if (c->pin)
+        evbuffer_free(c->pin);
+    if (c->pout)
+        evbuffer_free(c->pout);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -676,6 +729,21 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->srv = s;
     c->bev = bev;
     c->state = C_HEAD;
+    if (s->cfg.tls) {
+        c->tls = tls_conn_new(s->cfg.tls);
+        c->pin = evbuffer_new();
+        c->pout = evbuffer_new();
+        if (!c->tls || !c->pin || !c->pout) {
+            tls_conn_free(c->tls);
+            if (c->pin)
+                evbuffer_free(c->pin);
+            if (c->pout)
+                evbuffer_free(c->pout);
+            bufferevent_free(bev);
+            free(c);
+            return;
+        }
+    }
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

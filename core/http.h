@@ -21,6 +21,7 @@
 #include "wisp.h"
 
 struct event_base;
+struct tls_server;
 struct http_server;
 struct http_req;
 
@@ -29,6 +30,7 @@ struct http_server_cfg {
     size_t max_body_bytes;   /* default body bound; beyond: 413 */
     unsigned max_conns;      /* beyond: 503 and close */
     unsigned idle_timeout_s; /* idle keep-alive and slow-request bound */
+    struct tls_server *tls;  /* NULL: plain HTTP; else borrowed for the server's life */
 };
 
 /* Called once the headers are in: returns the body bound for this request

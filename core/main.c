@@ -19,6 +19,7 @@
 #include "plat.h"
 #include "pool.h"
 #include "store.h"
+#include "tls.h"
 
 struct daemon {
     struct event_base *base;
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
     struct daemon d = {0};
     struct store *st = NULL;
     struct rt_kinds *kinds = NULL;
+    struct tls_server *tls = NULL;
     struct event *sigs[2] = {0};
     int status = 1;
 
@@ -115,13 +117,12 @@ int main(int argc, char **argv)
     if (created)
         wlog_info("wispd", "new data dir %s: namespace guest created%s", cfg.data,
                   getenv("WISP_GUEST_KEY") ? " with WISP_GUEST_KEY" : ", key in guest.key");
-    if (cfg.tls_cert[0]) {
-        fprintf(stderr, "wispd: TLS on the API listener is not available in this build; "
-                        "terminate TLS in front of wispd or leave tls-cert unset\n");
+    if (cfg.tls_cert[0] && tls_server_new(cfg.tls_cert, cfg.tls_key, &tls, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
     unsigned port;
-    if (api_start(d.base, st, kinds, &cfg, &d.api, &port, &err) < 0) {
+    if (api_start(d.base, st, kinds, &cfg, tls, &d.api, &port, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
@@ -137,7 +138,8 @@ int main(int argc, char **argv)
     unsigned ignored;
     if (cfg_split_hostport(cfg.listen, host, sizeof host, &ignored) < 0)
         goto out;
-    fprintf(stderr, "wispd: ready on http://%s%s%s:%u\n", strchr(host, ':') ? "[" : "", host,
+    fprintf(stderr, "wispd: ready on %s://%s%s%s:%u\n", tls ? "https" : "http",
+            strchr(host, ':') ? "[" : "", host,
             strchr(host, ':') ? "]" : "", port);
     fflush(stderr);
     event_base_dispatch(d.base);
@@ -151,6 +153,7 @@ out:
     if (d.drain_tick)
         event_free(d.drain_tick);
     store_close(st);
+    tls_server_free(tls);
     rt_kinds_free(kinds);
     event_base_free(d.base);
     return status;

@@ -65,6 +65,8 @@ class Wispd:
         self.port = None
         self.stderr_path = None
         self.host = "127.0.0.1"
+        self.scheme = "http"
+        self.ssl_context = None  # set for https daemons
 
     # -- process ----------------------------------------------------------
     def start(self):
@@ -83,8 +85,10 @@ class Wispd:
             if self.proc.poll() is not None:
                 raise AssertionError("wispd exited with %s:\n%s" % (self.proc.returncode, self.log()))
             for line in self.log().splitlines():
-                if line.startswith("wispd: ready on http://"):
-                    return int(line.rsplit(":", 1)[1])
+                for scheme in ("http", "https"):
+                    if line.startswith("wispd: ready on %s://" % scheme):
+                        self.scheme = scheme
+                        return int(line.rsplit(":", 1)[1])
             return None
 
         self.port = wait_for(ready, 20, "wispd ready line")
@@ -145,7 +149,10 @@ class Wispd:
             raw = json.dumps(body).encode()
             h["Content-Type"] = "application/json"
         h.update(headers or {})
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        if self.scheme == "https":
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=30, context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             conn.request(method, path, body=raw, headers=h)
             r = conn.getresponse()
