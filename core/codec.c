@@ -154,6 +154,81 @@ static json_t *unpack_obj(const msgpack_object *o)
     }
 }
 
+static uint64_t be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Walks the msgpack bytes once and checks that every declared length and
+ * element count fits in what is left. msgpack-c sizes its allocations from
+ * the declared counts before it reads the elements, so a corrupt header
+ * claiming 2^32 elements would otherwise cost gigabytes; after this check
+ * every count is bounded by the record's own length. */
+static int check_bounds(const unsigned char *d, size_t len)
+{
+    uint64_t pending = 1;
+    size_t pos = 0;
+    while (pending) {
+        if (pos >= len)
+            return -EBADMSG;
+        pending--;
+        unsigned char b = d[pos];
+        uint64_t head = 1, body = 0, kids = 0;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* one-byte values */
+        } else if (b <= 0x8f) {
+            kids = 2u * (b & 0x0fu);
+        } else if (b <= 0x9f) {
+            kids = b & 0x0fu;
+        } else if (b <= 0xbf) {
+            body = b & 0x1fu;
+        } else {
+            /* sizes of the length field (n) per type byte 0xc4..0xdf; for
+             * fixed-size types the body length instead */
+            static const struct { unsigned char n, fixed, ext, kind; } t[] = {
+                /* kind: 0 bytes, 1 array, 2 map */
+                [0xc4 - 0xc4] = {1, 0, 0, 0}, [0xc5 - 0xc4] = {2, 0, 0, 0},
+                [0xc6 - 0xc4] = {4, 0, 0, 0}, [0xc7 - 0xc4] = {1, 0, 1, 0},
+                [0xc8 - 0xc4] = {2, 0, 1, 0}, [0xc9 - 0xc4] = {4, 0, 1, 0},
+                [0xca - 0xc4] = {0, 4, 0, 0}, [0xcb - 0xc4] = {0, 8, 0, 0},
+                [0xcc - 0xc4] = {0, 1, 0, 0}, [0xcd - 0xc4] = {0, 2, 0, 0},
+                [0xce - 0xc4] = {0, 4, 0, 0}, [0xcf - 0xc4] = {0, 8, 0, 0},
+                [0xd0 - 0xc4] = {0, 1, 0, 0}, [0xd1 - 0xc4] = {0, 2, 0, 0},
+                [0xd2 - 0xc4] = {0, 4, 0, 0}, [0xd3 - 0xc4] = {0, 8, 0, 0},
+                [0xd4 - 0xc4] = {0, 2, 0, 0}, [0xd5 - 0xc4] = {0, 3, 0, 0},
+                [0xd6 - 0xc4] = {0, 5, 0, 0}, [0xd7 - 0xc4] = {0, 9, 0, 0},
+                [0xd8 - 0xc4] = {0, 17, 0, 0}, [0xd9 - 0xc4] = {1, 0, 0, 0},
+                [0xda - 0xc4] = {2, 0, 0, 0}, [0xdb - 0xc4] = {4, 0, 0, 0},
+                [0xdc - 0xc4] = {2, 0, 0, 1}, [0xdd - 0xc4] = {4, 0, 0, 1},
+                [0xde - 0xc4] = {2, 0, 0, 2}, [0xdf - 0xc4] = {4, 0, 0, 2},
+            };
+            if (b == 0xc1)
+                return -EBADMSG; /* never used */
+            const unsigned char n = t[b - 0xc4].n;
+            head = 1 + n + t[b - 0xc4].ext;
+            if (pos + 1 + n > len)
+                return -EBADMSG;
+            uint64_t v = be(d + pos + 1, n);
+            if (t[b - 0xc4].kind == 1)
+                kids = v;
+            else if (t[b - 0xc4].kind == 2)
+                kids = 2 * v;
+            else
+                body = n ? v : t[b - 0xc4].fixed;
+        }
+        if (head > len - pos || body > len - pos - head)
+            return -EBADMSG;
+        pos += (size_t)(head + body);
+        pending += kids;
+        if (pending > len - pos) /* every element takes at least a byte */
+            return -EBADMSG;
+    }
+    return pos == len ? 0 : -EBADMSG;
+}
+
 int codec_record_peek_kind(const void *data, size_t len)
 {
     const unsigned char *b = data;
@@ -169,6 +244,8 @@ int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64
     size_t off = 0;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
+    if (check_bounds(data, len) < 0)
+        goto out;
     if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len)
         goto out;
     const msgpack_object *o = &u.data;

@@ -38,7 +38,7 @@ struct cache_ent {
     int64_t updated_ms;
     json_t *doc;
     size_t klen;
-    char key[];
+    char *key; /* stored right after the struct, same allocation */
 };
 
 struct sync_waiter {
@@ -172,6 +172,7 @@ static void cache_put(struct store *st, const void *key, size_t klen, enum rec_k
     struct cache_ent *e = malloc(sizeof *e + klen);
     if (!e)
         return; /* a cache that cannot grow is still correct */
+    e->key = (char *)(e + 1);
     memcpy(e->key, key, klen);
     e->klen = klen;
     e->kind = kind;
