@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "cfg.h"
@@ -1035,10 +1036,70 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
     free(w);
 }
 
+/* Prometheus text format; no auth (it holds no secrets, and the API
+ * listens on loopback by default). */
+static void metrics(struct rq *r)
+{
+    struct http_stats hs;
+    struct store_stats ss;
+    http_server_stats(r->api->http, &hs);
+    store_get_stats(r->api->st, &ss);
+    long rss_pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        long size_pages;
+        if (fscanf(f, "%ld %ld", &size_pages, &rss_pages) != 2)
+            rss_pages = 0;
+        fclose(f);
+    }
+    char buf[2048];
+    int n = snprintf(
+        buf, sizeof buf,
+        "# TYPE wisp_http_requests_total counter\n"
+        "wisp_http_requests_total{class=\"2xx\"} %llu\n"
+        "wisp_http_requests_total{class=\"3xx\"} %llu\n"
+        "wisp_http_requests_total{class=\"4xx\"} %llu\n"
+        "wisp_http_requests_total{class=\"5xx\"} %llu\n"
+        "# TYPE wisp_http_connections_accepted_total counter\n"
+        "wisp_http_connections_accepted_total %llu\n"
+        "# TYPE wisp_http_connections_refused_total counter\n"
+        "wisp_http_connections_refused_total %llu\n"
+        "# TYPE wisp_http_connections_open gauge\n"
+        "wisp_http_connections_open %u\n"
+        "# TYPE wisp_store_map_bytes gauge\n"
+        "wisp_store_map_bytes %llu\n"
+        "# TYPE wisp_store_used_bytes gauge\n"
+        "wisp_store_used_bytes %llu\n"
+        "# TYPE wisp_store_map_grows_total counter\n"
+        "wisp_store_map_grows_total %llu\n"
+        "# TYPE wisp_store_syncs_total counter\n"
+        "wisp_store_syncs_total %llu\n"
+        "# TYPE wisp_entity_cache_hits_total counter\n"
+        "wisp_entity_cache_hits_total %llu\n"
+        "# TYPE wisp_entity_cache_misses_total counter\n"
+        "wisp_entity_cache_misses_total %llu\n"
+        "# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %lld\n",
+        hs.by_class[2], hs.by_class[3], hs.by_class[4], hs.by_class[5], hs.accepted, hs.refused,
+        hs.open, (unsigned long long)ss.map_bytes, (unsigned long long)ss.used_bytes,
+        (unsigned long long)ss.grows, (unsigned long long)ss.syncs,
+        (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses,
+        (long long)rss_pages * sysconf(_SC_PAGESIZE));
+    http_reply(r->req, 200, "text/plain; version=0.0.4", buf,
+               n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+    finish(r);
+}
+
 static void route(struct rq *r)
 {
     char **s = r->segs;
     int n = r->nsegs;
+    if (n == 1 && strcmp(s[0], "metrics") == 0) {
+        if (!is(r, "GET"))
+            return method_not_allowed(r, "GET");
+        metrics(r);
+        return;
+    }
     if (n == 1 && strcmp(s[0], "ping") == 0) {
         if (!is(r, "GET"))
             return method_not_allowed(r, "GET");

@@ -86,6 +86,7 @@ struct http_server {
     struct http_callbacks cbs;
     struct conn *conns;
     unsigned nconns, pending;
+    struct http_stats stats;
     struct timeval idle;
 };
 
@@ -330,6 +331,8 @@ int http_req_add_header(struct http_req *r, const char *name, const char *value)
 static void queue_reply(struct conn *c, int status, const char *ctype, const char *body,
                         size_t len, struct evbuffer *extra, bool keep_alive, bool head_only)
 {
+    c->srv->stats.requests++;
+    c->srv->stats.by_class[status >= 100 && status < 600 ? status / 100 : 0]++;
     struct evbuffer *out = conn_out(c);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
@@ -713,7 +716,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         ssize_t w = write(fd, head, (size_t)n);
         (void)w;
         evutil_closesocket(fd);
-        wlog_warn("http", "connection refused: %u open (http-max-conns)", s->nconns);
+        if (s->stats.refused++ % 1000 == 0) /* rate-limited: one line per 1000 */
+            wlog_warn("http", "connection refused: %u open (http-max-conns), %llu refused so far",
+                      s->nconns, s->stats.refused);
         return;
     }
     int one = 1;
@@ -749,6 +754,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    s->stats.accepted++;
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
     bufferevent_set_timeouts(bev, &s->idle, &s->idle);
     /* Bodies are moved out as they arrive; this caps what a pipelining
@@ -806,6 +812,12 @@ void http_server_stop_listening(struct http_server *s)
         evconnlistener_free(s->lev);
         s->lev = NULL;
     }
+}
+
+void http_server_stats(const struct http_server *s, struct http_stats *out)
+{
+    *out = s->stats;
+    out->open = s->nconns;
 }
 
 unsigned http_server_pending(const struct http_server *s)

@@ -60,6 +60,13 @@ int http_server_start(struct event_base *base, const struct http_server_cfg *cfg
 void http_server_stop_listening(struct http_server *s);
 /* Requests handed to the handler and not yet replied to. */
 unsigned http_server_pending(const struct http_server *s);
+struct http_stats {
+    unsigned long long requests, by_class[6]; /* by_class[2] counts 2xx replies, ... */
+    unsigned long long accepted, refused;     /* connections; refused: over max_conns */
+    unsigned open;                            /* connections open now */
+};
+void http_server_stats(const struct http_server *s, struct http_stats *out);
+
 /* Closes every connection and frees the server. Requests still pending are
  * marked gone; their replies are discarded and free them. */
 void http_server_free(struct http_server *s);

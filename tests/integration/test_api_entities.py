@@ -266,6 +266,19 @@ class ErrorsAndBadInput(WispTestCase):
         lim = self.w.api("GET", "limits").json()
         self.assertEqual(lim["concurrentInvocations"], 100)
 
+    def test_metrics(self):
+        self.w.api("PUT", "triggers/m", {})
+        self.w.api("GET", "triggers/nope")
+        m = self.w.request("GET", "/metrics", auth=False)
+        self.assertEqual(m.status, 200)
+        self.assertTrue(m.headers["content-type"].startswith("text/plain"))
+        vals = dict(l.rsplit(" ", 1) for l in m.body.splitlines() if l and not l.startswith("#"))
+        self.assertGreaterEqual(int(vals['wisp_http_requests_total{class="2xx"}']), 1)
+        self.assertGreaterEqual(int(vals['wisp_http_requests_total{class="4xx"}']), 1)
+        self.assertGreaterEqual(int(vals["wisp_store_syncs_total"]), 1)
+        self.assertGreater(int(vals["process_resident_memory_bytes"]), 0)
+        self.assertGreater(int(vals["wisp_store_map_bytes"]), 0)
+
     def test_oversized_body_is_413_before_it_is_read(self):
         import socket
         s = socket.create_connection(("127.0.0.1", self.w.port), timeout=10)
