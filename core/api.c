@@ -521,7 +521,7 @@ static int resolve_binding(struct write_ctx *w, struct store_txn *t, json_t *b, 
     rc = txn_get_entity(t, bns, bname, &kind, &doc);
     if (rc == -ENOENT || (rc == 0 && kind != REC_PACKAGE)) {
         json_decref(doc);
-        return wisp_err_set(&w->err, -ENOENT, "Binding references a package that does not exist.");
+        return wisp_err_set(&w->err, -EINVAL, "Binding references a package that does not exist.");
     }
     if (rc < 0)
         return rc;
@@ -607,7 +607,7 @@ static int put_fn(struct store_txn *t, void *arg)
             rc = txn_get_entity(t, ns1, p1, &kind, &tdoc);
             json_decref(tdoc);
             if (rc == -ENOENT || (rc == 0 && kind != REC_TRIGGER)) {
-                rc = wisp_err_set(&w->err, -ENOENT, "The trigger '%s' does not exist.", p1);
+                rc = wisp_err_set(&w->err, -EINVAL, "The trigger '%s' does not exist.", p1);
                 goto out;
             }
             if (rc < 0)
@@ -622,8 +622,11 @@ static int put_fn(struct store_txn *t, void *arg)
                 rc = fail(w, -EACCES, MSG_FORBIDDEN);
                 goto out;
             }
-            if ((rc = txn_action_exists(w, t, ns2, p2)) < 0)
+            if ((rc = txn_action_exists(w, t, ns2, p2)) < 0) {
+                if (rc == -ENOENT) /* a bad reference in the body: 400, as OpenWhisk */
+                    rc = w->err.code = -EINVAL;
                 goto out;
+            }
             ref2 = ref_json(ns2, p2);
         }
         rc = entity_build_rule(&a->env, r->body, old, w->ns, w->name, ref1, ref2, w->now, &doc,
@@ -728,6 +731,12 @@ static int del_fn(struct store_txn *t, void *arg)
     }
     if ((rc = txn_del_entity(t, w->ns, w->path)) < 0)
         goto out;
+    if (w->coll == COLL_RULES) { /* OpenWhisk answers with the rule as it is now: off */
+        json_t *copy = json_deep_copy(old);
+        json_decref(old);
+        old = copy;
+        json_object_set_new(old, "status", json_string("inactive"));
+    }
     w->result = old;
     old = NULL;
 out:
@@ -782,7 +791,6 @@ static void run_write(struct rq *r, store_write_fn *fn, struct write_ctx *w, int
 
 struct list_ctx {
     enum rec_kind kind;
-    bool in_package; /* listing "pkg/" contents */
     bool count_only;
     long long skip, limit, seen;
     json_t *out;
@@ -797,10 +805,8 @@ static int list_fn(void *arg, const struct store_rec *rec)
     const char *path = memchr(key, '\0', klen);
     if (!path || store_rec_kind(rec) != (int)l->kind)
         return 0;
-    path++;
-    /* Top-level listings leave out actions inside packages. */
-    if (!l->in_package && memchr(path, '/', klen - (size_t)(path - key)))
-        return 0;
+    /* Listing a namespace's actions includes those inside its packages,
+     * as OpenWhisk's view keyed by root namespace does. */
     if (l->seen++ < l->skip || l->count_only)
         return 0;
     if ((long long)json_array_size(l->out) >= l->limit)
@@ -820,7 +826,7 @@ static int list_fn(void *arg, const struct store_rec *rec)
 static void do_list(struct rq *r, enum coll c, const char *ns, const char *pkg)
 {
     struct wisp_err err = {0};
-    struct list_ctx l = {.kind = colls[c].kind, .in_package = pkg != NULL};
+    struct list_ctx l = {.kind = colls[c].kind};
     int cnt = query_bool(r, "count", false);
     if (cnt < 0) {
         reply_error(r, 400, "The value of 'count' must be true or false.");
@@ -868,8 +874,29 @@ static void get_package(struct rq *r, const char *ns, json_t *doc)
     if (json_object_size(b) > 0) {
         pns = wjson_str(b, "namespace");
         pname = wjson_str(b, "name");
+        /* A binding shows the bound package's parameters under its own. */
+        json_t *bound = NULL;
+        struct wisp_err e = {0};
+        if (pns && pname && get_entity(r->api, pns, pname, REC_PACKAGE, &bound, &e) == 0) {
+            json_t *merged = json_deep_copy(json_object_get(bound, "parameters"));
+            size_t i;
+            json_t *p;
+            json_array_foreach(json_object_get(doc, "parameters"), i, p) {
+                const char *k = wjson_str(p, "key");
+                for (size_t j = 0; merged && k && j < json_array_size(merged); j++) {
+                    if (strcmp(wjson_str(json_array_get(merged, j), "key"), k) == 0) {
+                        json_array_remove(merged, j);
+                        break;
+                    }
+                }
+                json_array_append(merged, p);
+            }
+            if (merged)
+                json_object_set_new(out, "parameters", merged);
+            json_decref(bound);
+        }
     }
-    struct list_ctx l = {.kind = REC_ACTION, .in_package = true, .limit = 1000};
+    struct list_ctx l = {.kind = REC_ACTION, .limit = 1000};
     char prefix[STORE_MAX_KEY], inner[ENTITY_NAME_MAX + 2];
     size_t plen;
     l.out = json_array();

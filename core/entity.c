@@ -463,6 +463,9 @@ int entity_build_package(const struct entity_env *env, const json_t *body, const
     if ((rc = set_kv_field(doc, body, "parameters", false, env->max_params_bytes, err)) < 0 ||
         (rc = annotations(env, doc, body, err)) < 0 || (rc = set_publish(doc, body, err)) < 0)
         goto out;
+    json_t *bd = json_object_get(doc, "binding");
+    if (json_object_size(bd) > 0) /* as OpenWhisk annotates every binding */
+        set_annotation(doc, "binding", json_incref(bd));
     *out = doc;
     doc = NULL;
 out:
@@ -556,9 +559,11 @@ json_t *entity_brief(enum rec_kind kind, const json_t *doc)
                                                  json_is_true(json_object_get(ex, "binary"))));
         json_object_set(b, "limits", json_object_get(doc, "limits"));
         break;
-    case REC_PACKAGE:
-        json_object_set(b, "binding", json_object_get(doc, "binding"));
+    case REC_PACKAGE: { /* OpenWhisk's package view shows false for "no binding" */
+        json_t *bd = json_object_get(doc, "binding");
+        json_object_set_new(b, "binding", json_object_size(bd) ? json_incref(bd) : json_false());
         break;
+    }
     case REC_RULE:
         json_object_set(b, "status", json_object_get(doc, "status"));
         json_object_set(b, "trigger", json_object_get(doc, "trigger"));

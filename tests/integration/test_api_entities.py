@@ -138,19 +138,26 @@ class Packages(WispTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["namespace"], "guest/iot")
         self.assertEqual([a["name"] for a in self.w.api("GET", "actions/iot/").json()], ["read"])
-        # top-level listing leaves packaged actions out
-        self.assertEqual(self.w.api("GET", "actions").json(), [])
+        # the namespace's action list includes packaged ones, as OpenWhisk's does
+        listed = self.w.api("GET", "actions").json()
+        self.assertEqual([(a["namespace"], a["name"]) for a in listed], [("guest/iot", "read")])
         g = self.w.api("GET", "packages/iot").json()
         self.assertEqual([a["name"] for a in g["actions"]], ["read"])
         self.assertEqual(self.w.api("GET", "actions/iot/read").json()["name"], "read")
 
-        b = self.w.api("PUT", "packages/iotb", {"binding": {"namespace": "_", "name": "iot"}})
+        b = self.w.api("PUT", "packages/iotb", {"binding": {"namespace": "_", "name": "iot"},
+                                                "parameters": [{"key": "extra", "value": 2}]})
         self.assertEqual(b.status, 200, b)
         self.assertEqual(b.json()["binding"], {"namespace": "guest", "name": "iot"})
-        self.assertEqual([a["name"] for a in self.w.api("GET", "packages/iotb").json()["actions"]], ["read"])
+        self.assertIn({"key": "binding", "value": {"namespace": "guest", "name": "iot"}}, b.json()["annotations"])
+        gb = self.w.api("GET", "packages/iotb").json()
+        self.assertEqual([a["name"] for a in gb["actions"]], ["read"])
+        self.assertEqual(gb["parameters"], [{"key": "site", "value": "a"}, {"key": "extra", "value": 2}])
+        listed = {p["name"]: p["binding"] for p in self.w.api("GET", "packages").json()}
+        self.assertEqual(listed, {"iot": False, "iotb": {"namespace": "guest", "name": "iot"}})
         self.assertError(self.w.api("PUT", "actions/iotb/x", {"exec": NODE}), 400, "binding")
         self.assertError(self.w.api("PUT", "packages/b2", {"binding": {"namespace": "_", "name": "iotb"}}), 400)
-        self.assertError(self.w.api("PUT", "packages/b3", {"binding": {"namespace": "_", "name": "nope"}}), 404)
+        self.assertError(self.w.api("PUT", "packages/b3", {"binding": {"namespace": "_", "name": "nope"}}), 400)
         self.assertError(self.w.api("PUT", "actions/nopkg/x", {"exec": NODE}), 404)
 
         self.assertError(self.w.api("DELETE", "packages/iot"), 409, "Package not empty (contains 1 entity)")
@@ -158,6 +165,7 @@ class Packages(WispTestCase):
         self.assertEqual(self.w.api("DELETE", "packages/iot?force=true").status, 200)
         self.assertError(self.w.api("GET", "actions/iot/read"), 404)
         self.assertEqual([p["name"] for p in self.w.api("GET", "packages").json()], ["iotb"])
+        self.assertEqual(self.w.api("GET", "actions").json(), [])
 
 
 class TriggersAndRules(WispTestCase):
@@ -179,12 +187,14 @@ class TriggersAndRules(WispTestCase):
         self.assertEqual(self.w.api("GET", "triggers/t").json()["rules"]["guest/r"]["status"], "inactive")
         self.assertError(self.w.api("POST", "rules/r", {"status": "paused"}), 400)
 
-        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/nope", "action": "/_/a"}), 404)
-        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/t", "action": "/_/nope"}), 404)
+        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/nope", "action": "/_/a"}), 400)
+        self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/t", "action": "/_/nope"}), 400)
         self.assertError(self.w.api("PUT", "rules/r2", {"trigger": "/_/t"}), 400)
         self.assertEqual([x["name"] for x in self.w.api("GET", "rules").json()], ["r"])
 
-        self.assertEqual(self.w.api("DELETE", "rules/r").status, 200)
+        d = self.w.api("DELETE", "rules/r")
+        self.assertEqual(d.status, 200)
+        self.assertEqual(d.json()["status"], "inactive")
         self.assertEqual(self.w.api("GET", "triggers/t").json()["rules"], {})
         self.assertEqual(self.w.api("DELETE", "triggers/t").status, 200)
         self.assertError(self.w.api("GET", "triggers/t"), 404)
