@@ -18,10 +18,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "act.h"
 #include "auth.h"
 #include "cfg.h"
 #include "entity.h"
 #include "http.h"
+#include "invoke.h"
 #include "log.h"
 #include "plat.h"
 #include "pool.h"
@@ -45,6 +47,9 @@ struct api {
     struct store *st;
     const struct rt_kinds *kinds;
     const struct wisp_cfg *cfg;
+    struct invoke *inv;
+    struct act *act;
+    struct pool *pool;
     struct entity_env env;
     struct http_server *http;
     char txid_prefix[17];
@@ -58,6 +63,7 @@ struct rq {
     const char *method;
     char txid[33];
     char ns[AUTH_NS_MAX]; /* the caller's namespace */
+    char key[AUTH_UUID_LEN + AUTH_SECRET_LEN + 2]; /* the caller's key, for provide-api-key */
     char *segs[MAX_SEGS];
     int nsegs;
     char segbuf[2048];
@@ -326,13 +332,10 @@ static int ent_key(const char *ns, const char *path, char *key, size_t *klen)
 static int get_entity(struct api *a, const char *ns, const char *path, enum rec_kind want,
                       json_t **doc, struct wisp_err *err)
 {
-    char key[STORE_MAX_KEY];
-    size_t klen;
     enum rec_kind kind;
-    int rc = ent_key(ns, path, key, &klen);
-    if (rc < 0)
+    int rc = store_entity_get(a->st, ns, path, &kind, doc);
+    if (rc == -ENAMETOOLONG)
         return wisp_err_set(err, -EINVAL, "The entity name is too long.");
-    rc = store_get(a->st, STORE_ENTITIES, key, klen, &kind, NULL, doc);
     if (rc == -ENOENT)
         return wisp_err_set(err, rc, MSG_NOT_FOUND);
     if (rc == -EBADMSG || rc == -EPROTO)
@@ -924,6 +927,188 @@ static void get_package(struct rq *r, const char *ns, json_t *doc)
     reply_json(r, 200, out);
 }
 
+/* ==== invoke and activations ========================================== */
+
+static bool is(const struct rq *r, const char *m);
+static void method_not_allowed(struct rq *r, const char *allowed);
+
+struct pending_invoke {
+    struct rq *r;
+    struct invoke_waiter *w;
+    bool result_only;
+    char id[33];
+};
+
+static void reply_activation_id(struct rq *r, int status, const char *id)
+{
+    if (http_req_add_header(r->req, "x-openwhisk-activation-id", id) < 0) {
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    reply_json(r, status, json_pack("{s:s}", "activationId", id));
+}
+
+static void on_invoke_done(void *arg, const json_t *record)
+{
+    struct pending_invoke *pi = arg;
+    struct rq *r = pi->r;
+    http_req_on_gone(r->req, NULL, NULL);
+    if (!record) { /* the wait ran out: the activation goes on */
+        reply_activation_id(r, 202, pi->id);
+    } else if (http_req_add_header(r->req, "x-openwhisk-activation-id", pi->id) < 0) {
+        reply_error(r, 503, "System is overloaded, try again later.");
+    } else {
+        json_t *body = pi->result_only
+                           ? json_object_get(json_object_get(record, "response"), "result")
+                           : (json_t *)record;
+        reply_json(r, invoke_http_status(record), json_incref(body));
+    }
+    free(pi);
+}
+
+static void on_invoke_gone(void *arg)
+{
+    struct pending_invoke *pi = arg;
+    invoke_cancel(pi->w);
+    http_reply(pi->r->req, 499, NULL, NULL, 0); /* discarded: frees the request */
+    finish(pi->r);
+    free(pi);
+}
+
+static int invoke_errstatus(int code)
+{
+    switch (code) {
+    case -EAGAIN: return 429;
+    case -EBUSY: return 503;
+    case -ENOTSUP: return 501;
+    case -EIO: return 500;
+    default: return status_of(code);
+    }
+}
+
+static void do_invoke(struct rq *r, const char *ns, const char *path)
+{
+    struct wisp_err err = {0};
+    int blocking = query_bool(r, "blocking", false), result = query_bool(r, "result", false);
+    long long timeout;
+    if (blocking < 0 || result < 0) {
+        reply_error(r, 400, "The values of 'blocking' and 'result' must be true or false.");
+        return;
+    }
+    if (query_uint(r, "timeout", 60000, 60000, "timeout", &timeout, &err) < 0) {
+        reply_err(r, &err);
+        return;
+    }
+    if (parse_body(r, &err) < 0) {
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        return;
+    }
+    if (!json_is_object(r->body)) {
+        reply_error(r, 400, "The request content was malformed: the parameters must be a JSON "
+                            "object.");
+        return;
+    }
+    struct invoke_req ireq = {
+        .ns = ns,
+        .path = path,
+        .subject = r->ns,
+        .api_key = r->key,
+        .payload = r->body,
+        .blocking = blocking,
+        .wait_ms = (uint32_t)(timeout > 0 ? timeout : 60000),
+    };
+    struct pending_invoke *pi = NULL;
+    if (blocking && !(pi = calloc(1, sizeof *pi))) {
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    char id[33];
+    int rc = invoke_start(r->api->inv, &ireq, id, blocking ? on_invoke_done : NULL, pi,
+                          pi ? &pi->w : NULL, &err);
+    if (rc < 0) {
+        free(pi);
+        reply_error(r, invoke_errstatus(rc), err.msg);
+        return;
+    }
+    if (!blocking) {
+        reply_activation_id(r, 202, id);
+        return;
+    }
+    pi->r = r;
+    pi->result_only = result;
+    memcpy(pi->id, id, sizeof pi->id);
+    http_req_on_gone(r->req, on_invoke_gone, pi);
+}
+
+static void route_activations(struct rq *r, const char *ns, char **rest, int nrest)
+{
+    if (nrest > 0 && rest[nrest - 1][0] == '\0')
+        nrest--;
+    if (!is(r, "GET"))
+        return method_not_allowed(r, "GET");
+    if (nrest == 0) {
+        struct wisp_err err = {0};
+        struct act_query q = {0};
+        char name[2 * ENTITY_NAME_MAX + 2];
+        long long since, upto;
+        int docs = query_bool(r, "docs", false), count = query_bool(r, "count", false);
+        if (docs < 0 || count < 0) {
+            reply_error(r, 400, "The values of 'docs' and 'count' must be true or false.");
+            return;
+        }
+        if (docs && count) {
+            reply_error(r, 400, "The parameters 'docs' and 'count' cannot be used together.");
+            return;
+        }
+        if (query_uint(r, "skip", 0, 1LL << 40, "activations", &q.skip, &err) < 0 ||
+            query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, "activations", &q.limit,
+                       &err) < 0 ||
+            query_uint(r, "since", 0, 1LL << 53, "since", &since, &err) < 0 ||
+            query_uint(r, "upto", 0, 1LL << 53, "upto", &upto, &err) < 0) {
+            reply_err(r, &err);
+            return;
+        }
+        if (q.limit == 0)
+            q.limit = LIST_LIMIT_MAX;
+        q.since = since;
+        q.upto = upto;
+        q.docs = docs;
+        q.count = count;
+        q.name = query_param(r, "name", name, sizeof name);
+        if (q.name && !*q.name)
+            q.name = NULL;
+        json_t *out;
+        if (act_list(r->api->act, ns, &q, &out) < 0) {
+            reply_error(r, 500, "The store failed to list activations.");
+            return;
+        }
+        reply_json(r, 200, out);
+        return;
+    }
+    if (nrest > 2 || (nrest == 2 && strcmp(rest[1], "logs") && strcmp(rest[1], "result"))) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    json_t *doc;
+    int rc = act_get(r->api->act, ns, rest[0], &doc);
+    if (rc == -ENOENT) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    if (rc < 0) {
+        reply_error(r, 500, "The stored activation cannot be read.");
+        return;
+    }
+    if (nrest == 1)
+        reply_json(r, 200, doc);
+    else if (strcmp(rest[1], "logs") == 0)
+        reply_json(r, 200, json_pack("{s:O}", "logs", json_object_get(doc, "logs")));
+    else
+        reply_json(r, 200, json_incref(json_object_get(doc, "response")));
+    if (nrest != 1)
+        json_decref(doc);
+}
+
 /* ==== routing ========================================================= */
 
 static void method_not_allowed(struct rq *r, const char *allowed)
@@ -1046,6 +1231,8 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
             w->force = force;
             run_write(r, del_fn, w, 200);
         }
+    } else if (c == COLL_ACTIONS && is(r, "POST")) {
+        do_invoke(r, ns, path);
     } else if (c == COLL_RULES && is(r, "POST")) {
         const char *st;
         if (parse_body(r, &err) < 0) {
@@ -1058,7 +1245,8 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
             run_write(r, rule_state_fn, w, 200);
         }
     } else {
-        method_not_allowed(r, c == COLL_RULES ? "GET, PUT, DELETE, POST" : "GET, PUT, DELETE");
+        method_not_allowed(r, c == COLL_RULES || c == COLL_ACTIONS ? "GET, PUT, DELETE, POST"
+                                                                    : "GET, PUT, DELETE");
     }
     free(w);
 }
@@ -1148,7 +1336,7 @@ static void route(struct rq *r)
         reply_error(r, 404, MSG_NOT_FOUND);
         return;
     }
-    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns);
+    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns, r->key);
     if (rc == -EIO) {
         reply_error(r, 500, "The store failed to check the key.");
         return;
@@ -1181,6 +1369,10 @@ static void route(struct rq *r)
         if (!is(r, "GET"))
             return method_not_allowed(r, "GET");
         ns_limits(r);
+        return;
+    }
+    if (strcmp(s[4], "activations") == 0) {
+        route_activations(r, ns, s + 5, n - 5);
         return;
     }
     for (size_t c = 0; c < WISP_ARRAY_LEN(colls); c++) {
@@ -1232,6 +1424,8 @@ static size_t body_limit(void *ctx, const struct http_req *req)
      * escaping, parameters and annotations. */
     if (strcmp(http_req_method(req), "PUT") == 0 && strstr(p, "/actions/"))
         return (size_t)a->cfg->action_max_code_kb * 1024 * 2 + (size_t)a->cfg->max_params_kb * 2048;
+    if (strcmp(http_req_method(req), "POST") == 0 && strstr(p, "/actions/"))
+        return (size_t)a->cfg->max_payload_kb * 1024;
     return (size_t)a->cfg->max_body_kb * 1024;
 }
 
@@ -1243,17 +1437,23 @@ static size_t error_body(void *ctx, int status, const char *msg, char *buf, size
     return error_json(msg, txid, buf, cap);
 }
 
-int api_start(struct event_base *base, struct store *st, const struct rt_kinds *kinds,
-              const struct wisp_cfg *cfg, struct tls_server *tls, struct api **out,
-              unsigned *bound_port, struct wisp_err *err)
+int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
+              struct wisp_err *err)
 {
+    struct event_base *base = env->base;
+    const struct rt_kinds *kinds = env->kinds;
+    const struct wisp_cfg *cfg = env->cfg;
+    struct tls_server *tls = env->tls;
     struct api *a = calloc(1, sizeof *a);
     if (!a)
         return wisp_err_set(err, -ENOMEM, "out of memory");
     a->base = base;
-    a->st = st;
+    a->st = env->st;
     a->kinds = kinds;
     a->cfg = cfg;
+    a->inv = env->inv;
+    a->act = env->act;
+    a->pool = env->pool;
     a->env = (struct entity_env){
         .kinds = kinds,
         .max_code_bytes = (size_t)cfg->action_max_code_kb * 1024,

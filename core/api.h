@@ -12,12 +12,26 @@ struct store;
 struct rt_kinds;
 struct wisp_cfg;
 struct tls_server;
+struct invoke;
+struct act;
+struct pool;
 struct api;
 
-/* tls: NULL for plain HTTP, else borrowed until api_free. */
-int api_start(struct event_base *base, struct store *st, const struct rt_kinds *kinds,
-              const struct wisp_cfg *cfg, struct tls_server *tls, struct api **out,
-              unsigned *bound_port, struct wisp_err *err) WISP_MUST_CHECK;
+/* What the API serves from; all borrowed until api_free. tls: NULL for
+ * plain HTTP. */
+struct api_env {
+    struct event_base *base;
+    struct store *st;
+    const struct rt_kinds *kinds;
+    const struct wisp_cfg *cfg;
+    struct tls_server *tls;
+    struct invoke *inv;
+    struct act *act;
+    struct pool *pool;
+};
+
+int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
+              struct wisp_err *err) WISP_MUST_CHECK;
 /* Stops accepting connections (drain starts). */
 void api_stop_listening(struct api *a);
 /* Requests accepted and not yet answered. */

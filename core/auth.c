@@ -226,7 +226,7 @@ int auth_ns_revoke(struct store *st, const char *ns, unsigned *count, struct wis
     }
 }
 
-int auth_check(struct store *st, const char *header, char *ns_out)
+int auth_check(struct store *st, const char *header, char *ns_out, char *key_out)
 {
     if (!header || strncasecmp(header, "Basic ", 6) != 0)
         return -EACCES;
@@ -266,6 +266,8 @@ int auth_check(struct store *st, const char *header, char *ns_out)
         hash_secret(salt, secret, got);
         if (plat_ct_equal(got, hash_hex, 64)) {
             strcpy(ns_out, ns);
+            if (key_out)
+                snprintf(key_out, AUTH_UUID_LEN + AUTH_SECRET_LEN + 2, "%s:%s", uuid, secret);
             rc = 0;
         }
     }

@@ -40,9 +40,11 @@ typedef void auth_key_fn(void *arg, const char *uuid, const char *ns, long long 
 int auth_key_list(struct store *st, const char *ns, auth_key_fn *fn, void *arg) WISP_MUST_CHECK;
 
 /* Checks an Authorization header value ("Basic base64(uuid:secret)").
- * ns_out (AUTH_NS_MAX bytes) gets the key's namespace. 0 or -EACCES
+ * ns_out (AUTH_NS_MAX bytes) gets the key's namespace and key_out (NULL, or
+ * AUTH_UUID_LEN + AUTH_SECRET_LEN + 2 bytes) the key itself. 0 or -EACCES
  * (missing, malformed, unknown or wrong); store failures are -EIO. */
-int auth_check(struct store *st, const char *header, char *ns_out) WISP_MUST_CHECK;
+int auth_check(struct store *st, const char *header, char *ns_out, char *key_out)
+    WISP_MUST_CHECK;
 
 /* On a data dir never bootstrapped, creates namespace "guest" with key
  * env_key ("uuid:secret", from WISP_GUEST_KEY) or a random key written to

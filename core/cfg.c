@@ -69,6 +69,28 @@ static const struct cfg_row rows[] = {
     U64("concurrency-max", concurrency_max, 1, 500, "500", "largest limits.concurrency"),
     U64("drain-timeout-s", drain_timeout_s, 0, 3600, "30",
         "on SIGTERM wait this long for in-flight work"),
+    U64("invocations-per-minute", invocations_per_minute, 1, 100000000, "60000",
+        "per namespace (OpenWhisk's default is 120; gateways run tighter loops)"),
+    U64("concurrent-invocations", concurrent_invocations, 1, 100000, "200",
+        "activations in flight per namespace"),
+    U64("max-payload-kb", max_payload_kb, 1, 1u << 20, "1024", "invoke parameters (OpenWhisk: 1 MB)"),
+    U64("max-result-kb", max_result_kb, 1, 1u << 20, "1024", "action results (OpenWhisk: 1 MB)"),
+    U64("activation-max-age-s", activation_max_age_s, 0, 1u << 31, "604800",
+        "activations older than this are removed (0: no age limit)"),
+    U64("activation-max-count", activation_max_count, 1, 100000000, "100000",
+        "activations kept per namespace"),
+    U64("pool-memory-mb", pool_memory_mb, 128, 1u << 20, "1024",
+        "memory budget: the sum of running actions' limits.memory"),
+    U64("stem-memory-mb", stem_memory_mb, 16, 4096, "128", "what a stem cell reserves"),
+    U64("idle-evict-s", idle_evict_s, 1, 86400, "600", "warm workers idle this long stop"),
+    U64("pool-queue-max", pool_queue_max, 0, 1000000, "1000",
+        "activations waiting for a worker; beyond, 503"),
+    U64("worker-pids-max", worker_pids_max, 1, 1u << 22, "1024", "processes per worker (cgroups)"),
+    STR("prewarm", prewarm, "python:3=1,nodejs:20=1", "stem cells per kind, kind=count,..."),
+    STR("interpreters", interpreters, "", "kind=/path/to/interpreter,... over the manifest's"),
+    STR("worker-user", worker_user, "nobody", "user workers run as when wispd runs as root"),
+    STR("cgroups", cgroups, "auto", "auto: confine workers in cgroups where possible; off"),
+    STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),
 };
 
 static const struct cfg_row *find_row(const char *name)
@@ -258,6 +280,8 @@ int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
     if (cfg_split_hostport(cfg->listen, host, sizeof host, &port) < 0)
         return wisp_err_set(err, -EINVAL, "listen: '%s' is not HOST:PORT with a port 0..65535",
                             cfg->listen);
+    if (strcmp(cfg->cgroups, "auto") != 0 && strcmp(cfg->cgroups, "off") != 0)
+        return wisp_err_set(err, -EINVAL, "cgroups: '%s' is not auto or off", cfg->cgroups);
     if (!cfg->tls_cert[0] != !cfg->tls_key[0])
         return wisp_err_set(err, -EINVAL, "tls-cert and tls-key go together");
     return special;

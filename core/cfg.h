@@ -37,6 +37,23 @@ struct wisp_cfg {
     uint64_t sequence_max;      /* components per sequence */
     uint64_t concurrency_max;   /* upper bound of limits.concurrency */
     uint64_t drain_timeout_s;   /* SIGTERM drain bound */
+    /* invocation */
+    uint64_t invocations_per_minute; /* per namespace */
+    uint64_t concurrent_invocations; /* per namespace */
+    uint64_t max_payload_kb;
+    uint64_t max_result_kb;
+    uint64_t activation_max_age_s;
+    uint64_t activation_max_count;
+    uint64_t pool_memory_mb;
+    uint64_t stem_memory_mb;
+    uint64_t idle_evict_s;
+    uint64_t pool_queue_max;
+    uint64_t worker_pids_max;
+    char prewarm[256];
+    char interpreters[1024];
+    char worker_user[64];
+    char cgroups[8];
+    char runtimes_dir[PATH_MAX];
 };
 
 /* Fills the built-in defaults. */

@@ -7,13 +7,18 @@
  * exits 0. */
 #include <errno.h>
 #include <event2/event.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "act.h"
 #include "api.h"
 #include "auth.h"
+#include "invoke.h"
 #include "cfg.h"
 #include "log.h"
 #include "plat.h"
@@ -24,6 +29,7 @@
 struct daemon {
     struct event_base *base;
     struct api *api;
+    struct invoke *inv;
     struct event *drain_tick;
     int64_t drain_deadline_us;
     bool draining;
@@ -34,10 +40,10 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct daemon *d = arg;
-    unsigned pending = api_pending(d->api);
+    unsigned pending = api_pending(d->api) + invoke_pending(d->inv);
     if (pending == 0 || plat_clock_mono_us() >= d->drain_deadline_us) {
         if (pending)
-            wlog_warn("wispd", "drain timeout: %u requests still pending", pending);
+            wlog_warn("wispd", "drain timeout: %u requests or activations still pending", pending);
         event_base_loopexit(d->base, NULL);
     }
 }
@@ -68,6 +74,8 @@ int main(int argc, char **argv)
     struct store *st = NULL;
     struct rt_kinds *kinds = NULL;
     struct tls_server *tls = NULL;
+    struct pool *pool = NULL;
+    struct act *act = NULL;
     struct event *sigs[2] = {0};
     int status = 1;
 
@@ -121,8 +129,61 @@ int main(int argc, char **argv)
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
+    /* Workers run unprivileged when wispd runs as root. */
+    struct pool_cfg pc = {
+        .kinds = kinds,
+        .runtimes_dir = cfg.runtimes_dir,
+        .interpreters = cfg.interpreters,
+        .prewarm = cfg.prewarm,
+        .memory_budget_mb = cfg.pool_memory_mb,
+        .stem_memory_mb = (unsigned)cfg.stem_memory_mb,
+        .idle_evict_s = (unsigned)cfg.idle_evict_s,
+        .queue_max = (unsigned)cfg.pool_queue_max,
+        .pids_max = (unsigned)cfg.worker_pids_max,
+        .use_cgroups = strcmp(cfg.cgroups, "auto") == 0,
+    };
+    char work_dir[sizeof cfg.data + 8];
+    snprintf(work_dir, sizeof work_dir, "%s/work", cfg.data);
+    pc.work_dir = work_dir;
+    if (geteuid() == 0 && cfg.worker_user[0]) {
+        struct passwd *pw = getpwnam(cfg.worker_user); /* start-up only */
+        if (!pw) {
+            fprintf(stderr, "wispd: worker-user: no user '%s'\n", cfg.worker_user);
+            goto out;
+        }
+        pc.drop_privs = true;
+        pc.uid = pw->pw_uid;
+        pc.gid = pw->pw_gid;
+        /* the workers' directories are under the data dir: let them pass */
+        if (chmod(cfg.data, 0711) < 0)
+            wlog_warn("wispd", "cannot chmod %s: %s", cfg.data, strerror(errno));
+    }
+    if (pool_open(d.base, &pc, &pool, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    struct act_cfg ac = {.max_age_s = cfg.activation_max_age_s,
+                         .max_count = cfg.activation_max_count,
+                         .queue_max = 65536};
+    if (act_open(d.base, st, &ac, &act, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    struct invoke_cfg ic = {
+        .per_minute = (unsigned)cfg.invocations_per_minute,
+        .concurrent = (unsigned)cfg.concurrent_invocations,
+        .max_payload_bytes = (size_t)cfg.max_payload_kb * 1024,
+        .max_result_bytes = (size_t)cfg.max_result_kb * 1024,
+        .sequence_depth = 8,
+    };
+    if (invoke_open(d.base, st, pool, act, &ic, &d.inv, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
     unsigned port;
-    if (api_start(d.base, st, kinds, &cfg, tls, &d.api, &port, &err) < 0) {
+    struct api_env env = {.base = d.base, .st = st, .kinds = kinds, .cfg = &cfg, .tls = tls,
+                          .inv = d.inv, .act = act, .pool = pool};
+    if (api_start(&env, &d.api, &port, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
@@ -138,15 +199,24 @@ int main(int argc, char **argv)
     unsigned ignored;
     if (cfg_split_hostport(cfg.listen, host, sizeof host, &ignored) < 0)
         goto out;
-    fprintf(stderr, "wispd: ready on %s://%s%s%s:%u\n", tls ? "https" : "http",
-            strchr(host, ':') ? "[" : "", host,
-            strchr(host, ':') ? "]" : "", port);
+    char url[320];
+    snprintf(url, sizeof url, "%s://%s%s%s:%u", tls ? "https" : "http",
+             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
+    if (invoke_set_api_host(d.inv, url) < 0)
+        goto out;
+    fprintf(stderr, "wispd: ready on %s\n", url);
     fflush(stderr);
     event_base_dispatch(d.base);
     wlog_info("wispd", "stopped");
     status = 0;
 out:
+    /* Order matters: the API first (pending waiters are cancelled), then
+     * the pool (its running activations finish as failed and queue their
+     * records), then the activation queue is committed, then the rest. */
     api_free(d.api);
+    pool_close(pool);
+    act_close(act);
+    invoke_close(d.inv);
     for (int i = 0; i < 2; i++)
         if (sigs[i])
             event_free(sigs[i]);

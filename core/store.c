@@ -520,6 +520,16 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
     return 0;
 }
 
+int store_entity_get(struct store *st, const char *ns, const char *path, enum rec_kind *kind,
+                     json_t **doc)
+{
+    char key[STORE_MAX_KEY];
+    int n = store_entity_key(ns, path, key);
+    if (n < 0)
+        return n;
+    return store_get(st, STORE_ENTITIES, key, (size_t)n, kind, NULL, doc);
+}
+
 const char *store_rec_key(const struct store_rec *r, size_t *len)
 {
     *len = r->key.mv_size;

@@ -59,6 +59,10 @@ void store_close(struct store *st);
  * (STORE_MAX_KEY bytes); returns its length or -ENAMETOOLONG. */
 int store_entity_key(const char *ns, const char *path, char *buf) WISP_MUST_CHECK;
 
+/* store_get on the entities key of ns and path. */
+int store_entity_get(struct store *st, const char *ns, const char *path, enum rec_kind *kind,
+                     json_t **doc) WISP_MUST_CHECK;
+
 /* Reads one record. *doc is a new reference the caller must json_decref()
  * and must not modify (cached documents are shared). kind/updated_ms may be
  * NULL. 0, -ENOENT, -EBADMSG (undecodable), -EPROTO (newer schema), -EIO. */

@@ -28,5 +28,15 @@ int plat_mkdir_p(const char *path, unsigned mode) WISP_MUST_CHECK;
 /* Reads a whole regular file of at most max bytes; *out is NUL-terminated
  * and freed by the caller with free(). -E2BIG when larger. */
 int plat_read_file(const char *path, size_t max, char **out, size_t *len) WISP_MUST_CHECK;
+/* Writes data to path (created or truncated) without syncing: for files
+ * that need not survive a crash, such as a worker's program. 0 or -errno. */
+int plat_write_file_fast(const char *path, const void *data, size_t len, unsigned mode)
+    WISP_MUST_CHECK;
+/* Decodes standard base64 (padding optional, no whitespace). False when the
+ * input is not base64 or out is too small; *outlen gets the decoded size. */
+bool plat_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
+                        size_t *outlen);
+/* Removes a directory tree without following symlinks. Best effort. */
+void plat_rm_rf(const char *path);
 /* Writes data to path atomically (temp file, fsync, rename, fsync dir). */
 int plat_write_file(const char *path, const void *data, size_t len, unsigned mode) WISP_MUST_CHECK;

@@ -1,14 +1,25 @@
-/* runtimes/pool.h - the runtimes' public face to core.
+/* runtimes/pool.h - the runtimes' public face to core: the kind manifest
+ * and the pool of pre-warmed workers.
  *
- * Today it holds the kind manifest (runtimes/kinds.json): which exec.kind
- * values exist, what each needs in exec (code, an image, or components),
- * and how `family:default` resolves. The worker pool interface joins it
- * here, so core keeps a single include into runtimes. Loop thread only. */
+ * The manifest (runtimes/kinds.json) says which exec.kind values exist, what
+ * each needs in exec (code, an image, or components), how `family:default`
+ * resolves, and which launcher and interpreter run a kind.
+ *
+ * The pool runs activations on workers that speak OpenWhisk's actionloop
+ * protocol (one JSON line in on stdin, one JSON line out on fd 3, logs on
+ * stdout/stderr). core/invoke calls pool_run() and gets exactly one callback;
+ * it never learns which worker, or which backend, served it. Loop thread
+ * only. */
 #pragma once
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "wisp.h"
+
+struct event_base;
 
 enum rt_needs {
     RT_NEEDS_CODE,       /* exec.code (text, or base64 zip with binary) */
@@ -21,6 +32,7 @@ struct rt_kind {
     const char *family; /* "python" */
     bool is_default;    /* the family's default */
     const char *interpreter, *launcher; /* NULL for native, blackbox, sequence */
+    const char *args;   /* interpreter flags before the launcher, space-separated, or NULL */
     enum rt_needs needs;
 };
 
@@ -37,3 +49,79 @@ void rt_kinds_free(struct rt_kinds *k);
 const struct rt_kind *rt_kind_find(const struct rt_kinds *k, const char *name);
 size_t rt_kinds_count(const struct rt_kinds *k);
 const struct rt_kind *rt_kind_at(const struct rt_kinds *k, size_t i);
+
+/* ==== worker pool ===================================================== */
+
+struct pool;
+
+struct pool_cfg {
+    const struct rt_kinds *kinds;
+    const char *runtimes_dir;  /* launcher paths in the manifest are relative to it */
+    const char *work_dir;      /* per-worker directories (cwd, native code) */
+    const char *interpreters;  /* "kind=/path,..." overriding the manifest; may be "" */
+    const char *prewarm;       /* stem cells per kind: "python:3=1,nodejs:20=1"; may be "" */
+    uint64_t memory_budget_mb; /* the sum of reserved limits.memory never exceeds it */
+    unsigned stem_memory_mb;   /* what a stem cell reserves before it knows its action */
+    unsigned idle_evict_s;     /* warm workers idle this long are stopped */
+    unsigned queue_max;        /* activations waiting for capacity */
+    unsigned pids_max;         /* per worker, with cgroups */
+    bool use_cgroups;
+    bool drop_privs; /* run workers as uid/gid (wispd running as root) */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* core's view of one action version. Strings are borrowed for the call;
+ * code is a JSON string the pool keeps a reference to while it needs it. */
+struct pool_action {
+    const char *key;  /* warm-reuse identity: changes when the action changes */
+    const char *kind; /* a resolved kind name */
+    const char *name; /* "/ns/[pkg/]name", for init and logs */
+    json_t *code;
+    bool binary;
+    const char *main; /* entry point or NULL */
+    unsigned memory_mb, timeout_ms, concurrency;
+    size_t log_limit_bytes, result_limit_bytes;
+};
+
+enum pool_status {
+    POOL_OK,           /* result holds the action's answer (any JSON value) */
+    POOL_TIMEOUT,      /* killed at its time limit */
+    POOL_OOM,          /* killed by its memory limit */
+    POOL_CRASHED,      /* exited or closed its pipes before answering */
+    POOL_BAD_RESULT,   /* not one JSON line, or larger than allowed */
+    POOL_INIT_FAILED,  /* the code did not load */
+    POOL_FLOOD,        /* wrote far past its log limit */
+    POOL_SYSTEM_ERROR, /* no worker could be started */
+};
+
+struct pool_result {
+    enum pool_status status;
+    json_t *result;    /* POOL_OK: the parsed answer (borrowed) */
+    const char *error; /* otherwise: the message for the activation record */
+    json_t *logs;      /* array of "<time> stdout: <line>" strings (borrowed) */
+    int64_t wait_ms;   /* queued before a worker took it */
+    int64_t init_ms;   /* >= 0 when this run paid a start or an init; else -1 */
+};
+typedef void pool_done_fn(void *arg, const struct pool_result *r);
+
+/* 0, or -errno with err. Stem cells start from the loop shortly after. */
+int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool **out,
+              struct wisp_err *err) WISP_MUST_CHECK;
+/* Kills every worker and fails queued and running activations with
+ * POOL_SYSTEM_ERROR before it returns. NULL is a no-op. */
+void pool_close(struct pool *p);
+
+/* Runs one activation; msg is the actionloop run line (copied, no newline).
+ * done(arg, result) runs exactly once, from the loop, never inside pool_run.
+ * 0; -EAGAIN when the wait queue is full; -E2BIG when the action's memory
+ * exceeds the whole budget; -ENOTSUP for a kind no backend here runs. */
+int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_t len,
+             pool_done_fn *done, void *arg) WISP_MUST_CHECK;
+
+struct pool_stats {
+    unsigned workers, idle, stem_cells, queued;
+    uint64_t reserved_mb, budget_mb;
+    uint64_t cold_starts, stem_inits, warm_runs, evictions, kills;
+};
+void pool_get_stats(const struct pool *p, struct pool_stats *out);

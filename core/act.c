@@ -1,0 +1,430 @@
+/* core/act.c - see act.h.
+ *
+ * Keys. activations: the 32-char id. act_index: ns, NUL, the start time as 8
+ * big-endian bytes, the id; so one namespace's activations sort by time and
+ * a reverse scan lists the newest first. The index value is the record's
+ * summary (no result, no logs), so lists without docs never read the
+ * records themselves. */
+#include "act.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "plat.h"
+#include "store.h"
+#include "wjson.h"
+
+#define IDX_MAX (AUTH_NS_MAX + 1 + 8 + 32)
+#define PRUNE_BATCH 256
+
+struct pending {
+    struct pending *next;
+    char ns[AUTH_NS_MAX];
+    json_t *doc;
+    act_committed_fn *cb;
+    void *arg;
+};
+
+struct act {
+    struct event_base *base;
+    struct store *st;
+    struct act_cfg cfg;
+    struct pending *head, *tail;
+    unsigned nqueued;
+    struct event *ev_flush, *ev_tick;
+    bool dirty; /* committed since the last sync request */
+    json_t *counts; /* ns -> number of records */
+    struct act_stats stats;
+};
+
+void act_new_id(char out[33])
+{
+    unsigned char b[16];
+    if (plat_rand_bytes(b, sizeof b) < 0) { /* never in practice; keep ids unique anyway */
+        static uint64_t n;
+        int64_t t = plat_clock_mono_us();
+        memcpy(b, &t, 8);
+        n++;
+        memcpy(b + 8, &n, 8);
+    }
+    plat_hex(b, sizeof b, out);
+}
+
+static size_t idx_key(const char *ns, int64_t start, const char *id, unsigned char *k)
+{
+    size_t nl = strlen(ns);
+    memcpy(k, ns, nl);
+    k[nl] = 0;
+    uint64_t t = (uint64_t)start;
+    for (int i = 0; i < 8; i++)
+        k[nl + 1 + i] = (unsigned char)(t >> (56 - 8 * i));
+    memcpy(k + nl + 9, id, 32);
+    return nl + 9 + 32;
+}
+
+static json_t *summary(const json_t *doc)
+{
+    static const char *const keep[] = {"namespace", "name", "subject", "activationId", "version",
+                                       "publish", "start", "end", "duration", "annotations",
+                                       "cause"};
+    json_t *s = json_object();
+    for (size_t i = 0; s && i < WISP_ARRAY_LEN(keep); i++) {
+        json_t *v = json_object_get(doc, keep[i]);
+        if (v)
+            json_object_set(s, keep[i], v);
+    }
+    json_t *code = json_object_get(json_object_get(doc, "response"), "statusCode");
+    if (s)
+        json_object_set(s, "statusCode", code ? code : json_integer(0));
+    return s;
+}
+
+static int flush_fn(struct store_txn *t, void *arg)
+{
+    struct act *a = arg;
+    for (struct pending *p = a->head; p; p = p->next) {
+        const char *id = wjson_str(p->doc, "activationId");
+        int64_t start = json_integer_value(json_object_get(p->doc, "start"));
+        unsigned char k[IDX_MAX];
+        size_t kl = idx_key(p->ns, start, id, k);
+        json_t *s = summary(p->doc);
+        int rc = s ? store_txn_put(t, STORE_ACTIVATIONS, id, 32, REC_ACTIVATION, start, p->doc)
+                   : -ENOMEM;
+        if (rc == 0)
+            rc = store_txn_put(t, STORE_ACT_INDEX, k, kl, REC_ACTIVATION, start, s);
+        json_decref(s);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void flush(struct act *a)
+{
+    if (!a->head)
+        return;
+    struct wisp_err err = {0};
+    int rc = store_write(a->st, flush_fn, a, &err);
+    if (rc < 0)
+        wlog_err("act", "cannot store %u activations: %s", a->nqueued, err.msg);
+    struct pending *p = a->head;
+    a->head = a->tail = NULL;
+    unsigned n = a->nqueued;
+    a->nqueued = 0;
+    a->stats.commits++;
+    if (rc == 0) {
+        a->dirty = true;
+        a->stats.committed += n;
+    } else {
+        a->stats.dropped += n;
+    }
+    while (p) {
+        struct pending *next = p->next;
+        if (rc == 0) {
+            json_t *c = json_object_get(a->counts, p->ns);
+            json_object_set_new(a->counts, p->ns, json_integer(json_integer_value(c) + 1));
+        }
+        if (p->cb)
+            p->cb(p->arg, rc);
+        json_decref(p->doc);
+        free(p);
+        p = next;
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush(arg);
+}
+
+int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
+{
+    if (a->nqueued >= a->cfg.queue_max || strlen(ns) >= AUTH_NS_MAX ||
+        !wjson_str(doc, "activationId") || strlen(wjson_str(doc, "activationId")) != 32) {
+        a->stats.dropped++;
+        json_decref(doc);
+        return -EAGAIN;
+    }
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    strcpy(p->ns, ns);
+    p->doc = doc;
+    p->cb = cb;
+    p->arg = arg;
+    if (a->tail)
+        a->tail->next = p;
+    else
+        a->head = p;
+    a->tail = p;
+    if (a->nqueued++ == 0) {
+        struct timeval zero = {0, 0};
+        evtimer_add(a->ev_flush, &zero);
+    }
+    return 0;
+}
+
+int act_get(struct act *a, const char *ns, const char *id, json_t **doc)
+{
+    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+        return -ENOENT;
+    int rc = store_get(a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, doc);
+    if (rc == -EBADMSG || rc == -EPROTO)
+        return -EIO;
+    if (rc < 0)
+        return rc;
+    const char *dns = wjson_str(*doc, "namespace");
+    if (!dns || strcmp(dns, ns) != 0) { /* another namespace's: not there for this caller */
+        json_decref(*doc);
+        *doc = NULL;
+        return -ENOENT;
+    }
+    return 0;
+}
+
+struct list_ctx {
+    struct act *a;
+    const struct act_query *q;
+    size_t nslen;
+    long long seen;
+    json_t *out;
+    int err;
+};
+
+static bool name_matches(const json_t *s, const char *want)
+{
+    if (!want)
+        return true;
+    const char *name = wjson_str(s, "name");
+    if (name && strcmp(name, want) == 0)
+        return true;
+    /* "pkg/action" matches the path annotation "ns/pkg/action" */
+    const char *path = json_string_value(wjson_kv_get(json_object_get(s, "annotations"), "path"));
+    if (!path)
+        return false;
+    const char *slash = strchr(path, '/');
+    return slash && strcmp(slash + 1, want) == 0;
+}
+
+static int list_fn(void *arg, const struct store_rec *r)
+{
+    struct list_ctx *c = arg;
+    size_t kl;
+    const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
+    if (kl != c->nslen + 1 + 8 + 32)
+        return 0;
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = t << 8 | k[c->nslen + 1 + i];
+    if (c->q->upto && (int64_t)t > c->q->upto)
+        return 0;
+    if (c->q->since && (int64_t)t < c->q->since)
+        return 1; /* older from here on */
+    json_t *s = NULL;
+    if (store_rec_doc(r, &s) < 0)
+        return 0;
+    bool match = name_matches(s, c->q->name);
+    if (!match || c->seen++ < c->q->skip || c->q->count) {
+        json_decref(s);
+        return 0;
+    }
+    if (c->q->docs) {
+        json_t *full = NULL;
+        char id[33];
+        memcpy(id, k + c->nslen + 9, 32);
+        id[32] = '\0';
+        if (store_get(c->a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, &full) == 0) {
+            json_decref(s);
+            s = full;
+        }
+    }
+    json_array_append_new(c->out, s);
+    return (long long)json_array_size(c->out) >= c->q->limit ? 1 : 0;
+}
+
+int act_list(struct act *a, const char *ns, const struct act_query *q, json_t **out)
+{
+    struct list_ctx c = {.a = a, .q = q, .nslen = strlen(ns), .out = json_array()};
+    unsigned char prefix[AUTH_NS_MAX + 1];
+    if (c.nslen >= AUTH_NS_MAX || !c.out) {
+        json_decref(c.out);
+        return -EINVAL;
+    }
+    memcpy(prefix, ns, c.nslen);
+    prefix[c.nslen] = 0;
+    int rc = store_scan(a->st, STORE_ACT_INDEX, prefix, c.nslen + 1, true, list_fn, &c);
+    if (rc < 0) {
+        json_decref(c.out);
+        return -EIO;
+    }
+    if (q->count) {
+        json_decref(c.out);
+        *out = json_pack("{s:I}", "activations", (json_int_t)c.seen);
+    } else {
+        *out = c.out;
+    }
+    return 0;
+}
+
+/* ==== retention ======================================================= */
+
+struct prune_ctx {
+    int64_t cutoff;
+    long long excess;
+    size_t nslen, n;
+    unsigned char keys[PRUNE_BATCH][IDX_MAX];
+    size_t lens[PRUNE_BATCH];
+};
+
+static int prune_scan(void *arg, const struct store_rec *r)
+{
+    struct prune_ctx *c = arg;
+    size_t kl;
+    const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
+    if (kl != c->nslen + 41)
+        return 0;
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = t << 8 | k[c->nslen + 1 + i];
+    if ((long long)c->n >= c->excess && (int64_t)t >= c->cutoff)
+        return 1; /* oldest first: nothing further qualifies */
+    memcpy(c->keys[c->n], k, kl);
+    c->lens[c->n] = kl;
+    return ++c->n == PRUNE_BATCH ? 1 : 0;
+}
+
+static int prune_fn(struct store_txn *t, void *arg)
+{
+    struct prune_ctx *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        int rc = store_txn_del(t, STORE_ACT_INDEX, c->keys[i], c->lens[i]);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        rc = store_txn_del(t, STORE_ACTIVATIONS, c->keys[i] + c->nslen + 9, 32);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+static void prune(struct act *a)
+{
+    static struct prune_ctx c; /* loop thread only; 256 keys is too big for the stack */
+    const char *ns;
+    json_t *v;
+    int64_t now = plat_clock_real_ms();
+    json_object_foreach(a->counts, ns, v) {
+        long long count = json_integer_value(v);
+        memset(&c, 0, sizeof c);
+        c.cutoff = a->cfg.max_age_s ? now - (int64_t)a->cfg.max_age_s * 1000 : INT64_MIN;
+        c.excess = count > (long long)a->cfg.max_count ? count - (long long)a->cfg.max_count : 0;
+        c.nslen = strlen(ns);
+        unsigned char prefix[AUTH_NS_MAX + 1];
+        memcpy(prefix, ns, c.nslen + 1);
+        if (store_scan(a->st, STORE_ACT_INDEX, prefix, c.nslen + 1, false, prune_scan, &c) < 0 ||
+            c.n == 0)
+            continue;
+        struct wisp_err err = {0};
+        if (store_write(a->st, prune_fn, &c, &err) < 0) {
+            wlog_err("act", "retention: %s", err.msg);
+            continue;
+        }
+        json_object_set_new(a->counts, ns, json_integer(count > (long long)c.n ? count - (long long)c.n : 0));
+        a->stats.pruned += c.n;
+        a->dirty = true;
+    }
+}
+
+static void synced(void *arg, int rc)
+{
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        wlog_err("act", "fsync of activations failed: %s", strerror(-rc));
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct act *a = arg;
+    prune(a);
+    if (a->dirty) {
+        a->dirty = false;
+        int rc = store_sync(a->st, synced, NULL);
+        if (rc < 0 && rc != -ENOTSUP)
+            a->dirty = true; /* try again next second */
+    }
+}
+
+static int count_fn(void *arg, const struct store_rec *r)
+{
+    json_t *counts = arg;
+    size_t kl;
+    const char *k = store_rec_key(r, &kl);
+    size_t nl = strnlen(k, kl);
+    if (nl == kl || nl >= AUTH_NS_MAX)
+        return 0;
+    char ns[AUTH_NS_MAX];
+    memcpy(ns, k, nl);
+    ns[nl] = '\0';
+    json_t *c = json_object_get(counts, ns);
+    json_object_set_new(counts, ns, json_integer(json_integer_value(c) + 1));
+    return 0;
+}
+
+int act_open(struct event_base *base, struct store *st, const struct act_cfg *cfg,
+             struct act **out, struct wisp_err *err)
+{
+    struct act *a = calloc(1, sizeof *a);
+    if (!a)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    a->base = base;
+    a->st = st;
+    a->cfg = *cfg;
+    a->counts = json_object();
+    a->ev_flush = evtimer_new(base, on_flush, a);
+    a->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, a);
+    struct timeval sec = {1, 0};
+    int rc;
+    if (!a->counts || !a->ev_flush || !a->ev_tick || event_add(a->ev_tick, &sec) < 0) {
+        rc = wisp_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* Per-namespace counts for retention: one pass over the index keys. */
+    if ((rc = store_scan(st, STORE_ACT_INDEX, "", 0, false, count_fn, a->counts)) < 0) {
+        wisp_err_set(err, rc, "cannot read the activation index: %s", strerror(-rc));
+        goto fail;
+    }
+    *out = a;
+    return 0;
+fail:
+    act_close(a);
+    return rc;
+}
+
+void act_close(struct act *a)
+{
+    if (!a)
+        return;
+    flush(a);
+    if (a->ev_flush)
+        event_free(a->ev_flush);
+    if (a->ev_tick)
+        event_free(a->ev_tick);
+    json_decref(a->counts);
+    free(a);
+}
+
+void act_get_stats(const struct act *a, struct act_stats *out)
+{
+    *out = a->stats;
+    out->queued = a->nqueued;
+}

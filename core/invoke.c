@@ -1,0 +1,627 @@
+/* core/invoke.c - see invoke.h.
+ *
+ * One struct activation per activation in flight, a sequence included (its
+ * components are activations of their own, each with cause = the
+ * sequence's id). An activation ends in finish(): its record is built once,
+ * queued for the group commit, and when committed handed to the waiter (a
+ * blocking HTTP request) or dropped; a sequence component instead hands its
+ * response to its parent, which starts the next component or finishes. */
+#include "invoke.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act.h"
+#include "auth.h"
+#include "entity.h"
+#include "log.h"
+#include "plat.h"
+#include "pool.h"
+#include "store.h"
+#include "wjson.h"
+
+#define NS_SLOTS 256
+#define FQ_MAX (AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4)
+
+enum act_status { ST_SUCCESS = 0, ST_APP_ERROR = 1, ST_DEV_ERROR = 2, ST_INTERNAL = 3 };
+static const char *const status_names[] = {"success", "application error",
+                                           "action developer error", "whisk internal error"};
+
+struct ns_limit {
+    char ns[AUTH_NS_MAX];
+    unsigned inflight;
+    int64_t minute;    /* the minute the counts below belong to */
+    unsigned count, prev_count; /* this minute's and the last one's */
+};
+
+struct invoke_waiter {
+    struct activation *a;
+    invoke_done_fn *cb;
+    void *arg;
+    struct event *timer;
+};
+
+struct activation {
+    struct invoke *inv;
+    char id[33];
+    char ns[AUTH_NS_MAX], subject[AUTH_NS_MAX];
+    char fq[FQ_MAX];  /* "ns/pkg/name": the path annotation */
+    char name[ENTITY_NAME_MAX + 1];
+    char version[32];
+    char kind[48];
+    json_t *limits;
+    int64_t start_ms;
+    unsigned depth;
+    struct activation *parent; /* the sequence running this component */
+    char cause[33];
+    /* sequences */
+    json_t *components, *seq_logs, *last_response;
+    size_t next;
+    struct invoke_waiter *waiter;
+    json_t *record;
+};
+
+struct invoke {
+    struct event_base *base;
+    struct store *st;
+    struct pool *pool;
+    struct act *act;
+    struct invoke_cfg cfg;
+    char *api_host;
+    struct ns_limit ns[NS_SLOTS];
+    unsigned pending;
+};
+
+static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
+                   int64_t wait_ms, int64_t init_ms, bool timed_out);
+static void seq_next(struct activation *seq);
+
+/* ==== namespace limits ================================================ */
+
+static struct ns_limit *ns_slot(struct invoke *inv, const char *ns)
+{
+    struct ns_limit *free_slot = NULL;
+    for (unsigned i = 0; i < NS_SLOTS; i++) {
+        if (strcmp(inv->ns[i].ns, ns) == 0)
+            return &inv->ns[i];
+        if (!free_slot && !inv->ns[i].ns[0])
+            free_slot = &inv->ns[i];
+    }
+    if (!free_slot) /* reuse an idle slot */
+        for (unsigned i = 0; i < NS_SLOTS && !free_slot; i++)
+            if (inv->ns[i].inflight == 0)
+                free_slot = &inv->ns[i];
+    if (free_slot) {
+        memset(free_slot, 0, sizeof *free_slot);
+        snprintf(free_slot->ns, sizeof free_slot->ns, "%s", ns);
+    }
+    return free_slot;
+}
+
+/* Invocations in the last minute: this minute's count plus the share of
+ * the previous minute that still lies within 60 s (a sliding window). */
+static int admit(struct invoke *inv, const char *ns, struct wisp_err *err)
+{
+    struct ns_limit *l = ns_slot(inv, ns);
+    if (!l)
+        return wisp_err_set(err, -EAGAIN, "Too many namespaces active at once.");
+    int64_t now = plat_clock_mono_us() / 1000;
+    int64_t minute = now / 60000;
+    if (minute != l->minute) {
+        l->prev_count = minute == l->minute + 1 ? l->count : 0;
+        l->count = 0;
+        l->minute = minute;
+    }
+    unsigned window = l->count +
+                      (unsigned)((uint64_t)l->prev_count * (uint64_t)(60000 - now % 60000) / 60000);
+    if (window >= inv->cfg.per_minute)
+        return wisp_err_set(err, -EAGAIN,
+                            "Too many requests in the last minute (count: %u, allowed: %u).",
+                            window, inv->cfg.per_minute);
+    if (l->inflight >= inv->cfg.concurrent)
+        return wisp_err_set(err, -EAGAIN,
+                            "Too many concurrent requests in flight (count: %u, allowed: %u).",
+                            l->inflight, inv->cfg.concurrent);
+    l->count++;
+    return 0;
+}
+
+static void inflight(struct invoke *inv, const char *ns, int delta)
+{
+    struct ns_limit *l = ns_slot(inv, ns);
+    if (l)
+        l->inflight = (unsigned)((int)l->inflight + delta);
+}
+
+/* ==== resolution ====================================================== */
+
+static void merge_params(json_t *into, const json_t *kv)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(kv, i, e) {
+        const char *k = wjson_str(e, "key");
+        json_t *v = json_object_get(e, "value");
+        if (k && v)
+            json_object_set(into, k, v);
+    }
+}
+
+static int entity(struct invoke *inv, const char *ns, const char *path, enum rec_kind want,
+                  json_t **doc)
+{
+    enum rec_kind kind;
+    int rc = store_entity_get(inv->st, ns, path, &kind, doc);
+    if (rc == 0 && kind != want) {
+        json_decref(*doc);
+        *doc = NULL;
+        return -ENOENT;
+    }
+    return rc == -EBADMSG || rc == -EPROTO ? -EIO : rc;
+}
+
+/* Loads the action at ns/path (through a binding when the package is one)
+ * and the parameters it runs with. */
+static int resolve(struct invoke *inv, const char *ns, const char *path, const char *subject,
+                   const json_t *payload, json_t **action, json_t **params, char *fq,
+                   struct wisp_err *err)
+{
+    json_t *doc = NULL, *pkg = NULL, *bound = NULL;
+    json_t *p = json_object();
+    const char *slash = strchr(path, '/');
+    char pkgname[ENTITY_NAME_MAX + 1] = "";
+    int rc;
+    if (!p)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    if (slash)
+        snprintf(pkgname, sizeof pkgname, "%.*s", (int)(slash - path), path);
+    if (slash && (rc = entity(inv, ns, pkgname, REC_PACKAGE, &pkg)) < 0) {
+        rc = wisp_err_set(err, rc == -EIO ? -EIO : -ENOENT, rc == -EIO ?
+                          "The stored package cannot be read." : "The requested resource does not exist.");
+        goto out;
+    }
+    const json_t *b = json_object_get(pkg, "binding");
+    if (pkg && json_object_size(b) > 0) {
+        const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
+        char real[2 * ENTITY_NAME_MAX + 2];
+        snprintf(real, sizeof real, "%s/%s", bname ? bname : "", slash + 1);
+        if (!bns || !bname || entity(inv, bns, bname, REC_PACKAGE, &bound) < 0 ||
+            entity(inv, bns, real, REC_ACTION, &doc) < 0) {
+            rc = wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
+            goto out;
+        }
+        if (strcmp(bns, subject) != 0 && !json_is_true(json_object_get(bound, "publish"))) {
+            rc = wisp_err_set(err, -EACCES,
+                              "The supplied authentication is not authorized to access this "
+                              "resource.");
+            goto out;
+        }
+        merge_params(p, json_object_get(bound, "parameters"));
+        merge_params(p, json_object_get(pkg, "parameters"));
+        snprintf(fq, FQ_MAX, "%s/%s", bns, real);
+    } else {
+        if ((rc = entity(inv, ns, path, REC_ACTION, &doc)) < 0) {
+            rc = wisp_err_set(err, rc == -EIO ? -EIO : -ENOENT, rc == -EIO ?
+                              "The stored action cannot be read." : "The requested resource does not exist.");
+            goto out;
+        }
+        merge_params(p, json_object_get(pkg, "parameters"));
+        snprintf(fq, FQ_MAX, "%s/%s", ns, path);
+    }
+    merge_params(p, json_object_get(doc, "parameters"));
+    /* final: the caller may not override defined parameters */
+    if (payload && json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "final"))) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)payload, k, v) {
+            if (json_object_get(p, k)) {
+                rc = wisp_err_set(err, -EINVAL, "Request defines parameters that are not allowed "
+                                                "(e.g., reserved properties).");
+                goto out;
+            }
+        }
+    }
+    if (payload)
+        json_object_update(p, (json_t *)payload);
+    *action = doc;
+    *params = p;
+    doc = p = NULL;
+    rc = 0;
+out:
+    json_decref(doc);
+    json_decref(pkg);
+    json_decref(bound);
+    json_decref(p);
+    return rc;
+}
+
+/* ==== records ========================================================= */
+
+static json_t *kv(const char *k, json_t *v)
+{
+    return json_pack("{s:s, s:o}", "key", k, "value", v);
+}
+
+static void on_committed(void *arg, int rc)
+{
+    struct activation *a = arg;
+    struct invoke *inv = a->inv;
+    (void)rc; /* a record that could not be stored is still the answer */
+    if (a->waiter) {
+        struct invoke_waiter *w = a->waiter;
+        a->waiter = NULL;
+        event_free(w->timer);
+        w->cb(w->arg, a->record);
+        free(w);
+    }
+    inv->pending--;
+    json_decref(a->record);
+    json_decref(a->limits);
+    json_decref(a->components);
+    json_decref(a->seq_logs);
+    json_decref(a->last_response);
+    free(a);
+}
+
+static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
+                   int64_t wait_ms, int64_t init_ms, bool timed_out)
+{
+    struct invoke *inv = a->inv;
+    int64_t end = plat_clock_real_ms();
+    json_t *response = json_pack("{s:s, s:i, s:b, s:O}", "status", status_names[st], "statusCode",
+                                 (int)st, "success", st == ST_SUCCESS, "result",
+                                 result ? result : json_object());
+    json_t *ann = json_array();
+    json_array_append_new(ann, kv("path", json_string(a->fq)));
+    json_array_append_new(ann, kv("waitTime", json_integer(wait_ms)));
+    json_array_append_new(ann, kv("kind", json_string(a->kind)));
+    json_array_append_new(ann, kv("timeout", json_boolean(timed_out)));
+    json_array_append_new(ann, kv("limits", json_incref(a->limits ? a->limits : json_object())));
+    if (init_ms >= 0)
+        json_array_append_new(ann, kv("initTime", json_integer(init_ms)));
+    if (a->parent)
+        json_array_append_new(ann, kv("causedBy", json_string("sequence")));
+    if (a->components && !a->parent)
+        json_array_append_new(ann, kv("topmost", json_true()));
+    a->record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:O, s:O, s:o}",
+                          "namespace", a->subject, "name", a->name, "subject", a->subject,
+                          "activationId", a->id, "version", a->version, "publish", 0, "start",
+                          (json_int_t)a->start_ms, "end", (json_int_t)end, "duration",
+                          (json_int_t)(end - a->start_ms), "response", response, "logs",
+                          logs ? logs : json_array(), "annotations", ann);
+    if (a->record && a->cause[0])
+        json_object_set_new(a->record, "cause", json_string(a->cause));
+    inflight(inv, a->subject, -1);
+    struct activation *parent = a->parent;
+    if (parent) { /* the sequence goes on with this component's response */
+        json_decref(parent->last_response);
+        parent->last_response = json_incref(response);
+        json_array_append_new(parent->seq_logs, json_string(a->id));
+    }
+    json_decref(response);
+    if (!a->record || act_put(inv->act, a->subject, json_incref(a->record), on_committed, a) < 0) {
+        wlog_err("invoke", "activation %s could not be queued for storage", a->id);
+        on_committed(a, -EAGAIN);
+    }
+    if (parent)
+        seq_next(parent);
+}
+
+static void on_pool_done(void *arg, const struct pool_result *r)
+{
+    struct activation *a = arg;
+    struct invoke *inv = a->inv;
+    enum act_status st;
+    json_t *result = NULL;
+    if (r->status == POOL_OK) {
+        size_t size = json_dumpb(r->result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (size > inv->cfg.max_result_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "The action produced a response that exceeded the allowed "
+                                      "length: %zu > %zu bytes.", size, inv->cfg.max_result_bytes);
+            st = ST_DEV_ERROR;
+            result = json_pack("{s:s}", "error", msg);
+        } else if (json_is_object(r->result) || json_is_array(r->result)) {
+            st = json_is_object(r->result) && json_object_get(r->result, "error") ? ST_APP_ERROR
+                                                                                   : ST_SUCCESS;
+            result = json_incref(r->result);
+        } else {
+            st = ST_DEV_ERROR;
+            result = json_pack("{s:s}", "error", "The action did not return a dictionary or array.");
+        }
+    } else {
+        st = r->status == POOL_SYSTEM_ERROR ? ST_INTERNAL : ST_DEV_ERROR;
+        result = json_pack("{s:s}", "error", r->error ? r->error : "The action failed.");
+    }
+    finish(a, st, result, r->logs, r->wait_ms, r->init_ms, r->status == POOL_TIMEOUT);
+    json_decref(result);
+}
+
+/* ==== starting ======================================================== */
+
+static struct activation *new_activation(struct invoke *inv, const char *ns, const char *subject,
+                                         struct activation *parent)
+{
+    struct activation *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->inv = inv;
+    act_new_id(a->id);
+    snprintf(a->ns, sizeof a->ns, "%s", ns);
+    snprintf(a->subject, sizeof a->subject, "%s", subject);
+    a->start_ms = plat_clock_real_ms();
+    a->parent = parent;
+    a->depth = parent ? parent->depth + 1 : 0;
+    if (parent)
+        snprintf(a->cause, sizeof a->cause, "%s", parent->id);
+    inv->pending++;
+    inflight(inv, subject, +1);
+    return a;
+}
+
+static void fill_from_action(struct activation *a, const json_t *doc, const char *fq)
+{
+    snprintf(a->fq, sizeof a->fq, "%s", fq);
+    snprintf(a->name, sizeof a->name, "%s", wjson_str(doc, "name") ? wjson_str(doc, "name") : "");
+    snprintf(a->version, sizeof a->version, "%s",
+             wjson_str(doc, "version") ? wjson_str(doc, "version") : "0.0.1");
+    const json_t *ex = json_object_get(doc, "exec");
+    snprintf(a->kind, sizeof a->kind, "%s", wjson_str(ex, "kind") ? wjson_str(ex, "kind") : "");
+    a->limits = json_incref(json_object_get(doc, "limits"));
+}
+
+static unsigned lim(const json_t *limits, const char *k, unsigned def)
+{
+    json_t *v = json_object_get(limits, k);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (unsigned)json_integer_value(v) : def;
+}
+
+/* Runs a resolved action (doc, params). Returns 0 or an error for the
+ * caller of a top-level start; a component's failure finishes its
+ * sequence instead. */
+static int run_action(struct activation *a, const json_t *doc, json_t *params,
+                      const char *api_key, struct wisp_err *err)
+{
+    struct invoke *inv = a->inv;
+    if (json_dumpb(params, NULL, 0, JSON_COMPACT) > inv->cfg.max_payload_bytes)
+        return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.",
+                            json_dumpb(params, NULL, 0, JSON_COMPACT), inv->cfg.max_payload_bytes);
+    const json_t *ex = json_object_get(doc, "exec");
+    if (strcmp(a->kind, "sequence") == 0) {
+        if (a->depth >= inv->cfg.sequence_depth)
+            return wisp_err_set(err, -EINVAL, "Sequences are nested too deeply (more than %u).",
+                                inv->cfg.sequence_depth);
+        a->components = json_incref(json_object_get(ex, "components"));
+        a->seq_logs = json_array();
+        a->last_response = json_pack("{s:O}", "result", params);
+        seq_next(a);
+        return 0;
+    }
+    const json_t *limits = a->limits;
+    unsigned timeout = lim(limits, "timeout", 60000);
+    json_t *msg = json_pack("{s:O, s:s, s:s, s:s, s:s, s:I, s:s}", "value", params, "namespace",
+                            a->subject, "action_name", a->fq, "activation_id", a->id,
+                            "transaction_id", a->id, "deadline",
+                            (json_int_t)(plat_clock_real_ms() + timeout), "api_host",
+                            inv->api_host);
+    if (msg && api_key &&
+        json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "provide-api-key")))
+        json_object_set_new(msg, "api_key", json_string(api_key));
+    size_t len;
+    char *line = msg ? wjson_dump(msg, &len) : NULL;
+    json_decref(msg);
+    if (!line)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    char key[FQ_MAX + 64];
+    snprintf(key, sizeof key, "%s@%s#%lld", a->fq, a->version,
+             (long long)json_integer_value(json_object_get(doc, "updated")));
+    char name[FQ_MAX + 1];
+    snprintf(name, sizeof name, "/%s", a->fq);
+    struct pool_action pa = {
+        .key = key,
+        .kind = a->kind,
+        .name = name,
+        .code = json_object_get(ex, "code"),
+        .binary = json_is_true(json_object_get(ex, "binary")),
+        .main = wjson_str(ex, "main"),
+        .memory_mb = lim(limits, "memory", 256),
+        .timeout_ms = timeout,
+        .concurrency = lim(limits, "concurrency", 1),
+        .log_limit_bytes = (size_t)json_integer_value(json_object_get(limits, "logs")) << 20,
+        .result_limit_bytes = inv->cfg.max_result_bytes,
+    };
+    int rc = pool_run(inv->pool, &pa, line, len, on_pool_done, a);
+    free(line);
+    if (rc == -ENOTSUP)
+        return wisp_err_set(err, -ENOTSUP, "Actions of kind %s cannot run on this appliance yet.",
+                            a->kind);
+    if (rc == -E2BIG)
+        return wisp_err_set(err, -E2BIG, "The action's memory limit exceeds what this appliance "
+                                         "can give any action.");
+    if (rc == -EAGAIN)
+        return wisp_err_set(err, -EBUSY, "System is overloaded, try again later.");
+    if (rc < 0)
+        return wisp_err_set(err, rc, "The action could not be started.");
+    return 0;
+}
+
+/* Starts the next component of a sequence, or finishes it. */
+static void seq_next(struct activation *seq)
+{
+    struct invoke *inv = seq->inv;
+    json_t *resp = seq->last_response;
+    json_t *res = json_object_get(resp, "result");
+    bool failed = seq->next > 0 && !json_is_true(json_object_get(resp, "success"));
+    if (failed || seq->next >= json_array_size(seq->components)) {
+        int code = (int)json_integer_value(json_object_get(resp, "statusCode"));
+        finish(seq, failed ? (enum act_status)code : ST_SUCCESS, res, seq->seq_logs, 0, -1, false);
+        return;
+    }
+    const char *ref = json_string_value(json_array_get(seq->components, seq->next++));
+    char ns[AUTH_NS_MAX], path[2 * ENTITY_NAME_MAX + 2], fq[FQ_MAX];
+    struct wisp_err err = {0};
+    json_t *doc = NULL, *params = NULL;
+    const json_t *payload = json_is_object(res) ? res : NULL;
+    struct activation *c = NULL;
+    int rc = ref ? entity_parse_ref(ref, seq->subject, ns, path, &err) : -EINVAL;
+    if (rc == 0)
+        rc = resolve(inv, ns, path, seq->subject, payload, &doc, &params, fq, &err);
+    if (rc == 0 && !(c = new_activation(inv, ns, seq->subject, seq)))
+        rc = wisp_err_set(&err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        fill_from_action(c, doc, fq);
+        rc = run_action(c, doc, params, NULL, &err);
+        if (rc < 0) { /* the component never ran: it still gets its record */
+            json_t *e = json_pack("{s:s}", "error", err.msg);
+            finish(c, rc == -EBUSY || rc == -ENOMEM ? ST_INTERNAL : ST_DEV_ERROR, e, NULL, 0, -1,
+                   false);
+            json_decref(e);
+        }
+    } else {
+        json_t *e = json_pack("{s:s}", "error", rc == -ENOENT ? "Sequence component does not exist."
+                                                              : err.msg);
+        json_t *r2 = json_pack("{s:s, s:i, s:b, s:o}", "status", status_names[ST_APP_ERROR],
+                               "statusCode", ST_APP_ERROR, "success", 0, "result", e);
+        json_decref(seq->last_response);
+        seq->last_response = r2;
+        seq_next(seq);
+    }
+    json_decref(doc);
+    json_decref(params);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct invoke_waiter *w = arg;
+    if (w->a)
+        w->a->waiter = NULL;
+    event_free(w->timer);
+    w->cb(w->arg, NULL);
+    free(w);
+}
+
+int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
+                 invoke_done_fn *cb, void *arg, struct invoke_waiter **waiter,
+                 struct wisp_err *err)
+{
+    json_t *doc = NULL, *params = NULL;
+    char fq[FQ_MAX];
+    int rc = admit(inv, req->subject, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = resolve(inv, req->ns, req->path, req->subject, req->payload, &doc, &params, fq,
+                      err)) < 0)
+        return rc;
+    struct activation *a = new_activation(inv, req->ns, req->subject, NULL);
+    if (!a) {
+        rc = wisp_err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    fill_from_action(a, doc, fq);
+    struct invoke_waiter *w = NULL;
+    if (cb) {
+        w = calloc(1, sizeof *w);
+        struct timeval tv = {req->wait_ms / 1000, (req->wait_ms % 1000) * 1000};
+        if (!w || !(w->timer = evtimer_new(inv->base, on_wait_timeout, w)) ||
+            evtimer_add(w->timer, &tv) < 0) {
+            if (w && w->timer)
+                event_free(w->timer);
+            free(w);
+            w = NULL;
+            rc = wisp_err_set(err, -ENOMEM, "out of memory");
+        } else {
+            w->a = a;
+            w->cb = cb;
+            w->arg = arg;
+            a->waiter = w;
+        }
+    }
+    if (rc == 0)
+        rc = run_action(a, doc, params, req->api_key, err);
+    if (rc < 0) { /* never started: no record, no callback */
+        if (a->waiter) {
+            event_free(a->waiter->timer);
+            free(a->waiter);
+        }
+        inflight(inv, req->subject, -1);
+        inv->pending--;
+        json_decref(a->limits);
+        json_decref(a->components);
+        json_decref(a->seq_logs);
+        json_decref(a->last_response);
+        free(a);
+        goto out;
+    }
+    memcpy(id, a->id, 33);
+    if (waiter)
+        *waiter = w;
+out:
+    json_decref(doc);
+    json_decref(params);
+    return rc;
+}
+
+void invoke_cancel(struct invoke_waiter *w)
+{
+    if (!w)
+        return;
+    if (w->a)
+        w->a->waiter = NULL;
+    event_free(w->timer);
+    free(w);
+}
+
+int invoke_http_status(const json_t *record)
+{
+    int code = (int)json_integer_value(
+        json_object_get(json_object_get(record, "response"), "statusCode"));
+    return code == ST_SUCCESS ? 200 : code == ST_INTERNAL ? 500 : 502;
+}
+
+unsigned invoke_pending(const struct invoke *inv)
+{
+    return inv->pending;
+}
+
+int invoke_open(struct event_base *base, struct store *st, struct pool *pool, struct act *act,
+                const struct invoke_cfg *cfg, struct invoke **out, struct wisp_err *err)
+{
+    struct invoke *inv = calloc(1, sizeof *inv);
+    if (!inv)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    inv->base = base;
+    inv->st = st;
+    inv->pool = pool;
+    inv->act = act;
+    inv->cfg = *cfg;
+    inv->api_host = strdup(cfg->api_host ? cfg->api_host : "");
+    if (!inv->api_host) {
+        free(inv);
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    }
+    *out = inv;
+    return 0;
+}
+
+int invoke_set_api_host(struct invoke *inv, const char *url)
+{
+    char *s = strdup(url);
+    if (!s)
+        return -ENOMEM;
+    free(inv->api_host);
+    inv->api_host = s;
+    return 0;
+}
+
+void invoke_close(struct invoke *inv)
+{
+    if (!inv)
+        return;
+    free(inv->api_host);
+    free(inv);
+}

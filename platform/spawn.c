@@ -1,0 +1,396 @@
+/* platform/spawn.c - see spawn.h.
+ *
+ * Between fork and exec the child only makes async-signal-safe calls: it
+ * shares nothing with the loop but memory it does not touch. Failures are
+ * sent to the parent over a close-on-exec pipe as (step, errno): EOF on
+ * that pipe means exec succeeded. */
+#include "spawn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "wisp_config.h"
+
+enum spawn_step { STEP_FDS = 1, STEP_CGROUP, STEP_RLIMIT, STEP_CHDIR, STEP_PRIVS, STEP_EXEC };
+static const char *const step_names[] = {"", "fd setup", "cgroup join", "rlimits", "chdir",
+                                         "privilege drop", "exec"};
+
+int plat_pipe(int fds[2], int nonblock_end)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    if (nonblock_end >= 0) {
+        int fl = fcntl(fds[nonblock_end], F_GETFL);
+        if (fl < 0 || fcntl(fds[nonblock_end], F_SETFL, fl | O_NONBLOCK) < 0) {
+            int e = errno;
+            close(fds[0]);
+            close(fds[1]);
+            return -e;
+        }
+    }
+    return 0;
+}
+
+void plat_kill_group(pid_t pid)
+{
+    if (pid > 0) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL); /* in case it left its group */
+    }
+}
+
+static void child_fail(int errfd, enum spawn_step step, int e)
+{
+    int msg[2] = {(int)step, e};
+    ssize_t n = write(errfd, msg, sizeof msg);
+    (void)n;
+    _exit(127);
+}
+
+static int write_str(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, s, strlen(s));
+    int e = n < 0 ? errno : 0;
+    close(fd);
+    return n < 0 ? -e : 0;
+}
+
+static void set_rlimit(int errfd, int res, uint64_t v)
+{
+    struct rlimit r = {.rlim_cur = (rlim_t)v, .rlim_max = (rlim_t)v};
+    if (setrlimit(res, &r) < 0)
+        child_fail(errfd, STEP_RLIMIT, errno);
+}
+
+static void child(const struct plat_spawn_opts *o, int errfd)
+{
+    /* Signals: libevent installed handlers in the parent; the program
+     * starts with defaults and nothing blocked. */
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    setpgid(0, 0);
+
+    /* Move the source fds above 3 first, so a source that is itself 0..3
+     * is not overwritten before it is used. */
+    int src[4];
+    for (int i = 0; i < 4; i++) {
+        src[i] = -1;
+        if (o->fds[i] >= 0 && (src[i] = fcntl(o->fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
+            child_fail(errfd, STEP_FDS, errno);
+    }
+    for (int i = 0; i < 4; i++) {
+        int fd = src[i];
+        if (fd < 0) {
+            if (i == 3) {
+                close(3);
+                continue;
+            }
+            fd = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+            if (fd < 0)
+                child_fail(errfd, STEP_FDS, errno);
+        }
+        if (fd != i && dup2(fd, i) < 0) /* dup2 clears close-on-exec on i */
+            child_fail(errfd, STEP_FDS, errno);
+    }
+    /* Everything else must not reach the program, even an fd some library
+     * opened without O_CLOEXEC. */
+    /* (errfd stays: it is close-on-exec and reports failures until exec.) */
+#ifdef SYS_close_range
+    if ((errfd > 4 && syscall(SYS_close_range, 4u, (unsigned)errfd - 1, 0u) < 0) ||
+        syscall(SYS_close_range, (unsigned)errfd + 1, ~0u, 0u) < 0)
+#endif
+        for (int fd = 4; fd < 4096; fd++)
+            if (fd != errfd)
+                close(fd);
+    if (o->cg) {
+        for (int i = 0; i < o->cg->n; i++) {
+            char p[PATH_MAX + 16];
+            snprintf(p, sizeof p, "%s/cgroup.procs", o->cg->dirs[i]);
+            int rc = write_str(p, "0");
+            if (rc < 0)
+                child_fail(errfd, STEP_CGROUP, -rc);
+        }
+    }
+    if (o->rl.nofile)
+        set_rlimit(errfd, RLIMIT_NOFILE, o->rl.nofile);
+    if (o->rl.fsize_bytes)
+        set_rlimit(errfd, RLIMIT_FSIZE, o->rl.fsize_bytes);
+    if (o->rl.as_bytes)
+        set_rlimit(errfd, RLIMIT_AS, o->rl.as_bytes);
+    if (o->rl.no_core)
+        set_rlimit(errfd, RLIMIT_CORE, 0);
+    if (o->cwd && chdir(o->cwd) < 0)
+        child_fail(errfd, STEP_CHDIR, errno);
+    if (o->drop_privs) {
+        if (setgroups(0, NULL) < 0 || setgid(o->gid) < 0)
+            child_fail(errfd, STEP_PRIVS, errno);
+        if (o->rl.nproc)
+            set_rlimit(errfd, RLIMIT_NPROC, o->rl.nproc);
+        if (setuid(o->uid) < 0)
+            child_fail(errfd, STEP_PRIVS, errno);
+    } else if (o->rl.nproc && getuid() != 0) {
+        set_rlimit(errfd, RLIMIT_NPROC, o->rl.nproc);
+    }
+    execve(o->path, o->argv, o->envp);
+    child_fail(errfd, STEP_EXEC, errno);
+}
+
+int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid_out, struct wisp_err *err)
+{
+    int ep[2];
+    int rc = plat_pipe(ep, -1);
+    if (rc < 0)
+        return wisp_err_set(err, rc, "pipe: %s", strerror(-rc));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(ep[0]);
+        close(ep[1]);
+        return wisp_err_set(err, -e, "fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(ep[0]);
+        child(o, ep[1]);
+    }
+    close(ep[1]);
+    setpgid(pid, pid); /* both sides, so kill(-pid) works at once */
+    int msg[2];
+    ssize_t n;
+    do
+        n = read(ep[0], msg, sizeof msg);
+    while (n < 0 && errno == EINTR);
+    close(ep[0]);
+    if (n == (ssize_t)sizeof msg) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        int step = msg[0] > 0 && msg[0] <= STEP_EXEC ? msg[0] : STEP_EXEC;
+        return wisp_err_set(err, -msg[1], "%s of %s failed: %s", step_names[step], o->path,
+                            strerror(msg[1]));
+    }
+    *pid_out = pid;
+    return 0;
+}
+
+/* ==== cgroups ========================================================= */
+
+struct plat_cgroups {
+    int version;
+    char parent[2][PATH_MAX]; /* v2: [0]; v1: memory, pids */
+    int n;
+};
+
+int plat_cgroups_version(const struct plat_cgroups *c)
+{
+    return c->version;
+}
+
+/* Our own group in a hierarchy, from /proc/self/cgroup ("N:ctrl:/path"). */
+static int own_group(const char *ctrl, char *out, size_t cap)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return -errno;
+    char line[PATH_MAX + 64];
+    int rc = -ENOENT;
+    while (fgets(line, sizeof line, f)) {
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b)
+            continue;
+        *b = '\0';
+        bool match = ctrl ? strstr(a + 1, ctrl) != NULL : b == a + 1;
+        if (!match)
+            continue;
+        char *p = b + 1;
+        p[strcspn(p, "\n")] = '\0';
+        snprintf(out, cap, "%s", p);
+        rc = 0;
+        break;
+    }
+    fclose(f);
+    return rc;
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_err *err)
+{
+    struct plat_cgroups *c = calloc(1, sizeof *c);
+    if (!c)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    char own[PATH_MAX];
+    int rc;
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        /* v2: workers go in a child of our own group; controllers must be
+         * enabled in our group's subtree_control, which the kernel allows
+         * only if our group holds no processes itself ("no internal
+         * processes"): systemd's Delegate=yes gives such a group. */
+        c->version = 2;
+        if ((rc = own_group(NULL, own, sizeof own)) < 0)
+            goto unsupported;
+        char base[PATH_MAX + 16], ctl[PATH_MAX + 64];
+        snprintf(base, sizeof base, "/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
+        snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", base);
+        if (strlen(base) + strlen(name) + 2 > sizeof c->parent[0]) {
+            rc = -ENAMETOOLONG;
+            goto unsupported;
+        }
+        if (write_str(ctl, "+memory +pids") < 0) {
+            rc = -EACCES;
+            goto unsupported;
+        }
+        memcpy(c->parent[0], base, strlen(base));
+        c->parent[0][strlen(base)] = '/';
+        strcpy(c->parent[0] + strlen(base) + 1, name);
+        c->n = 1;
+    } else {
+        c->version = 1;
+        static const char *const ctrls[] = {"memory", "pids"};
+        for (int i = 0; i < 2; i++) {
+            char root[64];
+            snprintf(root, sizeof root, "/sys/fs/cgroup/%s", ctrls[i]);
+            if (!is_dir(root) || (rc = own_group(ctrls[i], own, sizeof own)) < 0) {
+                rc = -ENOENT;
+                goto unsupported;
+            }
+            /* Inside a container the own path may not exist in this mount
+             * (the mount shows the container's group as its root). */
+            char base[PATH_MAX + 64];
+            snprintf(base, sizeof base, "%s%s", root, strcmp(own, "/") ? own : "");
+            if (!is_dir(base))
+                snprintf(base, sizeof base, "%s", root);
+            if (strlen(base) + strlen(name) + 2 > sizeof c->parent[i]) {
+                rc = -ENAMETOOLONG;
+                goto unsupported;
+            }
+            size_t bl = strlen(base);
+            memcpy(c->parent[i], base, bl);
+            c->parent[i][bl] = '/';
+            strcpy(c->parent[i] + bl + 1, name);
+        }
+        c->n = 2;
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (mkdir(c->parent[i], 0755) < 0 && errno != EEXIST) {
+            rc = -errno;
+            for (int j = 0; j < i; j++)
+                rmdir(c->parent[j]);
+            goto unsupported;
+        }
+    }
+    if (c->version == 2) {
+        char ctl[PATH_MAX + 32];
+        snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", c->parent[0]);
+        if (write_str(ctl, "+memory +pids") < 0) {
+            rc = -EACCES;
+            rmdir(c->parent[0]);
+            goto unsupported;
+        }
+    }
+    *out = c;
+    return 0;
+unsupported:
+    wisp_err_set(err, -ENOTSUP, "cgroups v%d not usable here (%s)", c->version, strerror(-rc));
+    free(c);
+    return -ENOTSUP;
+}
+
+void plat_cgroups_close(struct plat_cgroups *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        rmdir(c->parent[i]);
+    free(c);
+}
+
+int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes,
+                    unsigned pids_max, struct plat_cg *out)
+{
+    char val[32], p[PATH_MAX + 64];
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < c->n; i++) {
+        size_t pl = strlen(c->parent[i]), ll = strlen(leaf);
+        if (pl + ll + 2 > sizeof out->dirs[i])
+            return -ENAMETOOLONG;
+        memcpy(out->dirs[i], c->parent[i], pl);
+        out->dirs[i][pl] = '/';
+        memcpy(out->dirs[i] + pl + 1, leaf, ll + 1);
+        if (mkdir(out->dirs[i], 0755) < 0 && errno != EEXIST) {
+            int e = errno;
+            plat_cgroup_free(out);
+            return -e;
+        }
+        out->n = i + 1;
+    }
+    int rc = 0;
+    snprintf(val, sizeof val, "%llu", (unsigned long long)mem_bytes);
+    if (c->version == 2) {
+        snprintf(p, sizeof p, "%s/memory.max", out->dirs[0]);
+        if (rc == 0)
+            rc = write_str(p, val);
+        snprintf(p, sizeof p, "%s/memory.swap.max", out->dirs[0]);
+        (void)write_str(p, "0"); /* absent without swap accounting */
+        snprintf(p, sizeof p, "%s/pids.max", out->dirs[0]);
+    } else {
+        snprintf(p, sizeof p, "%s/memory.limit_in_bytes", out->dirs[0]);
+        rc = write_str(p, val);
+        snprintf(p, sizeof p, "%s/pids.max", out->dirs[1]);
+    }
+    snprintf(val, sizeof val, "%u", pids_max);
+    if (rc == 0)
+        rc = write_str(p, val);
+    if (rc < 0)
+        plat_cgroup_free(out);
+    return rc;
+}
+
+bool plat_cgroup_oom(const struct plat_cg *cg)
+{
+    if (cg->n == 0)
+        return false;
+    char p[PATH_MAX + 32], buf[512];
+    bool v2 = cg->n == 1;
+    snprintf(p, sizeof p, "%s/%s", cg->dirs[0], v2 ? "memory.events" : "memory.failcnt");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    if (!v2)
+        return strtoull(buf, NULL, 10) > 0;
+    const char *k = strstr(buf, "oom_kill ");
+    return k && strtoull(k + 9, NULL, 10) > 0;
+}
+
+void plat_cgroup_free(const struct plat_cg *cg)
+{
+    for (int i = 0; i < cg->n; i++)
+        rmdir(cg->dirs[i]);
+}

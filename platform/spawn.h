@@ -1,0 +1,73 @@
+/* platform/spawn.h - starting worker processes and confining them.
+ *
+ * plat_spawn forks and execs with an explicit fd map (the child gets
+ * exactly fds 0..3 from the parent's, everything else closed), its own
+ * process group (so a kill reaches everything it started), optional
+ * resource limits, optional cgroup membership and, when wispd runs as
+ * root, an unprivileged uid/gid. It returns once the child has exec'd (or
+ * reports why it could not): the wait is bounded by the child's exec, a
+ * few hundred microseconds, and never by the program that runs.
+ *
+ * Cgroups: plat_cgroups_open finds a writable hierarchy (v2 unified, or v1
+ * memory + pids) and makes a parent group for this daemon; each worker gets
+ * a leaf with memory and pids limits. Where cgroups are missing or not
+ * writable it returns -ENOTSUP and workers run with rlimits only. */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wisp.h"
+
+struct plat_rlimits {
+    uint64_t nofile;      /* RLIMIT_NOFILE; 0: unchanged */
+    uint64_t nproc;       /* RLIMIT_NPROC (per uid; meaningful with a uid drop) */
+    uint64_t fsize_bytes; /* RLIMIT_FSIZE */
+    uint64_t as_bytes;    /* RLIMIT_AS; breaks V8, leave 0 for node */
+    bool no_core;         /* RLIMIT_CORE = 0 */
+};
+
+/* A leaf cgroup: one directory (v2) or one per v1 controller. */
+struct plat_cg {
+    char dirs[2][PATH_MAX];
+    int n;
+};
+
+struct plat_spawn_opts {
+    const char *path;  /* program to exec (absolute, or relative to cwd) */
+    char *const *argv; /* argv[0] included, NULL-terminated */
+    char *const *envp; /* complete environment, NULL-terminated */
+    const char *cwd;   /* NULL: inherit */
+    int fds[4];        /* parent fds to become the child's 0..3; -1: /dev/null (3: closed) */
+    bool drop_privs;   /* setgroups/setgid/setuid to uid/gid below */
+    uid_t uid;
+    gid_t gid;
+    struct plat_rlimits rl;
+    const struct plat_cg *cg; /* join this cgroup before exec; NULL: stay */
+};
+
+/* Starts the program. 0 with *pid set, or -errno with err naming the step
+ * that failed (exec, chdir, cgroup, setuid, ...). */
+int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid, struct wisp_err *err) WISP_MUST_CHECK;
+/* pipe2 with O_CLOEXEC; the end at index nonblock_end (0, 1, or -1 for
+ * none) is also O_NONBLOCK. 0 or -errno. */
+int plat_pipe(int fds[2], int nonblock_end) WISP_MUST_CHECK;
+/* SIGKILLs the process group of a spawned worker. */
+void plat_kill_group(pid_t pid);
+
+struct plat_cgroups;
+/* Prepares a parent group named name (e.g. "wisp-1234"). 0, -ENOTSUP with
+ * err explaining why cgroups are not used. */
+int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_err *err)
+    WISP_MUST_CHECK;
+/* Removes the parent group (its leaves must be gone). NULL is a no-op. */
+void plat_cgroups_close(struct plat_cgroups *c);
+/* Makes leaf `leaf` with a memory limit and a pids limit. 0 or -errno. */
+int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes,
+                    unsigned pids_max, struct plat_cg *out) WISP_MUST_CHECK;
+/* True when the leaf's memory limit killed something (OOM). */
+bool plat_cgroup_oom(const struct plat_cg *cg);
+/* Removes a leaf whose processes are gone. */
+void plat_cgroup_free(const struct plat_cg *cg);
+int plat_cgroups_version(const struct plat_cgroups *c);

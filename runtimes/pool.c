@@ -1,0 +1,1132 @@
+/* runtimes/pool.c - pre-warmed workers and the actionloop channel.
+ *
+ * Policy. A run goes to, in order: an idle warm worker of the same action
+ * version (or a busy one with a free concurrency slot); a stem cell of its
+ * kind (an interpreter started ahead of time with the launcher loaded,
+ * given the code now); a new worker (a cold start). Each live worker
+ * reserves its action's limits.memory (a stem cell, stem_memory_mb) and the
+ * sum never exceeds the budget: to make room the pool stops idle workers,
+ * least recently used first, stem cells last. What still cannot start waits
+ * in a bounded FIFO.
+ *
+ * Channel. Four non-blocking pipes per worker. stdin takes init and run
+ * lines through an output buffer; fd 3 gives one line per answer; stdout
+ * and stderr are split into log lines in OpenWhisk's form. When an answer
+ * arrives, the log pipes are read to the end first: a launcher flushes its
+ * logs before it answers, so everything logged during the activation is in
+ * the pipes by then, and none of it can leak into the next activation.
+ *
+ * Lifetimes. A worker is killed at most once (worker_kill), which fails its
+ * runs and releases its memory at once; the struct lives on, DEAD, until
+ * SIGCHLD reaps its pid. A run's done callback is called exactly once: from
+ * an event, or from the run's own zero-delay timer when the outcome is known
+ * inside pool_run. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plat.h"
+#include "pool_priv.h"
+#include "wjson.h"
+
+#define ACK_LINE "{\"ok\":true}"
+#define FLOOD_MIN_BYTES (16u << 20)
+#define INIT_LINE_SLACK 4096
+
+enum wk_state {
+    WK_STARTING, /* launcher spawned, waiting for its ack */
+    WK_STEM,     /* acked, no code yet: a stem cell */
+    WK_INITING,  /* init line sent, waiting for {"ok":true} */
+    WK_READY,    /* has its action's code; runs activations */
+    WK_DEAD,     /* killed or exited; waiting to be reaped */
+};
+
+struct run {
+    struct run *next;
+    struct pool *p;
+    struct worker *w;
+    char *key, *kind, *name, *main;
+    json_t *code;
+    bool binary;
+    unsigned memory_mb, timeout_ms, concurrency;
+    size_t log_limit, result_limit;
+    char *msg;
+    size_t len;
+    pool_done_fn *done;
+    void *arg;
+    int64_t enq_us, start_us, init_ms;
+    json_t *logs;
+    size_t log_bytes, seen_bytes;
+    bool truncated, sent;
+    struct event *ev; /* timeout, or deferred completion */
+    enum pool_status fin_status;
+    char *fin_error;
+};
+
+struct worker {
+    struct worker *prev, *next;
+    struct pool *p;
+    const struct rt_kind *kind;
+    char *key; /* the action version it holds (READY/INITING) */
+    unsigned id;
+    struct worker_proc proc;
+    bool native, skip_ack, reaped, has_cg;
+    struct plat_cg cg;
+    enum wk_state state;
+    unsigned reserved_mb, concurrency;
+    struct run *runs, *runs_tail; /* FIFO of runs handed to this worker */
+    unsigned nruns;
+    struct evbuffer *in, *out, *err, *ctl;
+    struct event *ev_in, *ev_out, *ev_err, *ev_ctl;
+    int64_t spawned_us, last_used_us;
+    char dir[PATH_MAX];
+};
+
+struct prewarm {
+    const struct rt_kind *kind;
+    unsigned count;
+};
+
+struct pool {
+    struct event_base *base;
+    struct pool_cfg cfg;
+    /* absolute: workers chdir into their own directory before exec */
+    char work_dir[PATH_MAX], runtimes_dir[PATH_MAX];
+    struct process_backend_cfg pcfg;
+    const struct pool_backend_ops *ops;
+    void *ops_self;
+    struct plat_cgroups *cgroups;
+    struct worker *workers;
+    struct run *queue, *queue_tail;
+    unsigned nqueued, next_id;
+    uint64_t reserved_mb;
+    struct prewarm prewarm[16];
+    unsigned nprewarm;
+    json_t *interp; /* kind -> interpreter path */
+    struct event *ev_sigchld, *ev_tick, *ev_kick;
+    struct pool_stats stats;
+    bool closing;
+};
+
+static void dispatch(struct pool *p);
+static void worker_kill(struct worker *w, enum pool_status st, const char *msg);
+static void kick(struct pool *p);
+
+/* ==== runs ============================================================ */
+
+static void run_free(struct run *r)
+{
+    if (r->ev)
+        event_free(r->ev);
+    json_decref(r->code);
+    json_decref(r->logs);
+    free(r->key);
+    free(r->kind);
+    free(r->name);
+    free(r->main);
+    free(r->msg);
+    free(r->fin_error);
+    free(r);
+}
+
+/* Calls done and frees the run. */
+static void run_complete(struct run *r, enum pool_status st, json_t *result, const char *error)
+{
+    int64_t now = plat_clock_mono_us();
+    struct pool_result res = {
+        .status = st,
+        .result = result,
+        .error = error,
+        .logs = r->logs,
+        .wait_ms = ((r->start_us ? r->start_us : now) - r->enq_us) / 1000,
+        .init_ms = r->init_ms,
+    };
+    r->done(r->arg, &res);
+    run_free(r);
+}
+
+static void on_run_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct run *r = arg;
+    run_complete(r, r->fin_status, NULL, r->fin_error);
+}
+
+/* For outcomes known where done must not be called (inside pool_run). */
+static void run_complete_later(struct run *r, enum pool_status st, const char *error)
+{
+    r->fin_status = st;
+    free(r->fin_error);
+    r->fin_error = error ? strdup(error) : NULL;
+    if (r->ev)
+        event_free(r->ev);
+    r->ev = evtimer_new(r->p->base, on_run_deferred, r);
+    struct timeval zero = {0, 0};
+    if (!r->ev || evtimer_add(r->ev, &zero) < 0)
+        wlog_err("pool", "cannot defer a completion: the activation is lost");
+}
+
+/* ==== log lines ======================================================= */
+
+static void add_log(struct run *r, const char *stream, const char *line, size_t len)
+{
+    r->seen_bytes += len + 1;
+    if (r->truncated)
+        return;
+    if (r->log_bytes + len > r->log_limit) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "Logs were truncated because the total bytes size exceeds the limit of %zu bytes.",
+                 r->log_limit);
+        json_array_append_new(r->logs, json_string(msg));
+        r->truncated = true;
+        return;
+    }
+    r->log_bytes += len;
+    /* OpenWhisk's form: the time padded to 30 characters, stream, message */
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char head[64];
+    int n = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+    char *s = malloc((size_t)n + len + 48);
+    if (!s)
+        return;
+    int m = sprintf(s, "%-30s %s: ", head, stream);
+    memcpy(s + m, line, len);
+    s[m + (int)len] = '\0';
+    json_t *js = json_stringn(s, (size_t)m + len);
+    if (!js) /* not UTF-8: keep the line, replace the bytes */
+        for (size_t i = 0; !js && i < len; i++)
+            if ((unsigned char)s[m + (int)i] >= 0x80)
+                s[m + (int)i] = '?';
+    if (!js)
+        js = json_stringn(s, (size_t)m + len);
+    free(s);
+    if (js)
+        json_array_append_new(r->logs, js);
+}
+
+/* Moves complete lines (all lines when flush) from buf into the current
+ * run's logs; without a run they are dropped. */
+static void take_lines(struct worker *w, struct evbuffer *buf, const char *stream, bool flush)
+{
+    struct run *r = w->runs;
+    for (;;) {
+        size_t len;
+        struct evbuffer_ptr eol = evbuffer_search_eol(buf, NULL, &len, EVBUFFER_EOL_LF);
+        size_t take;
+        if (eol.pos >= 0) {
+            take = (size_t)eol.pos;
+        } else if (flush || evbuffer_get_length(buf) >= 65536) {
+            take = evbuffer_get_length(buf); /* a partial or overlong line */
+            len = 0;
+            if (take == 0)
+                return;
+        } else {
+            return;
+        }
+        if (r) {
+            const char *line = (const char *)evbuffer_pullup(buf, (ssize_t)take);
+            add_log(r, stream, line ? line : "", take);
+        }
+        evbuffer_drain(buf, take + len);
+        if (r && r->seen_bytes > (r->log_limit * 4 > FLOOD_MIN_BYTES ? r->log_limit * 4
+                                                                      : FLOOD_MIN_BYTES)) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "The action flooded its output (more than %zu bytes) and was stopped.",
+                     r->seen_bytes);
+            worker_kill(w, POOL_FLOOD, msg);
+            return;
+        }
+    }
+}
+
+/* Reads a pipe until it would block. -1 at EOF or error. */
+static int drain_fd(int fd, struct evbuffer *buf)
+{
+    for (;;) {
+        int n = evbuffer_read(buf, fd, 65536);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return -1;
+    }
+}
+
+static void on_log(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    bool is_out = fd == w->proc.fd_out;
+    struct evbuffer *buf = is_out ? w->out : w->err;
+    int rc = drain_fd(fd, buf);
+    take_lines(w, buf, is_out ? "stdout" : "stderr", false);
+    if (rc < 0 && w->state != WK_DEAD) /* the log pipe closed: stop watching it */
+        event_del(is_out ? w->ev_out : w->ev_err);
+}
+
+/* ==== stdin =========================================================== */
+
+static void on_stdin(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    while (evbuffer_get_length(w->in) > 0) {
+        int n = evbuffer_write(w->in, fd);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(w->ev_in, NULL); /* the pipe is full: wait for room */
+            return;
+        }
+        if (n < 0) {
+            worker_kill(w, POOL_CRASHED,
+                        "The action did not produce a valid response and exited unexpectedly.");
+            return;
+        }
+    }
+}
+
+static void send_line(struct worker *w, const char *s, size_t len)
+{
+    evbuffer_add(w->in, s, len);
+    evbuffer_add(w->in, "\n", 1);
+    on_stdin(w->proc.fd_in, EV_WRITE, w);
+}
+
+/* ==== runs on a worker ================================================ */
+
+static void on_run_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct run *r = arg;
+    char msg[128];
+    snprintf(msg, sizeof msg, "The action exceeded its time limits of %u milliseconds.",
+             r->timeout_ms);
+    worker_kill(r->w, POOL_TIMEOUT, msg);
+}
+
+static void send_run(struct worker *w, struct run *r)
+{
+    r->sent = true;
+    r->start_us = r->start_us ? r->start_us : plat_clock_mono_us();
+    if (r->ev)
+        event_free(r->ev);
+    r->ev = evtimer_new(w->p->base, on_run_timeout, r);
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    if (r->ev)
+        evtimer_add(r->ev, &tv);
+    send_line(w, r->msg, r->len);
+}
+
+static void send_pending_runs(struct worker *w)
+{
+    for (struct run *r = w->runs; r; r = r->next)
+        if (!r->sent)
+            send_run(w, r);
+}
+
+static void attach_run(struct worker *w, struct run *r)
+{
+    r->w = w;
+    r->next = NULL;
+    if (w->runs_tail)
+        w->runs_tail->next = r;
+    else
+        w->runs = r;
+    w->runs_tail = r;
+    w->nruns++;
+    if (!r->start_us)
+        r->start_us = plat_clock_mono_us();
+    if (w->state == WK_READY)
+        send_run(w, r);
+}
+
+static struct run *detach_head(struct worker *w)
+{
+    struct run *r = w->runs;
+    if (!r)
+        return NULL;
+    w->runs = r->next;
+    if (!w->runs)
+        w->runs_tail = NULL;
+    w->nruns--;
+    r->next = NULL;
+    return r;
+}
+
+static bool is_ack(const char *line, size_t len)
+{
+    json_t *j = wjson_parse(line, len, NULL);
+    bool ok = json_is_object(j) && json_object_size(j) == 1 &&
+              json_is_true(json_object_get(j, "ok"));
+    json_decref(j);
+    return ok;
+}
+
+/* One line from fd 3. */
+static void ctl_line(struct worker *w, const char *line, size_t len)
+{
+    struct pool *p = w->p;
+    switch (w->state) {
+    case WK_STARTING:
+        if (!is_ack(line, len)) {
+            worker_kill(w, POOL_INIT_FAILED, "The runtime did not start: no acknowledgement.");
+            return;
+        }
+        w->state = w->key ? WK_INITING : WK_STEM;
+        if (w->key) { /* a cold start for a run: send its code now */
+            struct run *r = w->runs;
+            json_t *init = json_pack("{s:{s:s, s:s, s:O, s:b, s:{}}}", "value", "name",
+                                     r->name, "main", r->main ? r->main : "main", "code", r->code,
+                                     "binary", r->binary, "env");
+            char *s = init ? wjson_dump(init, &len) : NULL;
+            json_decref(init);
+            if (!s) {
+                worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
+                return;
+            }
+            send_line(w, s, len);
+            free(s);
+        } else {
+            kick(p); /* a new stem cell may serve a queued run */
+        }
+        return;
+    case WK_INITING: {
+        json_t *j = wjson_parse(line, len, NULL);
+        if (json_is_object(j) && json_is_true(json_object_get(j, "ok"))) {
+            json_decref(j);
+            w->state = WK_READY;
+            if (w->runs && w->runs->init_ms < 0)
+                w->runs->init_ms = (plat_clock_mono_us() - w->spawned_us) / 1000;
+            send_pending_runs(w);
+            return;
+        }
+        const char *e = wjson_str(j, "error");
+        char msg[512];
+        snprintf(msg, sizeof msg, "Initialization has failed: %s", e ? e : "no valid answer");
+        json_decref(j);
+        worker_kill(w, POOL_INIT_FAILED, msg);
+        return;
+    }
+    case WK_READY: {
+        if (w->skip_ack) { /* a native program that honours __OW_WAIT_FOR_ACK */
+            w->skip_ack = false;
+            if (is_ack(line, len))
+                return;
+        }
+        struct run *r = w->runs;
+        if (!r || !r->sent) {
+            worker_kill(w, POOL_BAD_RESULT, "The action wrote an answer nobody asked for.");
+            return;
+        }
+        json_t *j = wjson_parse(line, len, NULL);
+        if (!j) {
+            worker_kill(w, POOL_BAD_RESULT,
+                        "The action did not produce a valid JSON response.");
+            return;
+        }
+        /* Everything logged before the answer is in the pipes now. */
+        drain_fd(w->proc.fd_out, w->out);
+        drain_fd(w->proc.fd_err, w->err);
+        take_lines(w, w->out, "stdout", true);
+        if (w->state == WK_DEAD) { /* flooded while draining */
+            json_decref(j);
+            return;
+        }
+        take_lines(w, w->err, "stderr", true);
+        if (w->state == WK_DEAD) {
+            json_decref(j);
+            return;
+        }
+        r = detach_head(w);
+        w->last_used_us = plat_clock_mono_us();
+        p->stats.warm_runs += r->init_ms < 0;
+        run_complete(r, POOL_OK, j, NULL);
+        json_decref(j);
+        kick(p);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    int rc = drain_fd(fd, w->ctl);
+    for (;;) {
+        if (w->state == WK_DEAD)
+            return;
+        size_t eol_len;
+        struct evbuffer_ptr eol = evbuffer_search_eol(w->ctl, NULL, &eol_len, EVBUFFER_EOL_LF);
+        if (eol.pos < 0)
+            break;
+        size_t len = (size_t)eol.pos;
+        char *line = (char *)evbuffer_pullup(w->ctl, (ssize_t)len + (ssize_t)eol_len);
+        ctl_line(w, line, len);
+        if (w->state == WK_DEAD)
+            return;
+        evbuffer_drain(w->ctl, len + eol_len);
+    }
+    size_t limit = w->runs ? w->runs->result_limit : (1u << 20);
+    if (evbuffer_get_length(w->ctl) > limit + INIT_LINE_SLACK) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "The action produced a response that exceeded the allowed length: %zu > %zu "
+                 "bytes.", evbuffer_get_length(w->ctl), limit);
+        worker_kill(w, POOL_BAD_RESULT, msg);
+        return;
+    }
+    if (rc < 0) { /* fd 3 closed: the worker is gone or broke the protocol */
+        bool oom = w->has_cg && plat_cgroup_oom(&w->cg);
+        worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
+                    oom ? "The action exhausted its memory and was aborted."
+                        : "The action did not produce a valid response and exited "
+                          "unexpectedly.");
+    }
+}
+
+/* ==== worker lifecycle ================================================ */
+
+static void worker_unlink(struct worker *w)
+{
+    struct pool *p = w->p;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->workers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+}
+
+static void worker_free(struct worker *w)
+{
+    worker_unlink(w);
+    if (w->has_cg)
+        plat_cgroup_free(&w->cg);
+    if (w->dir[0])
+        plat_rm_rf(w->dir); /* code files, a zip the launcher extracted */
+    free(w->key);
+    free(w);
+}
+
+static void close_channel(struct worker *w)
+{
+    struct event **evs[] = {&w->ev_in, &w->ev_out, &w->ev_err, &w->ev_ctl};
+    for (size_t i = 0; i < 4; i++) {
+        if (*evs[i]) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
+    }
+    int *fds[] = {&w->proc.fd_in, &w->proc.fd_out, &w->proc.fd_err, &w->proc.fd_ctl};
+    for (size_t i = 0; i < 4; i++) {
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    }
+    struct evbuffer **bufs[] = {&w->in, &w->out, &w->err, &w->ctl};
+    for (size_t i = 0; i < 4; i++) {
+        if (*bufs[i]) {
+            evbuffer_free(*bufs[i]);
+            *bufs[i] = NULL;
+        }
+    }
+}
+
+/* Stops a worker: kills its process group, fails its runs with st (the
+ * head run with msg; runs behind it lost their worker), releases its
+ * memory. Idempotent. */
+static void worker_kill(struct worker *w, enum pool_status st, const char *msg)
+{
+    if (w->state == WK_DEAD)
+        return;
+    struct pool *p = w->p;
+    if (w->runs) { /* keep the logs the head run wrote before it failed */
+        drain_fd(w->proc.fd_out, w->out);
+        drain_fd(w->proc.fd_err, w->err);
+        take_lines(w, w->out, "stdout", true);
+        take_lines(w, w->err, "stderr", true);
+    }
+    w->state = WK_DEAD;
+    p->ops->kill(p->ops_self, &w->proc);
+    p->stats.kills++;
+    p->reserved_mb -= w->reserved_mb;
+    w->reserved_mb = 0;
+    close_channel(w);
+    bool first = true;
+    struct run *r;
+    while ((r = detach_head(w))) {
+        if (r->ev)
+            event_del(r->ev);
+        run_complete(r, first ? st : POOL_CRASHED,
+                     NULL, first ? msg : "The worker running the action failed.");
+        first = false;
+    }
+    if (!p->closing)
+        kick(p);
+}
+
+static char *const *worker_env(const struct worker *w, char *buf, size_t cap, char **envp,
+                               size_t nenv)
+{
+    /* A small fixed environment: nothing of wispd's leaks to actions. */
+    int n = snprintf(buf, cap, "PATH=/usr/local/bin:/usr/bin:/bin%cHOME=%s%cLANG=C.UTF-8%c"
+                               "PYTHONDONTWRITEBYTECODE=1%c__OW_WAIT_FOR_ACK=1%c",
+                     0, w->dir, 0, 0, 0, 0);
+    size_t k = 0;
+    for (char *s = buf; s < buf + n && k + 1 < nenv; s += strlen(s) + 1)
+        envp[k++] = s;
+    envp[k] = NULL;
+    return envp;
+}
+
+static const char *interpreter_of(struct pool *p, const struct rt_kind *k)
+{
+    const char *o = json_string_value(json_object_get(p->interp, k->kind));
+    return o ? o : k->interpreter;
+}
+
+/* Writes a native action's program into the worker's directory. */
+static int write_native(struct worker *w, const struct run *r, char *path, size_t cap,
+                        struct wisp_err *err)
+{
+    snprintf(path, cap, "%s/exec", w->dir);
+    const char *code = json_string_value(r->code);
+    size_t len = json_string_length(r->code);
+    unsigned char *bin = NULL;
+    const void *data = code;
+    if (r->binary) {
+        size_t olen = 0;
+        bin = malloc(len);
+        if (!bin || !plat_base64_decode(code, len, bin, len, &olen)) {
+            free(bin);
+            return wisp_err_set(err, -EINVAL, "The action's code is not valid base64.");
+        }
+        if (olen >= 4 && memcmp(bin, "PK\3\4", 4) == 0) {
+            free(bin);
+            return wisp_err_set(err, -ENOTSUP,
+                                "Zip archives are not supported for native actions yet: upload "
+                                "the executable itself (base64) or a script with #!.");
+        }
+        data = bin;
+        len = olen;
+    }
+    int rc = plat_write_file_fast(path, data, len, 0755);
+    free(bin);
+    if (rc < 0)
+        return wisp_err_set(err, rc, "cannot write the action's program: %s", strerror(-rc));
+    return 0;
+}
+
+/* Starts a worker for kind k; with r, for that run (a cold start). */
+static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, struct run *r,
+                                   unsigned reserve_mb, struct wisp_err *err)
+{
+    struct worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        wisp_err_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->p = p;
+    w->kind = k;
+    w->id = ++p->next_id;
+    w->native = k->launcher == NULL;
+    w->proc.fd_in = w->proc.fd_out = w->proc.fd_err = w->proc.fd_ctl = -1;
+    w->concurrency = r ? (r->concurrency ? r->concurrency : 1) : 1;
+    snprintf(w->dir, sizeof w->dir, "%s/w%u", p->cfg.work_dir, w->id);
+    int rc = 0;
+    if (mkdir(w->dir, 0700) < 0 && errno != EEXIST) {
+        rc = wisp_err_set(err, -errno, "cannot make %s: %s", w->dir, strerror(errno));
+        w->dir[0] = '\0';
+        goto fail;
+    }
+    if (p->cfg.drop_privs && chown(w->dir, p->cfg.uid, p->cfg.gid) < 0) {
+        rc = wisp_err_set(err, -errno, "cannot chown %s: %s", w->dir, strerror(errno));
+        goto fail;
+    }
+    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64];
+    char *argv[8] = {0};
+    if (w->native) {
+        if ((rc = write_native(w, r, prog, sizeof prog, err)) < 0)
+            goto fail;
+        argv[0] = prog;
+        w->skip_ack = true;
+    } else {
+        snprintf(prog, sizeof prog, "%s", interpreter_of(p, k));
+        snprintf(launcher, sizeof launcher, "%s/%s", p->cfg.runtimes_dir, k->launcher);
+        snprintf(args, sizeof args, "%s", k->args ? k->args : "");
+        int n = 0;
+        argv[n++] = prog;
+        for (char *save = NULL, *t = strtok_r(args, " ", &save); t && n < 6;
+             t = strtok_r(NULL, " ", &save))
+            argv[n++] = t;
+        argv[n] = launcher;
+    }
+    if (p->cgroups) {
+        char leaf[32];
+        snprintf(leaf, sizeof leaf, "w%u", w->id);
+        uint64_t mem = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20;
+        if (plat_cgroup_new(p->cgroups, leaf, mem, p->cfg.pids_max, &w->cg) == 0)
+            w->has_cg = true;
+    }
+    char envbuf[PATH_MAX + 256], *envp[8];
+    struct worker_start ws = {
+        .path = prog,
+        .argv = argv,
+        .envp = worker_env(w, envbuf, sizeof envbuf, envp, 8),
+        .cwd = w->dir,
+        .cg = w->has_cg ? &w->cg : NULL,
+    };
+    w->spawned_us = plat_clock_mono_us();
+    if ((rc = p->ops->start(p->ops_self, &ws, &w->proc, err)) < 0)
+        goto fail;
+    w->in = evbuffer_new();
+    w->out = evbuffer_new();
+    w->err = evbuffer_new();
+    w->ctl = evbuffer_new();
+    w->ev_in = event_new(p->base, w->proc.fd_in, EV_WRITE, on_stdin, w);
+    w->ev_out = event_new(p->base, w->proc.fd_out, EV_READ | EV_PERSIST, on_log, w);
+    w->ev_err = event_new(p->base, w->proc.fd_err, EV_READ | EV_PERSIST, on_log, w);
+    w->ev_ctl = event_new(p->base, w->proc.fd_ctl, EV_READ | EV_PERSIST, on_ctl, w);
+    /* linked before anything can fail, so the kill path finds it */
+    w->next = p->workers;
+    if (p->workers)
+        p->workers->prev = w;
+    p->workers = w;
+    w->reserved_mb = reserve_mb;
+    p->reserved_mb += reserve_mb;
+    if (!w->in || !w->out || !w->err || !w->ctl || !w->ev_in || !w->ev_out || !w->ev_err ||
+        !w->ev_ctl || event_add(w->ev_out, NULL) < 0 || event_add(w->ev_err, NULL) < 0 ||
+        event_add(w->ev_ctl, NULL) < 0) {
+        worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
+        wisp_err_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->last_used_us = w->spawned_us;
+    if (r) {
+        w->key = strdup(r->key);
+        w->state = w->native ? WK_READY : WK_STARTING;
+        r->init_ms = w->native ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;
+        p->stats.cold_starts++;
+    } else {
+        w->state = WK_STARTING;
+    }
+    return w;
+fail:
+    if (w->has_cg)
+        plat_cgroup_free(&w->cg);
+    if (w->dir[0])
+        plat_rm_rf(w->dir);
+    free(w);
+    (void)rc;
+    return NULL;
+}
+
+static void on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pool *p = arg;
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            break;
+        for (struct worker *w = p->workers; w; w = w->next) {
+            if (w->proc.pid != pid)
+                continue;
+            if (w->state != WK_DEAD) {
+                /* Exited on its own; the fd 3 EOF may not have been seen
+                 * yet. Read what is left so an answer written just before
+                 * exit still counts, then fail what remains. */
+                on_ctl(w->proc.fd_ctl, EV_READ, w);
+                if (w->state != WK_DEAD) {
+                    bool oom = w->has_cg && plat_cgroup_oom(&w->cg);
+                    worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
+                                oom ? "The action exhausted its memory and was aborted."
+                                    : "The action did not produce a valid response and exited "
+                                      "unexpectedly.");
+                }
+            }
+            (void)status;
+            /* Only now, dead and reaped, may it go: nothing refers to it. */
+            w->reaped = true;
+            worker_free(w);
+            break;
+        }
+    }
+}
+
+/* ==== policy ========================================================== */
+
+static unsigned count_stems(struct pool *p, const struct rt_kind *k)
+{
+    unsigned n = 0;
+    for (struct worker *w = p->workers; w; w = w->next)
+        if (w->kind == k && !w->key && (w->state == WK_STEM || w->state == WK_STARTING))
+            n++;
+    return n;
+}
+
+/* Stops idle workers, least recently used first (stem cells only when
+ * stems is set), until need_mb fits. True when it fits. */
+static bool make_room(struct pool *p, uint64_t need_mb, bool stems)
+{
+    while (p->reserved_mb + need_mb > p->cfg.memory_budget_mb) {
+        struct worker *victim = NULL;
+        for (int pass = 0; pass < 2 && !victim; pass++) {
+            for (struct worker *w = p->workers; w; w = w->next) {
+                bool idle = pass == 0 ? (w->state == WK_READY && w->nruns == 0)
+                                      : (stems && w->state == WK_STEM);
+                if (idle && (!victim || w->last_used_us < victim->last_used_us))
+                    victim = w;
+            }
+        }
+        if (!victim)
+            return false;
+        p->stats.evictions++;
+        worker_kill(victim, POOL_CRASHED, "evicted");
+    }
+    return true;
+}
+
+/* Tries to start r now. True when r went to a worker (or failed for good). */
+static bool try_start(struct pool *p, struct run *r)
+{
+    const struct rt_kind *k = rt_kind_find(p->cfg.kinds, r->kind);
+    /* 1. a warm worker of this action version with a free slot, idle first */
+    struct worker *best = NULL;
+    for (struct worker *w = p->workers; w; w = w->next) {
+        if (w->state == WK_DEAD || w->state == WK_STEM || !w->key ||
+            strcmp(w->key, r->key) != 0 || w->nruns >= w->concurrency)
+            continue;
+        if (!best || w->nruns < best->nruns ||
+            (w->nruns == best->nruns && w->last_used_us > best->last_used_us))
+            best = w;
+    }
+    if (best) {
+        attach_run(best, r);
+        return true;
+    }
+    /* 2. a stem cell of its kind */
+    for (struct worker *w = p->workers; w; w = w->next) {
+        if (w->state != WK_STEM || w->kind != k)
+            continue;
+        uint64_t extra = r->memory_mb > w->reserved_mb ? r->memory_mb - w->reserved_mb : 0;
+        if (!make_room(p, extra, false))
+            break;
+        p->reserved_mb = p->reserved_mb - w->reserved_mb + r->memory_mb;
+        w->reserved_mb = r->memory_mb;
+        w->key = strdup(r->key);
+        w->concurrency = r->concurrency ? r->concurrency : 1;
+        w->state = WK_INITING;
+        w->spawned_us = plat_clock_mono_us(); /* initTime counts from here */
+        r->init_ms = -1;
+        attach_run(w, r);
+        json_t *init = json_pack("{s:{s:s, s:s, s:O, s:b, s:{}}}", "value", "name", r->name,
+                                 "main", r->main ? r->main : "main", "code", r->code, "binary",
+                                 r->binary, "env");
+        size_t len;
+        char *s = init ? wjson_dump(init, &len) : NULL;
+        json_decref(init);
+        if (!s) {
+            worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
+            return true;
+        }
+        send_line(w, s, len);
+        free(s);
+        p->stats.stem_inits++;
+        return true;
+    }
+    /* 3. a new worker */
+    if (!make_room(p, r->memory_mb, true))
+        return false;
+    struct wisp_err err = {0};
+    struct worker *w = worker_spawn(p, k, r, r->memory_mb, &err);
+    if (!w) {
+        wlog_err("pool", "cannot start a %s worker: %s", k->kind, err.msg);
+        run_complete_later(r, err.code == -ENOTSUP || err.code == -EINVAL ? POOL_INIT_FAILED
+                                                                           : POOL_SYSTEM_ERROR,
+                           err.msg);
+        return true;
+    }
+    attach_run(w, r);
+    return true;
+}
+
+static void replenish(struct pool *p)
+{
+    for (unsigned i = 0; i < p->nprewarm; i++) {
+        const struct rt_kind *k = p->prewarm[i].kind;
+        while (count_stems(p, k) < p->prewarm[i].count &&
+               p->reserved_mb + p->cfg.stem_memory_mb <= p->cfg.memory_budget_mb) {
+            struct wisp_err err = {0};
+            if (!worker_spawn(p, k, NULL, p->cfg.stem_memory_mb, &err)) {
+                wlog_err("pool", "cannot start a %s stem cell: %s", k->kind, err.msg);
+                break;
+            }
+        }
+    }
+}
+
+static void dispatch(struct pool *p)
+{
+    struct run **pp = &p->queue, *prev = NULL;
+    while (*pp) {
+        struct run *r = *pp;
+        if (try_start(p, r)) {
+            *pp = r->next;
+            if (p->queue_tail == r)
+                p->queue_tail = prev;
+            p->nqueued--;
+        } else {
+            prev = r;
+            pp = &r->next;
+        }
+    }
+    replenish(p);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dispatch(arg);
+}
+
+/* Runs dispatch from the loop soon: never re-enters from a callback. */
+static void kick(struct pool *p)
+{
+    if (p->ev_kick && !evtimer_pending(p->ev_kick, NULL)) {
+        struct timeval zero = {0, 0};
+        evtimer_add(p->ev_kick, &zero);
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pool *p = arg;
+    int64_t cutoff = plat_clock_mono_us() - (int64_t)p->cfg.idle_evict_s * 1000000;
+    for (struct worker *w = p->workers, *next; w; w = next) {
+        next = w->next;
+        if (w->state == WK_READY && w->nruns == 0 && w->last_used_us < cutoff) {
+            p->stats.evictions++;
+            worker_kill(w, POOL_CRASHED, "idle");
+        }
+    }
+    dispatch(p);
+}
+
+int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_t len,
+             pool_done_fn *done, void *arg)
+{
+    const struct rt_kind *k = rt_kind_find(p->cfg.kinds, a->kind);
+    if (!k || k->needs != RT_NEEDS_CODE)
+        return -ENOTSUP;
+    if (a->memory_mb > p->cfg.memory_budget_mb)
+        return -E2BIG;
+    struct run *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->p = p;
+    r->key = strdup(a->key);
+    r->kind = strdup(k->kind);
+    r->name = strdup(a->name);
+    r->main = a->main ? strdup(a->main) : NULL;
+    r->code = json_incref(a->code);
+    r->binary = a->binary;
+    r->memory_mb = a->memory_mb;
+    r->timeout_ms = a->timeout_ms;
+    r->concurrency = a->concurrency;
+    r->log_limit = a->log_limit_bytes;
+    r->result_limit = a->result_limit_bytes;
+    r->msg = malloc(len);
+    r->len = len;
+    r->done = done;
+    r->arg = arg;
+    r->enq_us = plat_clock_mono_us();
+    r->init_ms = -1;
+    r->logs = json_array();
+    if (!r->key || !r->kind || !r->name || (a->main && !r->main) || !r->msg || !r->logs) {
+        run_free(r);
+        return -ENOMEM;
+    }
+    memcpy(r->msg, msg, len);
+    if (!p->queue && try_start(p, r))
+        return 0;
+    if (p->nqueued >= p->cfg.queue_max) {
+        run_free(r);
+        return -EAGAIN;
+    }
+    if (p->queue_tail)
+        p->queue_tail->next = r;
+    else
+        p->queue = r;
+    p->queue_tail = r;
+    p->nqueued++;
+    kick(p);
+    return 0;
+}
+
+/* ==== open / close ==================================================== */
+
+static int parse_pairs(struct pool *p, const char *spec, bool prewarm, struct wisp_err *err)
+{
+    char buf[1024];
+    if (!spec || !*spec)
+        return 0;
+    if (strlen(spec) >= sizeof buf)
+        return wisp_err_set(err, -EINVAL, "%s: too long", prewarm ? "prewarm" : "interpreters");
+    strcpy(buf, spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strrchr(tok, '=');
+        if (!eq)
+            return wisp_err_set(err, -EINVAL, "%s: '%s' is not kind=value",
+                                prewarm ? "prewarm" : "interpreters", tok);
+        *eq = '\0';
+        const struct rt_kind *k = rt_kind_find(p->cfg.kinds, tok);
+        if (!k || !k->launcher)
+            return wisp_err_set(err, -EINVAL, "%s: '%s' is not a kind with a launcher",
+                                prewarm ? "prewarm" : "interpreters", tok);
+        if (prewarm) {
+            char *end;
+            unsigned long n = strtoul(eq + 1, &end, 10);
+            if (*end || n > 64 || p->nprewarm == WISP_ARRAY_LEN(p->prewarm))
+                return wisp_err_set(err, -EINVAL, "prewarm: bad count for %s", tok);
+            p->prewarm[p->nprewarm++] = (struct prewarm){k, (unsigned)n};
+        } else {
+            json_object_set_new(p->interp, k->kind, json_string(eq + 1));
+        }
+    }
+    return 0;
+}
+
+int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool **out,
+              struct wisp_err *err)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    p->base = base;
+    p->cfg = *cfg;
+    p->ops = &process_backend_ops;
+    p->pcfg = (struct process_backend_cfg){cfg->drop_privs, cfg->uid, cfg->gid};
+    p->ops_self = &p->pcfg;
+    p->interp = json_object();
+    int rc;
+    if ((rc = parse_pairs(p, cfg->interpreters, false, err)) < 0 ||
+        (rc = parse_pairs(p, cfg->prewarm, true, err)) < 0)
+        goto fail;
+    if ((rc = plat_mkdir_p(cfg->work_dir, 0711)) < 0) {
+        wisp_err_set(err, rc, "cannot make %s: %s", cfg->work_dir, strerror(-rc));
+        goto fail;
+    }
+    if (!realpath(cfg->work_dir, p->work_dir) || !realpath(cfg->runtimes_dir, p->runtimes_dir)) {
+        rc = wisp_err_set(err, -errno, "cannot resolve %s or %s: %s", cfg->work_dir,
+                          cfg->runtimes_dir, strerror(errno));
+        goto fail;
+    }
+    p->cfg.work_dir = p->work_dir;
+    p->cfg.runtimes_dir = p->runtimes_dir;
+    if (cfg->use_cgroups) {
+        char name[64];
+        struct wisp_err cerr = {0};
+        snprintf(name, sizeof name, "wisp-%d", (int)getpid());
+        if (plat_cgroups_open(name, &p->cgroups, &cerr) < 0)
+            wlog_warn("pool", "%s; workers are limited by rlimits and the memory budget only",
+                      cerr.msg);
+        else
+            wlog_info("pool", "workers run in cgroup v%d leaves (memory, pids)",
+                      plat_cgroups_version(p->cgroups));
+    }
+    p->ev_sigchld = evsignal_new(base, SIGCHLD, on_sigchld, p);
+    p->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+    p->ev_kick = evtimer_new(base, on_kick, p);
+    struct timeval sec = {1, 0};
+    if (!p->ev_sigchld || !p->ev_tick || !p->ev_kick || event_add(p->ev_sigchld, NULL) < 0 ||
+        event_add(p->ev_tick, &sec) < 0) {
+        rc = wisp_err_set(err, -ENOMEM, "cannot register pool events");
+        goto fail;
+    }
+    p->stats.budget_mb = cfg->memory_budget_mb;
+    kick(p); /* stem cells start from the loop */
+    *out = p;
+    return 0;
+fail:
+    pool_close(p);
+    return rc;
+}
+
+void pool_close(struct pool *p)
+{
+    if (!p)
+        return;
+    p->closing = true;
+    struct run *r;
+    while ((r = p->queue)) {
+        p->queue = r->next;
+        run_complete(r, POOL_SYSTEM_ERROR, NULL, "The system is shutting down.");
+    }
+    for (struct worker *w = p->workers; w; w = w->next)
+        worker_kill(w, POOL_SYSTEM_ERROR, "The system is shutting down.");
+    /* Reap what was killed; the processes are gone within moments. */
+    for (int tries = 0; p->workers && tries < 200; tries++) {
+        on_sigchld(-1, 0, p);
+        if (p->workers)
+            usleep(5000); /* shutdown only: the loop is no longer serving */
+    }
+    while (p->workers)
+        worker_free(p->workers);
+    if (p->ev_sigchld)
+        event_free(p->ev_sigchld);
+    if (p->ev_tick)
+        event_free(p->ev_tick);
+    if (p->ev_kick)
+        event_free(p->ev_kick);
+    plat_cgroups_close(p->cgroups);
+    json_decref(p->interp);
+    free(p);
+}
+
+void pool_get_stats(const struct pool *p, struct pool_stats *out)
+{
+    *out = p->stats;
+    out->workers = out->idle = out->stem_cells = 0;
+    for (struct worker *w = p->workers; w; w = w->next) {
+        if (w->state == WK_DEAD)
+            continue;
+        out->workers++;
+        out->idle += w->state == WK_READY && w->nruns == 0;
+        out->stem_cells += w->state == WK_STEM;
+    }
+    out->queued = p->nqueued;
+    out->reserved_mb = p->reserved_mb;
+    out->budget_mb = p->cfg.memory_budget_mb;
+}
