@@ -707,8 +707,7 @@ static int del_fn(struct store_txn *t, void *arg)
             goto out;
         static char names[1024][PATH_MAXLEN];
         struct pkg_scan s = {.names = w->force ? names : NULL, .cap = 1024};
-        if ((rc = store_scan(w->r->api->st, STORE_ENTITIES, prefix, plen, false, pkg_scan_fn,
-                             &s)) < 0)
+        if ((rc = store_txn_scan(t, STORE_ENTITIES, prefix, plen, pkg_scan_fn, &s)) < 0)
             goto out;
         if (s.count && !w->force) {
             rc = wisp_err_set(&w->err, -EEXIST,
@@ -1267,9 +1266,51 @@ static void metrics(struct rq *r)
             rss_pages = 0;
         fclose(f);
     }
-    char buf[2048];
+    struct pool_stats ps;
+    struct act_stats as;
+    pool_get_stats(r->api->pool, &ps);
+    act_get_stats(r->api->act, &as);
+    char buf[4096];
     int n = snprintf(
         buf, sizeof buf,
+        "# TYPE wisp_pool_workers gauge\n"
+        "wisp_pool_workers{state=\"all\"} %u\n"
+        "wisp_pool_workers{state=\"idle\"} %u\n"
+        "wisp_pool_workers{state=\"stem\"} %u\n"
+        "# TYPE wisp_pool_queued gauge\n"
+        "wisp_pool_queued %u\n"
+        "# TYPE wisp_pool_reserved_bytes gauge\n"
+        "wisp_pool_reserved_bytes %llu\n"
+        "# TYPE wisp_pool_budget_bytes gauge\n"
+        "wisp_pool_budget_bytes %llu\n"
+        "# TYPE wisp_pool_starts_total counter\n"
+        "wisp_pool_starts_total{how=\"cold\"} %llu\n"
+        "wisp_pool_starts_total{how=\"stem\"} %llu\n"
+        "# TYPE wisp_pool_warm_runs_total counter\n"
+        "wisp_pool_warm_runs_total %llu\n"
+        "# TYPE wisp_pool_evictions_total counter\n"
+        "wisp_pool_evictions_total %llu\n"
+        "# TYPE wisp_pool_kills_total counter\n"
+        "wisp_pool_kills_total %llu\n"
+        "# TYPE wisp_activations_stored_total counter\n"
+        "wisp_activations_stored_total %llu\n"
+        "# TYPE wisp_activations_dropped_total counter\n"
+        "wisp_activations_dropped_total %llu\n"
+        "# TYPE wisp_activations_pruned_total counter\n"
+        "wisp_activations_pruned_total %llu\n"
+        "# TYPE wisp_activation_commits_total counter\n"
+        "wisp_activation_commits_total %llu\n",
+        ps.workers, ps.idle, ps.stem_cells, ps.queued,
+        (unsigned long long)ps.reserved_mb << 20, (unsigned long long)ps.budget_mb << 20,
+        (unsigned long long)ps.cold_starts, (unsigned long long)ps.stem_inits,
+        (unsigned long long)ps.warm_runs, (unsigned long long)ps.evictions,
+        (unsigned long long)ps.kills, (unsigned long long)as.committed,
+        (unsigned long long)as.dropped, (unsigned long long)as.pruned,
+        (unsigned long long)as.commits);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        n = 0;
+    n += snprintf(
+        buf + n, sizeof buf - (size_t)n,
         "# TYPE wisp_http_requests_total counter\n"
         "wisp_http_requests_total{class=\"2xx\"} %llu\n"
         "wisp_http_requests_total{class=\"3xx\"} %llu\n"
@@ -1300,8 +1341,7 @@ static void metrics(struct rq *r)
         (unsigned long long)ss.grows, (unsigned long long)ss.syncs,
         (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses,
         (long long)rss_pages * sysconf(_SC_PAGESIZE));
-    http_reply(r->req, 200, "text/plain; version=0.0.4", buf,
-               n > 0 && (size_t)n < sizeof buf ? (size_t)n : 0);
+    http_reply(r->req, 200, "text/plain; version=0.0.4", buf, strnlen(buf, sizeof buf));
     finish(r);
 }
 

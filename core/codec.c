@@ -117,8 +117,8 @@ static json_t *unpack_obj(const msgpack_object *o)
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return json_stringn(o->via.str.ptr, o->via.str.size); /* NULL if not UTF-8 */
+    case MSGPACK_OBJECT_STR: /* msgpack-c may give NULL for "" */
+        return json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a && i < o->via.array.size; i++) {
@@ -134,15 +134,27 @@ static json_t *unpack_obj(const msgpack_object *o)
         json_t *m = json_object();
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size > 4096) {
+            size_t kl = kv->key.via.str.size;
+            const char *kp = kl ? kv->key.via.str.ptr : "";
+            /* keys are checked as jansson checks them when parsing: UTF-8,
+             * no NUL (a corrupt record must not decode into a document
+             * that cannot be written out again) */
+            if (kv->key.type != MSGPACK_OBJECT_STR || memchr(kp, '\0', kl)) {
                 json_decref(m);
                 return NULL;
             }
-            char key[4097];
-            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
-            key[kv->key.via.str.size] = '\0';
+            char small[256], *key = kl < sizeof small ? small : malloc(kl + 1);
+            if (!key) {
+                json_decref(m);
+                return NULL;
+            }
+            memcpy(key, kp, kl);
+            key[kl] = '\0';
             json_t *v = unpack_obj(&kv->val);
-            if (!v || json_object_set_new_nocheck(m, key, v)) {
+            int bad = !v || json_object_set_new(m, key, v); /* set_new checks UTF-8 */
+            if (key != small)
+                free(key);
+            if (bad) {
                 json_decref(m);
                 return NULL;
             }

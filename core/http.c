@@ -174,8 +174,21 @@ static int parse_head(struct http_req *r, size_t len)
         return 400;
     *sp2 = '\0';
     const char *ver = sp2 + 1;
-    if (strncmp(ver, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)ver[7]) || ver[8])
-        return strncmp(ver, "HTTP/", 5) == 0 ? 505 : 400;
+    /* "HTTP/" major ["." minor]: other shapes are malformed (400); a
+     * well-formed version other than 1.x is unsupported (505) */
+    const char *vn = ver + 5;
+    if (strncmp(ver, "HTTP/", 5) != 0 || !isdigit((unsigned char)*vn))
+        return 400;
+    size_t maj = strspn(vn, "0123456789"), min = 0;
+    if (vn[maj] == '.') {
+        min = strspn(vn + maj + 1, "0123456789");
+        if (min == 0)
+            return 400;
+    }
+    if (vn[maj + (min ? min + 1 : 0)] != '\0')
+        return 400;
+    if (maj != 1 || vn[0] != '1' || min != 1)
+        return 505;
     r->minor = ver[7] - '0';
     if (target[0] != '/')
         return 400;

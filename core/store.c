@@ -52,6 +52,7 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_NDB];
     MDB_txn *rtxn; /* reusable read txn, reset when idle */
+    int rtxn_depth; /* > 0 while a read (a scan) holds it */
     uint64_t map_bytes, map_max_bytes;
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
     struct store_stats stats;
@@ -277,6 +278,15 @@ int store_sync(struct store *st, store_synced_fn *cb, void *arg)
 static int rtxn_begin(struct store *st, MDB_txn **out)
 {
     int rc;
+    if (st->rtxn_depth > 0) {
+        /* A read from inside a scan callback: the reusable txn is busy, so
+         * this one gets its own (MDB_NOTLS allows several per thread). */
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, out);
+        if (rc)
+            return map_rc(st, rc);
+        st->rtxn_depth++;
+        return 0;
+    }
     if (st->rtxn)
         rc = mdb_txn_renew(st->rtxn);
     else
@@ -288,12 +298,16 @@ static int rtxn_begin(struct store *st, MDB_txn **out)
         return map_rc(st, rc);
     }
     *out = st->rtxn;
+    st->rtxn_depth = 1;
     return 0;
 }
 
-static void rtxn_end(struct store *st)
+static void rtxn_end(struct store *st, MDB_txn *txn)
 {
-    mdb_txn_reset(st->rtxn);
+    if (--st->rtxn_depth > 0 || txn != st->rtxn)
+        mdb_txn_abort(txn); /* a nested read's own txn */
+    else
+        mdb_txn_reset(txn);
 }
 
 int store_open(const struct store_cfg *cfg, struct event_base *base, struct store **out,
@@ -508,7 +522,7 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
     int64_t upd = 0;
     if (rc == 0)
         rc = decode(&v, &kd, &upd, doc);
-    rtxn_end(st);
+    rtxn_end(st, txn);
     if (rc < 0)
         return rc;
     if (db == STORE_ENTITIES)
@@ -547,16 +561,13 @@ int store_rec_doc(const struct store_rec *r, json_t **doc)
     return decode(&v, NULL, NULL, doc);
 }
 
-int store_scan(struct store *st, enum store_db db, const void *prefix, size_t plen, bool reverse,
-               store_scan_fn *fn, void *arg)
+static int scan_txn(struct store *st, MDB_txn *txn, enum store_db db, const void *prefix,
+                    size_t plen, bool reverse, store_scan_fn *fn, void *arg)
 {
-    MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    int rc = rtxn_begin(st, &txn);
+    int rc = map_rc(st, mdb_cursor_open(txn, st->dbi[db], &cur));
     if (rc < 0)
         return rc;
-    if ((rc = map_rc(st, mdb_cursor_open(txn, st->dbi[db], &cur))) < 0)
-        goto out;
     struct store_rec r = {.st = st};
     int mrc;
     if (!reverse) {
@@ -570,8 +581,8 @@ int store_scan(struct store *st, enum store_db db, const void *prefix, size_t pl
         unsigned char hi[STORE_MAX_KEY];
         size_t hl = plen;
         if (plen > sizeof hi) {
-            rc = -ENAMETOOLONG;
-            goto out;
+            mdb_cursor_close(cur);
+            return -ENAMETOOLONG;
         }
         memcpy(hi, prefix, plen);
         while (hl > 0 && hi[hl - 1] == 0xff)
@@ -599,11 +610,26 @@ int store_scan(struct store *st, enum store_db db, const void *prefix, size_t pl
         rc = map_rc(st, mrc);
     if (rc > 0)
         rc = 0;
-out:
-    if (cur)
-        mdb_cursor_close(cur);
-    rtxn_end(st);
+    mdb_cursor_close(cur);
     return rc;
+}
+
+int store_scan(struct store *st, enum store_db db, const void *prefix, size_t plen, bool reverse,
+               store_scan_fn *fn, void *arg)
+{
+    MDB_txn *txn;
+    int rc = rtxn_begin(st, &txn);
+    if (rc < 0)
+        return rc;
+    rc = scan_txn(st, txn, db, prefix, plen, reverse, fn, arg);
+    rtxn_end(st, txn);
+    return rc;
+}
+
+int store_txn_scan(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
+                   store_scan_fn *fn, void *arg)
+{
+    return scan_txn(t->st, t->txn, db, prefix, plen, false, fn, arg);
 }
 
 /* ==== writes ========================================================== */

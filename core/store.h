@@ -51,8 +51,8 @@ struct store_cfg {
  * when async_sync is set. 0, or -errno with err filled. */
 int store_open(const struct store_cfg *cfg, struct event_base *base, struct store **out,
                struct wisp_err *err) WISP_MUST_CHECK;
-/* Waits for the sync thread, fails pending store_sync waiters with
- * -ECANCELED, closes the environment. NULL is a no-op. */
+/* Lets the sync thread finish (waiters still queued are answered with the
+ * result of that last sync), closes the environment. NULL is a no-op. */
 void store_close(struct store *st);
 
 /* Builds the entities key for ns and path ("name" or "pkg/name") into buf
@@ -92,12 +92,18 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
                   enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind kind, int64_t updated_ms, const json_t *doc) WISP_MUST_CHECK;
+/* store_scan inside a write, seeing the write's own changes. The callback
+ * must not write (collect keys, then delete them after the scan). */
+int store_txn_scan(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
+                   store_scan_fn *fn, void *arg) WISP_MUST_CHECK;
 /* 0 or -ENOENT. */
 int store_txn_del(struct store_txn *t, enum store_db db, const void *key, size_t klen)
     WISP_MUST_CHECK;
 
 /* Calls cb(arg, 0) on the loop once every commit made so far is on disk, or
- * cb(arg, -errno) if the sync failed or the store closed first. Never calls
+ * cb(arg, -errno) if the sync failed. store_close syncs before it returns,
+ * so waiters still queued then get 0 (or the sync's error); -ECANCELED
+ * only when no sync thread ever ran. Never calls
  * cb from inside store_sync. -EAGAIN when too many waiters are queued. */
 typedef void store_synced_fn(void *arg, int rc);
 int store_sync(struct store *st, store_synced_fn *cb, void *arg) WISP_MUST_CHECK;
