@@ -41,15 +41,22 @@ struct act {
     struct act_stats stats;
 };
 
+/* 32 lowercase hex like OpenWhisk's ids, but time-ordered (as UUIDv7): 48
+ * bits of epoch milliseconds, then 80 random bits. New records land at the
+ * right edge of the activations B-tree instead of on random pages, which
+ * keeps pages full and the touched part of the map small; retention then
+ * removes from the left edge. */
 void act_new_id(char out[33])
 {
     unsigned char b[16];
-    if (plat_rand_bytes(b, sizeof b) < 0) { /* never in practice; keep ids unique anyway */
+    uint64_t ms = (uint64_t)plat_clock_real_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    if (plat_rand_bytes(b + 6, 10) < 0) { /* never in practice; keep ids unique anyway */
         static uint64_t n;
-        int64_t t = plat_clock_mono_us();
-        memcpy(b, &t, 8);
         n++;
-        memcpy(b + 8, &n, 8);
+        memcpy(b + 6, &n, 8);
+        b[14] = b[15] = 0;
     }
     plat_hex(b, sizeof b, out);
 }
@@ -315,11 +322,25 @@ static int prune_fn(struct store_txn *t, void *arg)
     return 0;
 }
 
+/* Removes what retention says must go, in batches, for at most a few
+ * milliseconds per call so the loop stays responsive; under a sustained
+ * write rate it keeps up because each batch is a single write. */
+static bool prune_round(struct act *a);
+
 static void prune(struct act *a)
+{
+    int64_t budget_end = plat_clock_mono_us() + 5000;
+    bool more = true;
+    while (more && plat_clock_mono_us() < budget_end)
+        more = prune_round(a);
+}
+
+static bool prune_round(struct act *a)
 {
     static struct prune_ctx c; /* loop thread only; 256 keys is too big for the stack */
     const char *ns;
     json_t *v;
+    bool more = false;
     int64_t now = plat_clock_real_ms();
     json_object_foreach(a->counts, ns, v) {
         long long count = json_integer_value(v);
@@ -340,7 +361,9 @@ static void prune(struct act *a)
         json_object_set_new(a->counts, ns, json_integer(count > (long long)c.n ? count - (long long)c.n : 0));
         a->stats.pruned += c.n;
         a->dirty = true;
+        more |= c.n == PRUNE_BATCH;
     }
+    return more;
 }
 
 static void synced(void *arg, int rc)
@@ -356,6 +379,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct act *a = arg;
     prune(a);
+    store_trim(a->st);
     if (a->dirty) {
         a->dirty = false;
         int rc = store_sync(a->st, synced, NULL);

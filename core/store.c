@@ -17,10 +17,13 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -54,6 +57,9 @@ struct store {
     MDB_txn *rtxn; /* reusable read txn, reset when idle */
     int rtxn_depth; /* > 0 while a read (a scan) holds it */
     uint64_t map_bytes, map_max_bytes;
+    char data_path[PATH_MAX + 16];
+    void *map_addr; /* where data.mdb is mapped, for store_trim */
+    size_t map_len;
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
     struct store_stats stats;
 
@@ -273,6 +279,8 @@ int store_sync(struct store *st, store_synced_fn *cb, void *arg)
     return 0;
 }
 
+static void find_map(struct store *st);
+
 /* ==== open / close ==================================================== */
 
 static int rtxn_begin(struct store *st, MDB_txn **out)
@@ -429,6 +437,11 @@ int store_open(const struct store_cfg *cfg, struct event_base *base, struct stor
         st->has_thread = true;
     }
     st->stats.map_bytes = st->map_bytes;
+    char real[PATH_MAX];
+    if (realpath(cfg->dir, real)) {
+        snprintf(st->data_path, sizeof st->data_path, "%s/data.mdb", real);
+        find_map(st);
+    }
     *out = st;
     return 0;
 fail:
@@ -656,6 +669,7 @@ static int grow_map(struct store *st, struct wisp_err *err)
     st->map_bytes = next;
     st->stats.map_bytes = next;
     st->stats.grows++;
+    find_map(st);
     return 0;
 }
 
@@ -732,4 +746,39 @@ void store_get_stats(struct store *st, struct store_stats *out)
     *out = st->stats;
     if (mdb_env_info(st->env, &info) == 0 && mdb_env_stat(st->env, &s) == 0)
         out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * s.ms_psize;
+}
+
+/* LMDB does not tell where it mapped the file (mdb_env_info's address is
+ * only set with MDB_FIXEDMAP), so find data.mdb in /proc/self/maps. Called
+ * at open and after every resize, which remaps. */
+static void find_map(struct store *st)
+{
+    st->map_addr = NULL;
+    st->map_len = 0;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;
+    char line[PATH_MAX + 128];
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path)
+            continue;
+        path[strcspn(path, "\n")] = '\0';
+        if (strcmp(path, st->data_path) != 0)
+            continue;
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (!st->map_addr || hi - lo > st->map_len)) {
+            st->map_addr = (void *)lo;
+            st->map_len = hi - lo;
+        }
+    }
+    fclose(f);
+}
+
+void store_trim(struct store *st)
+{
+    /* Without MDB_WRITEMAP the map is read-only and file-backed: dropping
+     * its pages from our page tables loses nothing. */
+    if (st->map_addr)
+        madvise(st->map_addr, st->map_len, MADV_DONTNEED);
 }

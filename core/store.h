@@ -108,6 +108,11 @@ int store_txn_del(struct store_txn *t, enum store_db db, const void *key, size_t
 typedef void store_synced_fn(void *arg, int rc);
 int store_sync(struct store *st, store_synced_fn *cb, void *arg) WISP_MUST_CHECK;
 
+/* Lets go of the map's resident pages (they stay in the page cache and come
+ * back on the next touch), so wispd's RSS shows its own memory and not the
+ * store's history. Cheap; call every few seconds. */
+void store_trim(struct store *st);
+
 struct store_stats {
     uint64_t map_bytes, used_bytes, grows, cache_hits, cache_misses, syncs;
 };
