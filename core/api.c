@@ -24,6 +24,7 @@
 #include "entity.h"
 #include "http.h"
 #include "invoke.h"
+#include "trigger.h"
 #include "log.h"
 #include "plat.h"
 #include "pool.h"
@@ -50,6 +51,7 @@ struct api {
     struct invoke *inv;
     struct act *act;
     struct pool *pool;
+    struct trigger *trig;
     struct entity_env env;
     struct http_server *http;
     char txid_prefix[17];
@@ -1039,6 +1041,30 @@ static void do_invoke(struct rq *r, const char *ns, const char *path)
     http_req_on_gone(r->req, on_invoke_gone, pi);
 }
 
+static void do_fire(struct rq *r, const char *ns, const char *name)
+{
+    struct wisp_err err = {0};
+    if (parse_body(r, &err) < 0) {
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        return;
+    }
+    if (!json_is_object(r->body)) {
+        reply_error(r, 400, "The request content was malformed: the parameters must be a JSON "
+                            "object.");
+        return;
+    }
+    char id[33];
+    int rc = trigger_fire(r->api->trig, ns, name, r->ns, r->body, id, &err);
+    if (rc == 1) { /* no active rule: nothing ran, nothing recorded */
+        http_reply(r->req, 204, NULL, NULL, 0);
+        finish(r);
+    } else if (rc < 0) {
+        reply_error(r, invoke_errstatus(rc), err.msg);
+    } else {
+        reply_activation_id(r, 202, id);
+    }
+}
+
 static void route_activations(struct rq *r, const char *ns, char **rest, int nrest)
 {
     if (nrest > 0 && rest[nrest - 1][0] == '\0')
@@ -1232,6 +1258,8 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
         }
     } else if (c == COLL_ACTIONS && is(r, "POST")) {
         do_invoke(r, ns, path);
+    } else if (c == COLL_TRIGGERS && is(r, "POST")) {
+        do_fire(r, ns, name);
     } else if (c == COLL_RULES && is(r, "POST")) {
         const char *st;
         if (parse_body(r, &err) < 0) {
@@ -1244,8 +1272,7 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
             run_write(r, rule_state_fn, w, 200);
         }
     } else {
-        method_not_allowed(r, c == COLL_RULES || c == COLL_ACTIONS ? "GET, PUT, DELETE, POST"
-                                                                    : "GET, PUT, DELETE");
+        method_not_allowed(r, c == COLL_PACKAGES ? "GET, PUT, DELETE" : "GET, PUT, DELETE, POST");
     }
     free(w);
 }
@@ -1494,6 +1521,7 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
     a->inv = env->inv;
     a->act = env->act;
     a->pool = env->pool;
+    a->trig = env->trig;
     a->env = (struct entity_env){
         .kinds = kinds,
         .max_code_bytes = (size_t)cfg->action_max_code_kb * 1024,

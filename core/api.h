@@ -15,6 +15,7 @@ struct tls_server;
 struct invoke;
 struct act;
 struct pool;
+struct trigger;
 struct api;
 
 /* What the API serves from; all borrowed until api_free. tls: NULL for
@@ -28,6 +29,7 @@ struct api_env {
     struct invoke *inv;
     struct act *act;
     struct pool *pool;
+    struct trigger *trig;
 };
 
 int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,

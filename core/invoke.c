@@ -62,6 +62,8 @@ struct activation {
     size_t next;
     struct invoke_waiter *waiter;
     json_t *record;
+    json_t *publish; /* result binding, or NULL */
+    char *in_topic;
 };
 
 struct invoke {
@@ -263,6 +265,8 @@ static void on_committed(void *arg, int rc)
     json_decref(a->components);
     json_decref(a->seq_logs);
     json_decref(a->last_response);
+    json_decref(a->publish);
+    free(a->in_topic);
     free(a);
 }
 
@@ -302,6 +306,8 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
         json_array_append_new(parent->seq_logs, json_string(a->id));
     }
     json_decref(response);
+    if (a->record && a->publish && st == ST_SUCCESS && inv->cfg.on_result)
+        inv->cfg.on_result(inv->cfg.ctx, a->publish, a->in_topic, a->record);
     if (!a->record || act_put(inv->act, a->subject, json_incref(a->record), on_committed, a) < 0) {
         wlog_err("invoke", "activation %s could not be queued for storage", a->id);
         on_committed(a, -EAGAIN);
@@ -523,6 +529,17 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
         goto out;
     }
     fill_from_action(a, doc, fq);
+    if (req->cause)
+        snprintf(a->cause, sizeof a->cause, "%s", req->cause);
+    /* a result binding: the rule's, else the action's own */
+    const json_t *pub = req->publish ? req->publish
+                                     : wjson_kv_get(json_object_get(doc, "annotations"),
+                                                    "mqtt-publish");
+    if (json_is_object(pub) && wjson_str(pub, "topic")) {
+        a->publish = json_deep_copy(pub);
+        const char *t = wjson_str(params, "topic");
+        a->in_topic = t ? strdup(t) : NULL;
+    }
     struct invoke_waiter *w = NULL;
     if (cb) {
         w = calloc(1, sizeof *w);
@@ -548,6 +565,8 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
             event_free(a->waiter->timer);
             free(a->waiter);
         }
+        json_decref(a->publish);
+        free(a->in_topic);
         inflight(inv, req->subject, -1);
         inv->pending--;
         json_decref(a->limits);

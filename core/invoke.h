@@ -21,7 +21,15 @@ struct act;
 struct invoke;
 struct invoke_waiter;
 
+/* A finished activation with a result binding (the rule's, else the
+ * action's "mqtt-publish" annotation): in_topic is the "topic" parameter it
+ * ran with (for topic templates), or NULL. All borrowed for the call. */
+typedef void invoke_result_fn(void *ctx, const json_t *publish, const char *in_topic,
+                              const json_t *record);
+
 struct invoke_cfg {
+    invoke_result_fn *on_result; /* NULL: result bindings are ignored */
+    void *ctx;
     unsigned per_minute;      /* invocations per minute per namespace */
     unsigned concurrent;      /* activations in flight per namespace */
     size_t max_payload_bytes; /* merged parameters */
@@ -48,6 +56,8 @@ struct invoke_req {
     const json_t *payload; /* request parameters (an object; borrowed) */
     bool blocking;
     uint32_t wait_ms;    /* blocking: the longest wait */
+    const char *cause;   /* the trigger activation that started it, or NULL */
+    const json_t *publish; /* a rule's result binding ({"topic","qos","retain"}) or NULL */
 };
 
 /* record: the activation as the API shows it (borrowed during the call), or

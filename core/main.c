@@ -19,6 +19,7 @@
 #include "api.h"
 #include "auth.h"
 #include "invoke.h"
+#include "trigger.h"
 #include "cfg.h"
 #include "log.h"
 #include "plat.h"
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
     struct tls_server *tls = NULL;
     struct pool *pool = NULL;
     struct act *act = NULL;
+    struct trigger *trig = NULL;
     struct event *sigs[2] = {0};
     int status = 1;
 
@@ -180,9 +182,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
+    struct trigger_cfg tc = {.fires_per_minute = (unsigned)cfg.fires_per_minute};
+    if (trigger_open(st, d.inv, act, &tc, &trig, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
     unsigned port;
     struct api_env env = {.base = d.base, .st = st, .kinds = kinds, .cfg = &cfg, .tls = tls,
-                          .inv = d.inv, .act = act, .pool = pool};
+                          .inv = d.inv, .act = act, .pool = pool, .trig = trig};
     if (api_start(&env, &d.api, &port, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
@@ -214,6 +221,7 @@ out:
      * the pool (its running activations finish as failed and queue their
      * records), then the activation queue is committed, then the rest. */
     api_free(d.api);
+    trigger_close(trig);
     pool_close(pool);
     act_close(act);
     invoke_close(d.inv);

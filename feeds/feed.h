@@ -1,33 +1,116 @@
-/* feeds/feed.h - the interface every feed kind (mqtt, webhook, poll, alarm)
- * implements. Loop thread only; nothing blocks. An adapter turns an outside
- * event into one call of the fire callback core hands it at start, and never
- * touches the store or the pools. Core keeps the bindings as entities and
- * re-binds them at start. */
+/* feeds/feed.h - the interface every feed kind implements.
+ *
+ * A feed kind (mqtt, webhook, poll, alarm) turns outside events into trigger
+ * fires. Core owns the bindings (they are stored with their trigger, so they
+ * survive restarts) and calls bind() again for each at start. An adapter
+ * owns its sockets and timers and never touches the store or the pools:
+ * events come up through the callbacks in struct feed_env, calls go down
+ * through struct feed_ops.
+ *
+ * Threading: loop thread only; nothing blocks (no synchronous DNS, connect,
+ * sleep or disk sync). Callbacks into core are never made from inside an
+ * ops call that core is making (post them with a zero-delay event); core's
+ * callbacks may call ops again.
+ *
+ * Ownership: strings and JSON passed in are borrowed for the call; an
+ * adapter copies what it keeps. A binding belongs to its adapter and dies in
+ * unbind() or stop(). */
 #pragma once
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "wisp.h"
 
 struct event_base;
 struct feed_binding; /* opaque; owned by the feed kind */
 
-/* Injected by core (trigger_fire); copies what it keeps. */
-typedef int feed_fire_fn(void *ctx, const char *ns, const char *trigger, const char *params_json,
-                         size_t len);
+/* Fires trigger ns/trigger with params (an object; borrowed). 0, or a
+ * negative code when core refused (-ENOENT: no such trigger any more,
+ * -EAGAIN: the namespace's fire limit; the adapter counts a drop). */
+typedef int feed_fire_fn(void *ctx, const char *ns, const char *trigger, const json_t *params);
+/* Persists a binding's small state (e.g. an alarm's last fire time) with
+ * the binding, so it comes back to bind() after a restart. */
+typedef void feed_save_fn(void *ctx, const char *ns, const char *trigger, const json_t *state);
 
 struct feed_env {
     struct event_base *base;
     feed_fire_fn *fire;
-    void *fire_ctx;
+    feed_save_fn *save;
+    void *ctx;              /* passed to fire and save */
+    const char *mqtt_url;   /* the broker (--mqtt), NULL when none; mqtt only */
+    const char *client_id;  /* a stable id for this wispd (persistent MQTT sessions) */
+};
+
+/* A feed event counter set, for READ and /metrics. */
+struct feed_counters {
+    uint64_t events_in, fires, drops;
 };
 
 struct feed_ops {
-    const char *kind;
-    int (*start)(const struct feed_env *env, const void *cfg, void **self);
-    void (*stop)(void *self); /* frees all bindings; no callbacks after */
-    int (*bind)(void *self, const char *ns, const char *trigger, const char *cfg_json, size_t len,
-                struct feed_binding **out, struct wisp_err *err);
-    int (*unbind)(void *self, struct feed_binding *b); /* frees b */
-    int (*set_paused)(void *self, struct feed_binding *b, bool paused);
+    const char *kind; /* "mqtt", "webhook", "poll", "alarm" */
+    /* Starts the adapter. 0 or -errno with err. */
+    int (*start)(const struct feed_env *env, void **self, struct wisp_err *err);
+    /* Stops it and frees every binding; no callback runs after it returns. */
+    void (*stop)(void *self);
+    /* Adds a binding for trigger ns/trigger. params are the feed action's
+     * parameters (OpenWhisk's feed-specific ones, e.g. topic or cron);
+     * state is what save() last stored for it, or NULL. 0, or -EINVAL with
+     * err naming the bad parameter. */
+    int (*bind)(void *self, const char *ns, const char *trigger, const json_t *params,
+                const json_t *state, struct feed_binding **out, struct wisp_err *err);
+    /* Removes and frees a binding. */
+    void (*unbind)(void *self, struct feed_binding *b);
+    /* PAUSE / UNPAUSE: a paused binding takes no events (they are dropped
+     * and counted). */
+    void (*set_paused)(void *self, struct feed_binding *b, bool paused);
+    /* READ: the binding's status as an object (new reference): its
+     * parameters, paused or not, counters, and kind-specific facts (next
+     * fire time, connection state, ...). */
+    json_t *(*status)(void *self, const struct feed_binding *b);
+    /* The adapter's own counters (all bindings). */
+    void (*counters)(void *self, struct feed_counters *out);
 };
+
+/* The adapters built into wispd. */
+extern const struct feed_ops feed_alarm_ops;
+extern const struct feed_ops feed_mqtt_ops;
+extern const struct feed_ops feed_poll_ops;
+extern const struct feed_ops feed_webhook_ops;
+
+/* ==== MQTT-only operations (result bindings) =========================== */
+
+/* Called once a publish is acknowledged by the broker (QoS 1/2) or written
+ * (QoS 0): rc 0, or -ENOTCONN / -EIO when it could not be sent. */
+typedef void feed_published_fn(void *arg, int rc);
+/* Publishes payload to topic with qos (0..2). -ENOTCONN when the broker is
+ * not connected (core keeps the message for later), -EINVAL for a bad topic,
+ * 0 when handed to the client (cb follows). */
+int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t len, int qos,
+                      bool retain, feed_published_fn *cb, void *arg) WISP_MUST_CHECK;
+/* Connected to the broker now. */
+bool feed_mqtt_connected(void *self);
+/* Registers cb(arg) to run each time the connection comes (back) up, so
+ * core can flush what it kept while the broker was away. */
+void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg);
+
+/* ==== webhook-only operation =========================================== */
+
+/* A request to a webhook URL (/hooks/{id}), handed over by core's API
+ * listener: sig is the X-Hub-Signature-256 header (or NULL), ctype the
+ * Content-Type. 0 when the trigger fired; -ENOENT (no such hook: 404),
+ * -EACCES (missing or wrong signature: 401), -EINVAL (a body that is not a
+ * JSON object or form: 400), -EAGAIN (paused or over a limit: 429), with
+ * err set. Fires synchronously through env->fire (an exception to the rule
+ * above: core is not inside an ops call of its own here). */
+int feed_webhook_request(void *self, const char *id, const char *sig, const char *ctype,
+                         const char *body, size_t len, struct wisp_err *err) WISP_MUST_CHECK;
+/* The hook id of a binding (to build its URL). Borrowed. */
+const char *feed_webhook_id(const struct feed_binding *b);
+
+/* ==== shared helpers (feeds/feed_util.c) =============================== */
+
+/* MQTT topic filter matching with + and # (and $share/group/ prefixes
+ * stripped from the filter). */
+bool feed_topic_matches(const char *filter, const char *topic);

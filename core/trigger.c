@@ -1,0 +1,205 @@
+/* core/trigger.c - see trigger.h. The trigger document keeps its rules map
+ * (rule -> action, status) in step with every rule change, so a fire reads
+ * one document and never scans the rules. */
+#include "trigger.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act.h"
+#include "auth.h"
+#include "entity.h"
+#include "invoke.h"
+#include "log.h"
+#include "plat.h"
+#include "store.h"
+#include "wjson.h"
+
+#define NS_SLOTS 64
+
+struct fire_window {
+    char ns[AUTH_NS_MAX];
+    int64_t minute;
+    unsigned count, prev_count;
+};
+
+struct trigger {
+    struct store *st;
+    struct invoke *inv;
+    struct act *act;
+    struct trigger_cfg cfg;
+    struct fire_window win[NS_SLOTS];
+    struct trigger_stats stats;
+};
+
+/* The same sliding minute as invocations (core/invoke.c). */
+static int admit(struct trigger *t, const char *ns, struct wisp_err *err)
+{
+    struct fire_window *w = NULL, *spare = NULL;
+    for (unsigned i = 0; i < NS_SLOTS && !w; i++) {
+        if (strcmp(t->win[i].ns, ns) == 0)
+            w = &t->win[i];
+        else if (!spare && !t->win[i].ns[0])
+            spare = &t->win[i];
+    }
+    int64_t now = plat_clock_mono_us() / 1000, minute = now / 60000;
+    if (!w) {
+        w = spare ? spare : &t->win[(unsigned)now % NS_SLOTS]; /* recycle one */
+        memset(w, 0, sizeof *w);
+        snprintf(w->ns, sizeof w->ns, "%s", ns);
+        w->minute = minute;
+    }
+    if (minute != w->minute) {
+        w->prev_count = minute == w->minute + 1 ? w->count : 0;
+        w->count = 0;
+        w->minute = minute;
+    }
+    unsigned window = w->count + (unsigned)((uint64_t)w->prev_count *
+                                            (uint64_t)(60000 - now % 60000) / 60000);
+    if (window >= t->cfg.fires_per_minute)
+        return wisp_err_set(err, -EAGAIN,
+                            "Too many requests in the last minute (count: %u, allowed: %u).",
+                            window, t->cfg.fires_per_minute);
+    w->count++;
+    return 0;
+}
+
+int trigger_fire(struct trigger *t, const char *ns, const char *name, const char *subject,
+                 const json_t *payload, char id[33], struct wisp_err *err)
+{
+    json_t *doc = NULL, *args = NULL, *logs = NULL, *record = NULL;
+    enum rec_kind kind;
+    int rc = store_entity_get(t->st, ns, name, &kind, &doc);
+    if (rc == -ENOENT || (rc == 0 && kind != REC_TRIGGER)) {
+        rc = wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
+        goto out;
+    }
+    if (rc < 0) {
+        rc = wisp_err_set(err, -EIO, "The stored trigger cannot be read.");
+        goto out;
+    }
+    /* Is any rule active? Only then does the fire count and get a record. */
+    json_t *rules = json_object_get(doc, "rules");
+    const char *rname;
+    json_t *rule;
+    bool any = false;
+    json_object_foreach(rules, rname, rule)
+        any |= strcmp(wjson_str(rule, "status") ? wjson_str(rule, "status") : "", "active") == 0;
+    if (!any) {
+        t->stats.no_rule++;
+        rc = 1;
+        goto out;
+    }
+    if ((rc = admit(t, subject, err)) < 0) {
+        t->stats.limited++;
+        goto out;
+    }
+    args = json_object();
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(doc, "parameters"), i, p) {
+        const char *k = wjson_str(p, "key");
+        if (k && json_object_get(p, "value"))
+            json_object_set(args, k, json_object_get(p, "value"));
+    }
+    if (json_is_object(payload))
+        json_object_update(args, (json_t *)payload);
+    act_new_id(id);
+    int64_t start = plat_clock_real_ms();
+    logs = json_array();
+    json_object_foreach(rules, rname, rule) {
+        if (strcmp(wjson_str(rule, "status") ? wjson_str(rule, "status") : "", "active") != 0)
+            continue;
+        const json_t *aref = json_object_get(rule, "action");
+        const char *apath = wjson_str(aref, "path"), *aname = wjson_str(aref, "name");
+        char ans[AUTH_NS_MAX] = "", path[2 * ENTITY_NAME_MAX + 2] = "";
+        if (apath && aname) {
+            const char *slash = strchr(apath, '/');
+            snprintf(ans, sizeof ans, "%.*s", (int)(slash ? slash - apath : (long)strlen(apath)),
+                     apath);
+            if (slash)
+                snprintf(path, sizeof path, "%s/%s", slash + 1, aname);
+            else
+                snprintf(path, sizeof path, "%s", aname);
+        }
+        /* the rule's own result binding, if it has one */
+        const char *rslash = strchr(rname, '/');
+        json_t *rdoc = NULL;
+        const json_t *pub = NULL;
+        enum rec_kind rk;
+        if (rslash && store_entity_get(t->st, ns, rslash + 1, &rk, &rdoc) == 0 && rk == REC_RULE)
+            pub = wjson_kv_get(json_object_get(rdoc, "annotations"), "mqtt-publish");
+        struct invoke_req req = {.ns = ans, .path = path, .subject = subject, .payload = args,
+                                 .cause = id, .publish = pub};
+        char aid[33];
+        struct wisp_err ierr = {0};
+        int irc = apath && aname ? invoke_start(t->inv, &req, aid, NULL, NULL, NULL, &ierr)
+                                 : wisp_err_set(&ierr, -ENOENT, "The rule has no action.");
+        json_decref(rdoc);
+        char afq[AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4];
+        snprintf(afq, sizeof afq, "%s/%s", apath ? apath : "", aname ? aname : "");
+        json_t *line = irc == 0
+                           ? json_pack("{s:i, s:b, s:s, s:s, s:s}", "statusCode", 0, "success", 1,
+                                       "activationId", aid, "rule", rname, "action", afq)
+                           : json_pack("{s:i, s:b, s:s, s:s, s:s}", "statusCode",
+                                       irc == -ENOENT ? 1 : 2, "success", 0, "error", ierr.msg,
+                                       "rule", rname, "action", afq);
+        char *s = line ? wjson_dump(line, NULL) : NULL;
+        if (s)
+            json_array_append_new(logs, json_string(s));
+        free(s);
+        json_decref(line);
+        t->stats.rule_runs += irc == 0;
+        t->stats.rule_errors += irc != 0;
+    }
+    char tpath[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
+    snprintf(tpath, sizeof tpath, "%s/%s", ns, name);
+    record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:i, s:{s:s, s:i, s:b, s:O}, "
+                       "s:O, s:[{s:s, s:s}, {s:s, s:s}]}",
+                       "namespace", subject, "name", name, "subject", subject, "activationId",
+                       id, "version", wjson_str(doc, "version") ? wjson_str(doc, "version")
+                                                                : "0.0.1",
+                       "publish", 0, "start", (json_int_t)start, "end", (json_int_t)start,
+                       "duration", 0, "response", "status", "success", "statusCode", 0,
+                       "success", 1, "result", args, "logs", logs, "annotations", "key", "path",
+                       "value", tpath, "key", "kind", "value", "trigger");
+    if (!record || act_put(t->act, subject, record, NULL, NULL) < 0) {
+        record = NULL;
+        wlog_err("trigger", "the record of fire %s could not be queued", id);
+    }
+    record = NULL; /* act_put took it */
+    t->stats.fires++;
+    rc = 0;
+out:
+    json_decref(doc);
+    json_decref(args);
+    json_decref(logs);
+    json_decref(record);
+    return rc;
+}
+
+int trigger_open(struct store *st, struct invoke *inv, struct act *act,
+                 const struct trigger_cfg *cfg, struct trigger **out, struct wisp_err *err)
+{
+    struct trigger *t = calloc(1, sizeof *t);
+    if (!t)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    t->st = st;
+    t->inv = inv;
+    t->act = act;
+    t->cfg = *cfg;
+    *out = t;
+    return 0;
+}
+
+void trigger_close(struct trigger *t)
+{
+    free(t);
+}
+
+void trigger_get_stats(const struct trigger *t, struct trigger_stats *out)
+{
+    *out = t->stats;
+}

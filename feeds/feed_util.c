@@ -1,0 +1,38 @@
+/* feeds/feed_util.c - helpers the feed kinds share. */
+#include <string.h>
+
+#include "feed.h"
+
+/* MQTT filter matching (MQTT 3.1.1 / 5 section 4.7): levels split on '/',
+ * '+' matches one level, '#' (last) matches the rest including the parent
+ * level itself; topics starting with '$' are not matched by a leading
+ * wildcard. "$share/group/" before a filter only picks subscribers. */
+bool feed_topic_matches(const char *filter, const char *topic)
+{
+    if (strncmp(filter, "$share/", 7) == 0) {
+        const char *slash = strchr(filter + 7, '/');
+        if (!slash)
+            return false;
+        filter = slash + 1;
+    }
+    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+        return false;
+    const char *f = filter, *t = topic;
+    for (;;) {
+        size_t fl = strcspn(f, "/"), tl = strcspn(t, "/");
+        if (fl == 1 && f[0] == '#')
+            return f[1] == '\0';
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
+            return false;
+        f += fl;
+        t += tl;
+        if (!*f && !*t)
+            return true;
+        if (!*f) /* filter ended before the topic */
+            return false;
+        if (!*t) /* topic ended: only "/#" may follow */
+            return strcmp(f, "/#") == 0;
+        f++;
+        t++;
+    }
+}
