@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "cfg.h"
 #include "entity.h"
+#include "feeds.h"
 #include "http.h"
 #include "invoke.h"
 #include "trigger.h"
@@ -52,6 +53,7 @@ struct api {
     struct act *act;
     struct pool *pool;
     struct trigger *trig;
+    struct feeds *feeds;
     struct entity_env env;
     struct http_server *http;
     char txid_prefix[17];
@@ -1065,6 +1067,53 @@ static void do_fire(struct rq *r, const char *ns, const char *name)
     }
 }
 
+static void system_action(struct rq *r, const char *pkg, const char *name)
+{
+    struct wisp_err err = {0};
+    if (parse_body(r, &err) < 0) {
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        return;
+    }
+    json_t *record = NULL;
+    int rc = feeds_system_action(r->api->feeds, r->ns, pkg, name, r->body, &record, &err);
+    if (rc < 0) {
+        reply_error(r, rc == -ENOTSUP ? 503 : status_of(rc), err.msg);
+        return;
+    }
+    bool result_only = query_bool(r, "result", false) == 1;
+    const char *id = wjson_str(record, "activationId");
+    if (id && http_req_add_header(r->req, "x-openwhisk-activation-id", id) < 0) {
+        json_decref(record);
+        reply_error(r, 503, "System is overloaded, try again later.");
+        return;
+    }
+    if (result_only) {
+        json_t *res = json_incref(json_object_get(json_object_get(record, "response"), "result"));
+        json_decref(record);
+        record = res;
+    }
+    reply_json(r, 200, record);
+}
+
+/* POST /hooks/{id}: signed by the binding's secret instead of an API key. */
+static void webhook(struct rq *r, const char *id)
+{
+    struct wisp_err err = {0};
+    size_t len;
+    const char *body = http_req_body(r->req, &len);
+    if (!r->api->feeds) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    int rc = feeds_webhook(r->api->feeds, id, http_req_header(r->req, "X-Hub-Signature-256"),
+                           http_req_header(r->req, "Content-Type"), body, len, &err);
+    if (rc < 0) {
+        reply_error(r, rc == -EACCES ? 401 : rc == -EAGAIN ? 429 : status_of(rc), err.msg);
+        return;
+    }
+    reply_json(r, 202, json_pack("{s:s}", "status", "accepted"));
+}
+
 static void route_activations(struct rq *r, const char *ns, char **rest, int nrest)
 {
     if (nrest > 0 && rest[nrest - 1][0] == '\0')
@@ -1235,6 +1284,15 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
         } else if (c == COLL_ACTIONS && query_bool(r, "code", true) == 0) {
             reply_json(r, 200, entity_without_code(doc));
             json_decref(doc);
+        } else if (c == COLL_TRIGGERS && r->api->feeds) { /* with its feed's READ */
+            json_t *fs = feeds_trigger_status(r->api->feeds, ns, name);
+            if (fs) {
+                json_t *copy = json_deep_copy(doc);
+                json_decref(doc);
+                doc = copy;
+                json_object_set_new(doc, "feed", fs);
+            }
+            reply_json(r, 200, doc);
         } else {
             reply_json(r, 200, doc);
         }
@@ -1254,6 +1312,8 @@ static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest,
             reply_error(r, 400, "The value of 'force' must be true or false.");
         } else {
             w->force = force;
+            if (c == COLL_TRIGGERS && r->api->feeds)
+                feeds_trigger_deleted(r->api->feeds, ns, name);
             run_write(r, del_fn, w, 200);
         }
     } else if (c == COLL_ACTIONS && is(r, "POST")) {
@@ -1295,6 +1355,9 @@ static void metrics(struct rq *r)
     }
     struct pool_stats ps;
     struct act_stats as;
+    struct feeds_stats fs = {0};
+    if (r->api->feeds)
+        feeds_get_stats(r->api->feeds, &fs);
     pool_get_stats(r->api->pool, &ps);
     act_get_stats(r->api->act, &as);
     char buf[4096];
@@ -1326,14 +1389,31 @@ static void metrics(struct rq *r)
         "# TYPE wisp_activations_pruned_total counter\n"
         "wisp_activations_pruned_total %llu\n"
         "# TYPE wisp_activation_commits_total counter\n"
-        "wisp_activation_commits_total %llu\n",
+        "wisp_activation_commits_total %llu\n"
+        "# TYPE wisp_feed_events_total counter\n"
+        "wisp_feed_events_total %llu\n"
+        "# TYPE wisp_feed_fires_total counter\n"
+        "wisp_feed_fires_total %llu\n"
+        "# TYPE wisp_feed_drops_total counter\n"
+        "wisp_feed_drops_total %llu\n"
+        "# TYPE wisp_feed_bindings gauge\n"
+        "wisp_feed_bindings %u\n"
+        "# TYPE wisp_mqtt_connected gauge\n"
+        "wisp_mqtt_connected %d\n"
+        "# TYPE wisp_mqtt_outbox gauge\n"
+        "wisp_mqtt_outbox %u\n"
+        "# TYPE wisp_mqtt_published_total counter\n"
+        "wisp_mqtt_published_total %llu\n"
+        "# TYPE wisp_mqtt_outbox_dropped_total counter\n"
+        "wisp_mqtt_outbox_dropped_total %llu\n",
         ps.workers, ps.idle, ps.stem_cells, ps.queued,
         (unsigned long long)ps.reserved_mb << 20, (unsigned long long)ps.budget_mb << 20,
         (unsigned long long)ps.cold_starts, (unsigned long long)ps.stem_inits,
         (unsigned long long)ps.warm_runs, (unsigned long long)ps.evictions,
         (unsigned long long)ps.kills, (unsigned long long)as.committed,
         (unsigned long long)as.dropped, (unsigned long long)as.pruned,
-        (unsigned long long)as.commits);
+        (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.bindings,
+        fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published, fs.outbox_dropped);
     if (n < 0 || (size_t)n >= sizeof buf)
         n = 0;
     n += snprintf(
@@ -1389,6 +1469,12 @@ static void route(struct rq *r)
         finish(r);
         return;
     }
+    if (n == 2 && strcmp(s[0], "hooks") == 0) {
+        if (!is(r, "POST"))
+            return method_not_allowed(r, "POST");
+        webhook(r, s[1]);
+        return;
+    }
     if (n < 2 || strcmp(s[0], "api") || strcmp(s[1], "v1")) {
         reply_error(r, 404, MSG_NOT_FOUND);
         return;
@@ -1424,6 +1510,14 @@ static void route(struct rq *r)
         return;
     }
     const char *ns = strcmp(s[3], "_") == 0 ? r->ns : s[3];
+    /* the built-in feed actions of /whisk.system answer every namespace */
+    if (strcmp(ns, "whisk.system") == 0 && n == 7 && strcmp(s[4], "actions") == 0 &&
+        r->api->feeds && feeds_is_system_action(s[5], s[6])) {
+        if (!is(r, "POST"))
+            return method_not_allowed(r, "POST");
+        system_action(r, s[5], s[6]);
+        return;
+    }
     if (strcmp(ns, r->ns) != 0) {
         reply_error(r, 403, MSG_FORBIDDEN);
         return;
@@ -1522,6 +1616,7 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
     a->act = env->act;
     a->pool = env->pool;
     a->trig = env->trig;
+    a->feeds = env->feeds;
     a->env = (struct entity_env){
         .kinds = kinds,
         .max_code_bytes = (size_t)cfg->action_max_code_kb * 1024,

@@ -16,6 +16,7 @@ struct invoke;
 struct act;
 struct pool;
 struct trigger;
+struct feeds;
 struct api;
 
 /* What the API serves from; all borrowed until api_free. tls: NULL for
@@ -30,6 +31,7 @@ struct api_env {
     struct act *act;
     struct pool *pool;
     struct trigger *trig;
+    struct feeds *feeds;
 };
 
 int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,

@@ -92,6 +92,9 @@ static const struct cfg_row rows[] = {
     STR("interpreters", interpreters, "", "kind=/path/to/interpreter,... over the manifest's"),
     STR("worker-user", worker_user, "nobody", "user workers run as when wispd runs as root"),
     STR("cgroups", cgroups, "auto", "auto: confine workers in cgroups where possible; off"),
+    STR("mqtt-client-id", mqtt_client_id, "", "MQTT client id (default: wisp-<hostname>)"),
+    U64("outbox-max", outbox_max, 1, 10000000, "10000",
+        "MQTT results kept while the broker is away; beyond, new ones are dropped"),
     STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),
 };
 

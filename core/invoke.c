@@ -17,25 +17,18 @@
 #include "act.h"
 #include "auth.h"
 #include "entity.h"
+#include "quota.h"
 #include "log.h"
 #include "plat.h"
 #include "pool.h"
 #include "store.h"
 #include "wjson.h"
 
-#define NS_SLOTS 256
 #define FQ_MAX (AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4)
 
 enum act_status { ST_SUCCESS = 0, ST_APP_ERROR = 1, ST_DEV_ERROR = 2, ST_INTERNAL = 3 };
 static const char *const status_names[] = {"success", "application error",
                                            "action developer error", "whisk internal error"};
-
-struct ns_limit {
-    char ns[AUTH_NS_MAX];
-    unsigned inflight;
-    int64_t minute;    /* the minute the counts below belong to */
-    unsigned count, prev_count; /* this minute's and the last one's */
-};
 
 struct invoke_waiter {
     struct activation *a;
@@ -73,70 +66,13 @@ struct invoke {
     struct act *act;
     struct invoke_cfg cfg;
     char *api_host;
-    struct ns_limit ns[NS_SLOTS];
+    struct quota quota;
     unsigned pending;
 };
 
 static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
                    int64_t wait_ms, int64_t init_ms, bool timed_out);
 static void seq_next(struct activation *seq);
-
-/* ==== namespace limits ================================================ */
-
-static struct ns_limit *ns_slot(struct invoke *inv, const char *ns)
-{
-    struct ns_limit *free_slot = NULL;
-    for (unsigned i = 0; i < NS_SLOTS; i++) {
-        if (strcmp(inv->ns[i].ns, ns) == 0)
-            return &inv->ns[i];
-        if (!free_slot && !inv->ns[i].ns[0])
-            free_slot = &inv->ns[i];
-    }
-    if (!free_slot) /* reuse an idle slot */
-        for (unsigned i = 0; i < NS_SLOTS && !free_slot; i++)
-            if (inv->ns[i].inflight == 0)
-                free_slot = &inv->ns[i];
-    if (free_slot) {
-        memset(free_slot, 0, sizeof *free_slot);
-        snprintf(free_slot->ns, sizeof free_slot->ns, "%s", ns);
-    }
-    return free_slot;
-}
-
-/* Invocations in the last minute: this minute's count plus the share of
- * the previous minute that still lies within 60 s (a sliding window). */
-static int admit(struct invoke *inv, const char *ns, struct wisp_err *err)
-{
-    struct ns_limit *l = ns_slot(inv, ns);
-    if (!l)
-        return wisp_err_set(err, -EAGAIN, "Too many namespaces active at once.");
-    int64_t now = plat_clock_mono_us() / 1000;
-    int64_t minute = now / 60000;
-    if (minute != l->minute) {
-        l->prev_count = minute == l->minute + 1 ? l->count : 0;
-        l->count = 0;
-        l->minute = minute;
-    }
-    unsigned window = l->count +
-                      (unsigned)((uint64_t)l->prev_count * (uint64_t)(60000 - now % 60000) / 60000);
-    if (window >= inv->cfg.per_minute)
-        return wisp_err_set(err, -EAGAIN,
-                            "Too many requests in the last minute (count: %u, allowed: %u).",
-                            window, inv->cfg.per_minute);
-    if (l->inflight >= inv->cfg.concurrent)
-        return wisp_err_set(err, -EAGAIN,
-                            "Too many concurrent requests in flight (count: %u, allowed: %u).",
-                            l->inflight, inv->cfg.concurrent);
-    l->count++;
-    return 0;
-}
-
-static void inflight(struct invoke *inv, const char *ns, int delta)
-{
-    struct ns_limit *l = ns_slot(inv, ns);
-    if (l)
-        l->inflight = (unsigned)((int)l->inflight + delta);
-}
 
 /* ==== resolution ====================================================== */
 
@@ -247,11 +183,12 @@ static json_t *kv(const char *k, json_t *v)
     return json_pack("{s:s, s:o}", "key", k, "value", v);
 }
 
-static void on_committed(void *arg, int rc)
+/* The record is built and queued: answer the waiter and let go. (Reads of
+ * activations flush the queue first, so the record is there for a caller
+ * who asks right after the answer.) */
+static void activation_done(struct activation *a)
 {
-    struct activation *a = arg;
     struct invoke *inv = a->inv;
-    (void)rc; /* a record that could not be stored is still the answer */
     if (a->waiter) {
         struct invoke_waiter *w = a->waiter;
         a->waiter = NULL;
@@ -298,7 +235,7 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
                           logs ? logs : json_array(), "annotations", ann);
     if (a->record && a->cause[0])
         json_object_set_new(a->record, "cause", json_string(a->cause));
-    inflight(inv, a->subject, -1);
+    quota_inflight(&inv->quota, a->subject, -1);
     struct activation *parent = a->parent;
     if (parent) { /* the sequence goes on with this component's response */
         json_decref(parent->last_response);
@@ -308,12 +245,11 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
     json_decref(response);
     if (a->record && a->publish && st == ST_SUCCESS && inv->cfg.on_result)
         inv->cfg.on_result(inv->cfg.ctx, a->publish, a->in_topic, a->record);
-    if (!a->record || act_put(inv->act, a->subject, json_incref(a->record), on_committed, a) < 0) {
+    if (!a->record || act_put(inv->act, a->subject, json_incref(a->record), NULL, NULL) < 0)
         wlog_err("invoke", "activation %s could not be queued for storage", a->id);
-        on_committed(a, -EAGAIN);
-    }
     if (parent)
         seq_next(parent);
+    activation_done(a);
 }
 
 static void on_pool_done(void *arg, const struct pool_result *r)
@@ -364,7 +300,7 @@ static struct activation *new_activation(struct invoke *inv, const char *ns, con
     if (parent)
         snprintf(a->cause, sizeof a->cause, "%s", parent->id);
     inv->pending++;
-    inflight(inv, subject, +1);
+    quota_inflight(&inv->quota, subject, +1);
     return a;
 }
 
@@ -408,8 +344,10 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     }
     const json_t *limits = a->limits;
     unsigned timeout = lim(limits, "timeout", 60000);
+    char name[FQ_MAX + 1];
+    snprintf(name, sizeof name, "/%s", a->fq); /* OpenWhisk's names start with a slash */
     json_t *msg = json_pack("{s:O, s:s, s:s, s:s, s:s, s:I, s:s}", "value", params, "namespace",
-                            a->subject, "action_name", a->fq, "activation_id", a->id,
+                            a->subject, "action_name", name, "activation_id", a->id,
                             "transaction_id", a->id, "deadline",
                             (json_int_t)(plat_clock_real_ms() + timeout), "api_host",
                             inv->api_host);
@@ -424,8 +362,6 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     char key[FQ_MAX + 64];
     snprintf(key, sizeof key, "%s@%s#%lld", a->fq, a->version,
              (long long)json_integer_value(json_object_get(doc, "updated")));
-    char name[FQ_MAX + 1];
-    snprintf(name, sizeof name, "/%s", a->fq);
     struct pool_action pa = {
         .key = key,
         .kind = a->kind,
@@ -517,7 +453,7 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
 {
     json_t *doc = NULL, *params = NULL;
     char fq[FQ_MAX];
-    int rc = admit(inv, req->subject, err);
+    int rc = quota_admit(&inv->quota, req->subject, err);
     if (rc < 0)
         return rc;
     if ((rc = resolve(inv, req->ns, req->path, req->subject, req->payload, &doc, &params, fq,
@@ -567,7 +503,7 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
         }
         json_decref(a->publish);
         free(a->in_topic);
-        inflight(inv, req->subject, -1);
+        quota_inflight(&inv->quota, req->subject, -1);
         inv->pending--;
         json_decref(a->limits);
         json_decref(a->components);
@@ -618,6 +554,7 @@ int invoke_open(struct event_base *base, struct store *st, struct pool *pool, st
     inv->pool = pool;
     inv->act = act;
     inv->cfg = *cfg;
+    quota_init(&inv->quota, cfg->per_minute, cfg->concurrent);
     inv->api_host = strdup(cfg->api_host ? cfg->api_host : "");
     if (!inv->api_host) {
         free(inv);
@@ -625,6 +562,14 @@ int invoke_open(struct event_base *base, struct store *st, struct pool *pool, st
     }
     *out = inv;
     return 0;
+}
+
+void invoke_set_result_sink(struct invoke *inv, invoke_result_fn *fn, void *ctx)
+{
+    if (!inv)
+        return;
+    inv->cfg.on_result = fn;
+    inv->cfg.ctx = ctx;
 }
 
 int invoke_set_api_host(struct invoke *inv, const char *url)

@@ -41,6 +41,8 @@ struct invoke_cfg {
 int invoke_open(struct event_base *base, struct store *st, struct pool *pool, struct act *act,
                 const struct invoke_cfg *cfg, struct invoke **out, struct wisp_err *err)
     WISP_MUST_CHECK;
+/* Where result bindings go (core/feeds); NULL drops them. */
+void invoke_set_result_sink(struct invoke *inv, invoke_result_fn *fn, void *ctx);
 /* The URL actions get as __OW_API_HOST (known once the API listens). */
 int invoke_set_api_host(struct invoke *inv, const char *url) WISP_MUST_CHECK;
 /* Fails nothing: running activations finish through the pool's close. */

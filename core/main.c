@@ -18,6 +18,7 @@
 #include "act.h"
 #include "api.h"
 #include "auth.h"
+#include "feeds.h"
 #include "invoke.h"
 #include "trigger.h"
 #include "cfg.h"
@@ -29,6 +30,7 @@
 
 struct daemon {
     struct event_base *base;
+    uint64_t drain_timeout_s;
     struct api *api;
     struct invoke *inv;
     struct event *drain_tick;
@@ -59,7 +61,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     d->draining = true;
-    wlog_info("wispd", "signal %d: draining", (int)sig);
+    d->drain_deadline_us = plat_clock_mono_us() + (int64_t)d->drain_timeout_s * 1000000;
+    wlog_info("wispd", "signal %d: draining (up to %llu s)", (int)sig,
+              (unsigned long long)d->drain_timeout_s);
     api_stop_listening(d->api);
     struct timeval tick = {0, 20000};
     d->drain_tick = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
@@ -78,6 +82,8 @@ int main(int argc, char **argv)
     struct pool *pool = NULL;
     struct act *act = NULL;
     struct trigger *trig = NULL;
+    struct feeds *feeds = NULL;
+    static char tmp_work[64];
     struct event *sigs[2] = {0};
     int status = 1;
 
@@ -159,6 +165,20 @@ int main(int argc, char **argv)
         /* the workers' directories are under the data dir: let them pass */
         if (chmod(cfg.data, 0711) < 0)
             wlog_warn("wispd", "cannot chmod %s: %s", cfg.data, strerror(errno));
+        /* Interpreters open scripts by absolute path, so every parent must
+         * be passable for the worker user; where the data dir's are not
+         * (under /root, a 0700 temp dir), the work dir goes under /tmp. */
+        if (!plat_path_reachable(cfg.data, pc.uid, pc.gid)) {
+            snprintf(tmp_work, sizeof tmp_work, "/tmp/wisp-work-XXXXXX");
+            if (!mkdtemp(tmp_work) || chmod(tmp_work, 0711) < 0) {
+                fprintf(stderr, "wispd: cannot make a work dir under /tmp: %s\n", strerror(errno));
+                tmp_work[0] = '\0';
+                goto out;
+            }
+            pc.work_dir = tmp_work;
+            wlog_info("wispd", "%s is not reachable for user %s: workers run in %s", cfg.data,
+                      cfg.worker_user, tmp_work);
+        }
     }
     if (pool_open(d.base, &pc, &pool, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
@@ -187,9 +207,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
+    char client_id[160];
+    if (cfg.mqtt_client_id[0]) {
+        snprintf(client_id, sizeof client_id, "%s", cfg.mqtt_client_id);
+    } else {
+        char hn[64] = "gateway";
+        gethostname(hn, sizeof hn - 1);
+        snprintf(client_id, sizeof client_id, "wisp-%s", hn);
+    }
+    struct feeds_cfg fc = {.mqtt_url = cfg.mqtt, .client_id = client_id,
+                           .outbox_max = (unsigned)cfg.outbox_max};
+    if (feeds_open(d.base, st, trig, act, &fc, &feeds, &err) < 0) {
+        fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    invoke_set_result_sink(d.inv, feeds_on_result, feeds);
     unsigned port;
     struct api_env env = {.base = d.base, .st = st, .kinds = kinds, .cfg = &cfg, .tls = tls,
-                          .inv = d.inv, .act = act, .pool = pool, .trig = trig};
+                          .inv = d.inv, .act = act, .pool = pool, .trig = trig, .feeds = feeds};
     if (api_start(&env, &d.api, &port, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
@@ -213,7 +248,12 @@ int main(int argc, char **argv)
         goto out;
     fprintf(stderr, "wispd: ready on %s\n", url);
     fflush(stderr);
+    d.drain_timeout_s = cfg.drain_timeout_s;
     event_base_dispatch(d.base);
+    /* the loop no longer watches signals: one more TERM must not kill the
+     * shutdown half-way */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     wlog_info("wispd", "stopped");
     status = 0;
 out:
@@ -221,6 +261,8 @@ out:
      * the pool (its running activations finish as failed and queue their
      * records), then the activation queue is committed, then the rest. */
     api_free(d.api);
+    invoke_set_result_sink(d.inv, NULL, NULL);
+    feeds_close(feeds);
     trigger_close(trig);
     pool_close(pool);
     act_close(act);
@@ -231,6 +273,8 @@ out:
     if (d.drain_tick)
         event_free(d.drain_tick);
     store_close(st);
+    if (tmp_work[0])
+        plat_rm_rf(tmp_work);
     tls_server_free(tls);
     rt_kinds_free(kinds);
     event_base_free(d.base);

@@ -12,59 +12,20 @@
 #include "auth.h"
 #include "entity.h"
 #include "invoke.h"
+#include "quota.h"
 #include "log.h"
 #include "plat.h"
 #include "store.h"
 #include "wjson.h"
-
-#define NS_SLOTS 64
-
-struct fire_window {
-    char ns[AUTH_NS_MAX];
-    int64_t minute;
-    unsigned count, prev_count;
-};
 
 struct trigger {
     struct store *st;
     struct invoke *inv;
     struct act *act;
     struct trigger_cfg cfg;
-    struct fire_window win[NS_SLOTS];
+    struct quota quota;
     struct trigger_stats stats;
 };
-
-/* The same sliding minute as invocations (core/invoke.c). */
-static int admit(struct trigger *t, const char *ns, struct wisp_err *err)
-{
-    struct fire_window *w = NULL, *spare = NULL;
-    for (unsigned i = 0; i < NS_SLOTS && !w; i++) {
-        if (strcmp(t->win[i].ns, ns) == 0)
-            w = &t->win[i];
-        else if (!spare && !t->win[i].ns[0])
-            spare = &t->win[i];
-    }
-    int64_t now = plat_clock_mono_us() / 1000, minute = now / 60000;
-    if (!w) {
-        w = spare ? spare : &t->win[(unsigned)now % NS_SLOTS]; /* recycle one */
-        memset(w, 0, sizeof *w);
-        snprintf(w->ns, sizeof w->ns, "%s", ns);
-        w->minute = minute;
-    }
-    if (minute != w->minute) {
-        w->prev_count = minute == w->minute + 1 ? w->count : 0;
-        w->count = 0;
-        w->minute = minute;
-    }
-    unsigned window = w->count + (unsigned)((uint64_t)w->prev_count *
-                                            (uint64_t)(60000 - now % 60000) / 60000);
-    if (window >= t->cfg.fires_per_minute)
-        return wisp_err_set(err, -EAGAIN,
-                            "Too many requests in the last minute (count: %u, allowed: %u).",
-                            window, t->cfg.fires_per_minute);
-    w->count++;
-    return 0;
-}
 
 int trigger_fire(struct trigger *t, const char *ns, const char *name, const char *subject,
                  const json_t *payload, char id[33], struct wisp_err *err)
@@ -92,7 +53,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
         rc = 1;
         goto out;
     }
-    if ((rc = admit(t, subject, err)) < 0) {
+    if ((rc = quota_admit(&t->quota, subject, err)) < 0) {
         t->stats.limited++;
         goto out;
     }
@@ -190,6 +151,7 @@ int trigger_open(struct store *st, struct invoke *inv, struct act *act,
     t->inv = inv;
     t->act = act;
     t->cfg = *cfg;
+    quota_init(&t->quota, cfg->fires_per_minute, 0);
     *out = t;
     return 0;
 }

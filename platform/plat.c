@@ -273,3 +273,38 @@ void plat_rm_rf(const char *path)
 {
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
+
+bool plat_path_reachable(const char *path, unsigned uid, unsigned gid)
+{
+    char buf[PATH_MAX];
+    if (!realpath(path, buf))
+        return false;
+    size_t len = strlen(buf);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        struct stat st;
+        bool ok = stat(buf[0] ? buf : "/", &st) == 0 &&
+                  (uid == 0 || (st.st_uid == uid ? (st.st_mode & S_IXUSR)
+                                : st.st_gid == gid ? (st.st_mode & S_IXGRP)
+                                                   : (st.st_mode & S_IXOTH)));
+        buf[i] = c;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int plat_copy_file(const char *from, const char *to, unsigned mode)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = plat_read_file(from, 16u << 20, &data, &len);
+    if (rc < 0)
+        return rc;
+    rc = plat_write_file_fast(to, data, len, mode);
+    free(data);
+    return rc;
+}

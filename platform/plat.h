@@ -36,6 +36,11 @@ int plat_write_file_fast(const char *path, const void *data, size_t len, unsigne
  * input is not base64 or out is too small; *outlen gets the decoded size. */
 bool plat_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
                         size_t *outlen);
+/* True when uid/gid may reach path: search permission on every directory
+ * from / down to path itself. */
+bool plat_path_reachable(const char *path, unsigned uid, unsigned gid);
+/* Copies a small regular file (at most 16 MB). 0 or -errno. */
+int plat_copy_file(const char *from, const char *to, unsigned mode) WISP_MUST_CHECK;
 /* Removes a directory tree without following symlinks. Best effort. */
 void plat_rm_rf(const char *path);
 /* Writes data to path atomically (temp file, fsync, rename, fsync dir). */

@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,7 @@ struct worker {
     bool native, skip_ack, reaped, has_cg;
     struct plat_cg cg;
     enum wk_state state;
+    bool killing; /* inside worker_kill: its log drain must not kill again */
     unsigned reserved_mb, concurrency;
     struct run *runs, *runs_tail; /* FIFO of runs handed to this worker */
     unsigned nruns;
@@ -179,22 +181,29 @@ static void run_complete_later(struct run *r, enum pool_status st, const char *e
 
 /* ==== log lines ======================================================= */
 
+static void append_line(struct run *r, const char *stream, const char *line, size_t len);
+
 static void add_log(struct run *r, const char *stream, const char *line, size_t len)
 {
     r->seen_bytes += len + 1;
     if (r->truncated)
         return;
     if (r->log_bytes + len > r->log_limit) {
+        /* OpenWhisk adds the notice as a log line of its own */
         char msg[160];
-        snprintf(msg, sizeof msg,
-                 "Logs were truncated because the total bytes size exceeds the limit of %zu bytes.",
-                 r->log_limit);
-        json_array_append_new(r->logs, json_string(msg));
+        int n = snprintf(msg, sizeof msg, "Logs were truncated because the total bytes size "
+                                          "exceeds the limit of %zu bytes.", r->log_limit);
         r->truncated = true;
+        append_line(r, "stderr", msg, (size_t)n);
         return;
     }
     r->log_bytes += len;
-    /* OpenWhisk's form: the time padded to 30 characters, stream, message */
+    append_line(r, stream, line, len);
+}
+
+/* OpenWhisk's form: the time padded to 30 characters, stream, message. */
+static void append_line(struct run *r, const char *stream, const char *line, size_t len)
+{
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -244,8 +253,9 @@ static void take_lines(struct worker *w, struct evbuffer *buf, const char *strea
             add_log(r, stream, line ? line : "", take);
         }
         evbuffer_drain(buf, take + len);
-        if (r && r->seen_bytes > (r->log_limit * 4 > FLOOD_MIN_BYTES ? r->log_limit * 4
-                                                                      : FLOOD_MIN_BYTES)) {
+        if (r && !w->killing &&
+            r->seen_bytes > (r->log_limit * 4 > FLOOD_MIN_BYTES ? r->log_limit * 4
+                                                                : FLOOD_MIN_BYTES)) {
             char msg[160];
             snprintf(msg, sizeof msg,
                      "The action flooded its output (more than %zu bytes) and was stopped.",
@@ -259,10 +269,18 @@ static void take_lines(struct worker *w, struct evbuffer *buf, const char *strea
 /* Reads a pipe until it would block. -1 at EOF or error. */
 static int drain_fd(int fd, struct evbuffer *buf)
 {
+    /* plain read(): evbuffer_read asks FIONREAD first, one more syscall on
+     * the hot path for every pipe read */
+    char chunk[16384];
     for (;;) {
-        int n = evbuffer_read(buf, fd, 65536);
-        if (n > 0)
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n > 0) {
+            if (evbuffer_add(buf, chunk, (size_t)n) < 0)
+                return -1;
+            if ((size_t)n < sizeof chunk)
+                return 0; /* a short read: the pipe is empty for now */
             continue;
+        }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         if (n < 0 && errno == EINTR)
@@ -562,8 +580,9 @@ static void close_channel(struct worker *w)
  * memory. Idempotent. */
 static void worker_kill(struct worker *w, enum pool_status st, const char *msg)
 {
-    if (w->state == WK_DEAD)
+    if (w->state == WK_DEAD || w->killing)
         return;
+    w->killing = true;
     struct pool *p = w->p;
     if (w->runs) { /* keep the logs the head run wrote before it failed */
         drain_fd(w->proc.fd_out, w->out);
@@ -673,6 +692,10 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     if (w->native) {
         if ((rc = write_native(w, r, prog, sizeof prog, err)) < 0)
             goto fail;
+        /* exec'd relative to its own directory, which the child enters
+         * before it drops privileges: the unprivileged worker need not be
+         * able to traverse the data dir's parents */
+        snprintf(prog, sizeof prog, "./exec");
         argv[0] = prog;
         w->skip_ack = true;
     } else {
@@ -898,8 +921,9 @@ static void dispatch(struct pool *p)
     struct run **pp = &p->queue, *prev = NULL;
     while (*pp) {
         struct run *r = *pp;
+        struct run *next = r->next; /* try_start hands r on and reuses its link */
         if (try_start(p, r)) {
-            *pp = r->next;
+            *pp = next;
             if (p->queue_tail == r)
                 p->queue_tail = prev;
             p->nqueued--;
@@ -1054,6 +1078,33 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
         goto fail;
     }
     p->cfg.work_dir = p->work_dir;
+    /* The launchers are copied under the work dir, which the workers can
+     * reach: the source tree may sit in a directory they cannot (/root). */
+    char ldir[PATH_MAX + 16];
+    snprintf(ldir, sizeof ldir, "%s/launchers", p->work_dir);
+    for (size_t i = 0; i < rt_kinds_count(cfg->kinds); i++) {
+        const struct rt_kind *k = rt_kind_at(cfg->kinds, i);
+        if (!k->launcher)
+            continue;
+        char from[2 * PATH_MAX + 2], to[2 * PATH_MAX + 32];
+        snprintf(from, sizeof from, "%s/%s", p->runtimes_dir, k->launcher);
+        snprintf(to, sizeof to, "%s/%s", ldir, k->launcher);
+        char *slash = strrchr(to, '/');
+        *slash = '\0';
+        rc = plat_mkdir_p(to, 0755);
+        *slash = '/';
+        if (rc == 0)
+            rc = plat_copy_file(from, to, 0644);
+        if (rc < 0) {
+            wisp_err_set(err, rc, "cannot install launcher %s: %s", from, strerror(-rc));
+            goto fail;
+        }
+    }
+    if (strlen(ldir) >= sizeof p->runtimes_dir) {
+        rc = wisp_err_set(err, -ENAMETOOLONG, "work dir path too long");
+        goto fail;
+    }
+    memcpy(p->runtimes_dir, ldir, strlen(ldir) + 1);
     p->cfg.runtimes_dir = p->runtimes_dir;
     if (cfg->use_cgroups) {
         char name[64];

@@ -188,3 +188,98 @@ class WispTestCase(unittest.TestCase):
         if message is not None:
             self.assertIn(message, body["error"])
         return body
+
+
+def free_port():
+    """A free loopback port (bind check); callers retry if a start fails."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    """A private mosquitto broker on loopback, stopped by its own PID."""
+
+    def __init__(self, port=None):
+        self.tmp = tempfile.mkdtemp(prefix="wisp-mqtt-")
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        import socket
+        conf = os.path.join(self.tmp, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 100000\n" % self.port)
+        self.log = open(os.path.join(self.tmp, "broker.log"), "wb")
+        self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("mosquitto exited %s" % self.proc.returncode)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(up, 10, "mosquitto on port %d" % self.port)
+        return self
+
+    @property
+    def url(self):
+        return "mqtt://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def publish(self, topic, message, qos=1, retain=False):
+        args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-m", message,
+                "-q", str(qos)]
+        if retain:
+            args.append("-r")
+        subprocess.run(args, check=True, timeout=20, stdin=subprocess.DEVNULL)
+
+    def subscribe(self, topic, count, qos=1, timeout=30, debug=False):
+        """Starts mosquitto_sub for count messages; returns the process (read .stdout).
+        With debug, its protocol trace goes to a file that subscribed() reads."""
+        args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic,
+                "-C", str(count), "-q", str(qos), "-W", str(timeout), "-v"]
+        if debug:  # line-buffered, so the SUBACK trace arrives when it happens
+            args = ["stdbuf", "-oL"] + args + ["-d"]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        if debug:
+            # read the trace in the background so subscribed() can look at it
+            p.trace = []
+
+            def pump():
+                for line in p.stdout:
+                    p.trace.append(line)
+            p.pump = threading.Thread(target=pump, daemon=True)
+            p.pump.start()
+
+            def communicate(timeout=None):
+                p.wait(timeout)
+                p.pump.join(5)
+                return "".join(p.trace), p.stderr.read()
+            p.communicate = communicate
+        return p
+
+    @staticmethod
+    def subscribed(p):
+        return any("SUBACK" in l for l in p.trace)

@@ -7,98 +7,25 @@
 //   WISPD=../../build/core/wispd node --test test_openwhisk_client.mjs
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { KEY, Wispd } from './wispd.mjs'
 
-const here = dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 const openwhisk = require('openwhisk')
 
-const WISPD = process.env.WISPD || resolve(here, '../../build/core/wispd')
-const KEY = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP'
 const WRONG_KEY = KEY.slice(0, -1) + (KEY.endsWith('x') ? 'y' : 'x')
-const SANITIZER_MARKS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:', 'UndefinedBehaviorSanitizer']
-const READY_TIMEOUT_MS = 20000
-const STOP_TIMEOUT_MS = 30000
 
 const CODE1 = 'function main(args) { return args }'
 const CODE2 = 'function main(args) { return { v: 2 } }'
 const KIND = 'nodejs:20' // what nodejs:default resolves to
 const DEFAULT_LIMITS = { timeout: 60000, memory: 256, logs: 10, concurrency: 1 }
 
-let dataDir
-let proc
-let log = ''
-let exited = null // {code, signal} once the process is gone
 let apihost
 let ow
 let t0
-
-function startWispd () {
-  dataDir = mkdtempSync(join(tmpdir(), 'wisp-owjs-'))
-  proc = spawn(WISPD, ['--data', dataDir, '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, WISP_GUEST_KEY: KEY },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  proc.stdout.setEncoding('utf8')
-  proc.stderr.setEncoding('utf8')
-  proc.stdout.on('data', () => {}) // keep the pipe drained
-  const exitedP = new Promise(resolve => proc.on('exit', (code, signal) => {
-    exited = { code, signal }
-    resolve(exited)
-  }))
-  proc.exitedP = exitedP
-  return new Promise((resolve, reject) => {
-    let done = false
-    const finish = (err, port) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      err ? reject(err) : resolve(port)
-    }
-    const timer = setTimeout(() => finish(new Error(
-      `wispd gave no ready line within ${READY_TIMEOUT_MS} ms; log:\n${log}`)), READY_TIMEOUT_MS)
-    proc.on('error', e => finish(new Error(`cannot spawn ${WISPD}: ${e.message}`)))
-    proc.stderr.on('data', chunk => {
-      log += chunk
-      const m = log.match(/^wispd: ready on http:\/\/127\.0\.0\.1:(\d+)$/m)
-      if (m) finish(null, Number(m[1]))
-    })
-    exitedP.then(({ code, signal }) => finish(new Error(
-      `wispd exited (code ${code}, signal ${signal}) before it was ready; log:\n${log}`)))
-  })
-}
-
-async function stopWispd () {
-  if (!proc) return
-  try {
-    if (proc.pid === undefined) return // never spawned; before() already failed
-    if (!exited) {
-      process.kill(proc.pid, 'SIGTERM')
-      let timer
-      const timedOut = new Promise(resolve => { timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS) })
-      const res = await Promise.race([proc.exitedP, timedOut])
-      clearTimeout(timer)
-      if (!res) {
-        process.kill(proc.pid, 'SIGKILL')
-        await proc.exitedP
-        assert.fail(`wispd did not stop within ${STOP_TIMEOUT_MS} ms after SIGTERM; log:\n${log}`)
-      }
-    }
-    // let the stderr pipe drain to EOF before inspecting the log
-    if (!proc.stderr.readableEnded) await new Promise(resolve => proc.stderr.once('end', resolve))
-    for (const mark of SANITIZER_MARKS) {
-      assert.ok(!log.includes(mark), `sanitizer report (${mark}) in wispd log:\n${log}`)
-    }
-    assert.deepEqual(exited, { code: 0, signal: null }, `wispd exit status; log:\n${log}`)
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true })
-  }
-}
+const daemon = new Wispd()
+const startWispd = () => daemon.start()
+const stopWispd = () => daemon.stop()
 
 /** The promise rejects with the client's OpenWhiskError carrying an OpenWhisk error body. */
 async function rejectsWith (promise, status, message) {

@@ -1,0 +1,800 @@
+/* core/feeds.c - see feeds.h.
+ *
+ * The one thing to keep in mind: adapters call back (fire, save) from their
+ * own events, and those callbacks may reach the store and the invoke path;
+ * ops calls made from here never expect a callback inside them. */
+#include "feeds.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act.h"
+#include "auth.h"
+#include "entity.h"
+#include "feed.h"
+#include "log.h"
+#include "plat.h"
+#include "store.h"
+#include "trigger.h"
+#include "wjson.h"
+
+#define OUTBOX_WINDOW 256 /* publishes in flight */
+
+enum { AD_ALARM, AD_MQTT, AD_POLL, AD_WEBHOOK, AD_N };
+
+static const struct sysaction {
+    const char *pkg, *name;
+    int adapter;
+    const char *alarm_kind; /* for the alarms package */
+} sysactions[] = {
+    {"alarms", "alarm", AD_ALARM, "alarm"},   {"alarms", "interval", AD_ALARM, "interval"},
+    {"alarms", "once", AD_ALARM, "once"},     {"mqtt", "subscribe", AD_MQTT, NULL},
+    {"webhook", "hook", AD_WEBHOOK, NULL},    {"poll", "http", AD_POLL, NULL},
+};
+
+struct binding {
+    struct binding *next;
+    char ns[AUTH_NS_MAX];
+    char trigger[ENTITY_NAME_MAX + 1];
+    const struct sysaction *sa;
+    struct feed_binding *fb;
+};
+
+struct adapter {
+    const struct feed_ops *ops;
+    void *self;
+};
+
+struct obx {
+    struct obx *next;
+    struct feeds *f; /* an entry is its own publish callback's argument */
+    uint64_t seq;
+    char *topic, *payload;
+    size_t len;
+    int qos;
+    bool retain, stored, inflight;
+};
+
+struct feeds {
+    struct event_base *base;
+    struct store *st;
+    struct trigger *trig;
+    struct act *act;
+    struct feeds_cfg cfg;
+    struct adapter ad[AD_N];
+    struct binding *bindings;
+    /* outbox */
+    struct obx *head, *tail;
+    unsigned nobx, inflight;
+    uint64_t next_seq;
+    uint64_t *acked; /* sequence numbers to delete from the store */
+    unsigned nacked, acked_cap;
+    struct event *ev_outbox;
+    struct feeds_stats stats;
+};
+
+/* ==== stored bindings ================================================= */
+
+static int bkey(const char *ns, const char *trigger, char *key)
+{
+    size_t nl = strlen(ns), tl = strlen(trigger);
+    if (5 + nl + 1 + tl > STORE_MAX_KEY)
+        return -ENAMETOOLONG;
+    memcpy(key, "feed", 5); /* with its NUL */
+    memcpy(key + 5, ns, nl + 1);
+    memcpy(key + 5 + nl + 1, trigger, tl);
+    return (int)(5 + nl + 1 + tl);
+}
+
+struct put_ctx {
+    const char *key;
+    size_t klen;
+    json_t *doc;  /* NULL: delete */
+    const json_t *state; /* set: update only the state of the stored doc */
+};
+
+static int put_fn(struct store_txn *t, void *arg)
+{
+    struct put_ctx *c = arg;
+    if (c->state) {
+        json_t *old = NULL;
+        int rc = store_txn_get(t, STORE_META, c->key, c->klen, NULL, NULL, &old);
+        if (rc < 0)
+            return rc == -ENOENT ? 0 : rc; /* unbound meanwhile: nothing to keep */
+        json_t *doc = json_deep_copy(old);
+        json_decref(old);
+        if (!doc)
+            return -ENOMEM;
+        json_object_set(doc, "state", (json_t *)c->state);
+        rc = store_txn_put(t, STORE_META, c->key, c->klen, REC_META, plat_clock_real_ms(), doc);
+        json_decref(doc);
+        return rc;
+    }
+    if (!c->doc) {
+        int rc = store_txn_del(t, STORE_META, c->key, c->klen);
+        return rc == -ENOENT ? 0 : rc;
+    }
+    return store_txn_put(t, STORE_META, c->key, c->klen, REC_META, plat_clock_real_ms(), c->doc);
+}
+
+static int store_binding(struct feeds *f, const char *ns, const char *trigger, json_t *doc,
+                         const json_t *state, struct wisp_err *err)
+{
+    char key[STORE_MAX_KEY];
+    int kl = bkey(ns, trigger, key);
+    if (kl < 0)
+        return wisp_err_set(err, -EINVAL, "The trigger name is too long.");
+    struct put_ctx c = {.key = key, .klen = (size_t)kl, .doc = doc, .state = state};
+    return store_write(f->st, put_fn, &c, err);
+}
+
+static struct binding **find_binding(struct feeds *f, const char *ns, const char *trigger)
+{
+    struct binding **pp = &f->bindings;
+    while (*pp && (strcmp((*pp)->ns, ns) || strcmp((*pp)->trigger, trigger)))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void drop_binding(struct feeds *f, struct binding **pp)
+{
+    struct binding *b = *pp;
+    struct adapter *ad = &f->ad[b->sa->adapter];
+    if (ad->self && b->fb)
+        ad->ops->unbind(ad->self, b->fb);
+    *pp = b->next;
+    free(b);
+    f->stats.bindings--;
+}
+
+/* Binds in the adapter and links it; the store is the caller's business. */
+static int add_binding(struct feeds *f, const struct sysaction *sa, const char *ns,
+                       const char *trigger, const json_t *params, const json_t *state,
+                       bool paused, struct wisp_err *err)
+{
+    struct adapter *ad = &f->ad[sa->adapter];
+    if (!ad->self)
+        return wisp_err_set(err, -ENOTSUP, sa->adapter == AD_MQTT
+                                               ? "No MQTT broker is configured (wispd --mqtt)."
+                                               : "This feed is not available.");
+    struct binding *b = calloc(1, sizeof *b);
+    if (!b)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    snprintf(b->ns, sizeof b->ns, "%s", ns);
+    snprintf(b->trigger, sizeof b->trigger, "%s", trigger);
+    b->sa = sa;
+    json_t *p = json_deep_copy(params);
+    if (p && sa->alarm_kind)
+        json_object_set_new(p, "feed", json_string(sa->alarm_kind));
+    int rc = p ? ad->ops->bind(ad->self, ns, trigger, p, state, &b->fb, err)
+               : wisp_err_set(err, -ENOMEM, "out of memory");
+    json_decref(p);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    if (paused)
+        ad->ops->set_paused(ad->self, b->fb, true);
+    b->next = f->bindings;
+    f->bindings = b;
+    f->stats.bindings++;
+    return 0;
+}
+
+/* ==== adapter callbacks =============================================== */
+
+static int on_fire(void *ctx, const char *ns, const char *trigger, const json_t *params)
+{
+    struct feeds *f = ctx;
+    char id[33];
+    struct wisp_err err = {0};
+    f->stats.events_in++;
+    int rc = trigger_fire(f->trig, ns, trigger, ns, params, id, &err);
+    if (rc < 0) {
+        f->stats.drops++;
+        wlog_debug("feeds", "fire of %s/%s dropped: %s", ns, trigger, err.msg);
+        return rc;
+    }
+    f->stats.fires += rc == 0;
+    return 0;
+}
+
+static void on_save(void *ctx, const char *ns, const char *trigger, const json_t *state)
+{
+    struct feeds *f = ctx;
+    struct wisp_err err = {0};
+    if (store_binding(f, ns, trigger, NULL, state, &err) < 0)
+        wlog_err("feeds", "cannot save the state of %s/%s: %s", ns, trigger, err.msg);
+}
+
+/* ==== system feed actions ============================================= */
+
+bool feeds_is_system_action(const char *pkg, const char *name)
+{
+    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
+        if (strcmp(sysactions[i].pkg, pkg) == 0 && strcmp(sysactions[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static json_t *binding_status(struct feeds *f, struct binding *b)
+{
+    struct adapter *ad = &f->ad[b->sa->adapter];
+    json_t *s = ad->self ? ad->ops->status(ad->self, b->fb) : json_object();
+    if (s) {
+        char feed[64];
+        snprintf(feed, sizeof feed, "/whisk.system/%s/%s", b->sa->pkg, b->sa->name);
+        json_object_set_new(s, "feed", json_string(feed));
+    }
+    return s;
+}
+
+int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
+                        const char *name, const json_t *body, json_t **record,
+                        struct wisp_err *err)
+{
+    const struct sysaction *sa = NULL;
+    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
+        if (strcmp(sysactions[i].pkg, pkg) == 0 && strcmp(sysactions[i].name, name) == 0)
+            sa = &sysactions[i];
+    if (!sa)
+        return wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
+    const char *ev = wjson_str(body, "lifecycleEvent"), *tname = wjson_str(body, "triggerName");
+    if (!ev || !tname)
+        return wisp_err_set(err, -EINVAL, "A feed action needs lifecycleEvent and triggerName.");
+    char ns[AUTH_NS_MAX], trig[2 * ENTITY_NAME_MAX + 2];
+    int rc = entity_parse_ref(tname, caller_ns, ns, trig, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(ns, caller_ns) != 0)
+        return wisp_err_set(err, -EACCES, "The supplied authentication is not authorized to "
+                                          "access this resource.");
+    if (strchr(trig, '/'))
+        return wisp_err_set(err, -EINVAL, "triggerName must name a trigger, not a package.");
+    json_t *params = json_deep_copy(body);
+    json_object_del(params, "lifecycleEvent");
+    json_object_del(params, "triggerName");
+    json_object_del(params, "authKey");
+    json_t *result = NULL;
+    struct binding **pp = find_binding(f, ns, trig);
+    char feed[64];
+    snprintf(feed, sizeof feed, "/whisk.system/%s/%s", sa->pkg, sa->name);
+    if (strcmp(ev, "CREATE") == 0 || strcmp(ev, "UPDATE") == 0) {
+        bool update = strcmp(ev, "UPDATE") == 0;
+        json_t *tdoc = NULL, *stored = NULL, *state = NULL;
+        enum rec_kind kind;
+        rc = store_entity_get(f->st, ns, trig, &kind, &tdoc);
+        json_decref(tdoc);
+        if (rc < 0 || kind != REC_TRIGGER) {
+            rc = wisp_err_set(err, -ENOENT, "Trigger %s does not exist.", trig);
+            goto out;
+        }
+        if (update) { /* new parameters over the stored ones, state kept */
+            char key[STORE_MAX_KEY];
+            int kl = bkey(ns, trig, key);
+            if (kl > 0 && store_get(f->st, STORE_META, key, (size_t)kl, NULL, NULL, &stored) == 0) {
+                json_t *merged = json_deep_copy(json_object_get(stored, "params"));
+                json_object_update(merged, params);
+                json_decref(params);
+                params = merged;
+                state = json_incref(json_object_get(stored, "state"));
+            }
+            json_decref(stored);
+        }
+        if (*pp)
+            drop_binding(f, pp);
+        rc = add_binding(f, sa, ns, trig, params, json_is_object(state) ? state : NULL, false,
+                         err);
+        if (rc < 0) {
+            json_decref(state);
+            goto out;
+        }
+        /* UPDATE keeps the state (an alarm's last fire, a poller's ETag) */
+        json_t *doc = json_pack("{s:s, s:s, s:O, s:O, s:b}", "kind", sa->pkg, "feed", feed,
+                                "params", params, "state",
+                                json_is_object(state) ? state : json_null(), "paused", 0);
+        json_decref(state);
+        rc = store_binding(f, ns, trig, doc, NULL, err);
+        json_decref(doc);
+        if (rc < 0) {
+            drop_binding(f, find_binding(f, ns, trig));
+            goto out;
+        }
+        result = json_pack("{s:s, s:s}", "status", update ? "updated" : "created", "feed", feed);
+        if (sa->adapter == AD_WEBHOOK) {
+            struct binding *b = *find_binding(f, ns, trig);
+            char url[80];
+            snprintf(url, sizeof url, "/hooks/%s", feed_webhook_id(b->fb));
+            json_object_set_new(result, "url", json_string(url));
+        }
+    } else if (!*pp || (*pp)->sa != sa) {
+        rc = wisp_err_set(err, -ENOENT, "Trigger %s has no %s feed.", trig, feed);
+        goto out;
+    } else if (strcmp(ev, "DELETE") == 0) {
+        drop_binding(f, pp);
+        if ((rc = store_binding(f, ns, trig, NULL, NULL, err)) < 0)
+            goto out;
+        result = json_pack("{s:s}", "status", "deleted");
+    } else if (strcmp(ev, "PAUSE") == 0 || strcmp(ev, "UNPAUSE") == 0) {
+        bool pause = strcmp(ev, "PAUSE") == 0;
+        struct adapter *ad = &f->ad[sa->adapter];
+        ad->ops->set_paused(ad->self, (*pp)->fb, pause);
+        char key[STORE_MAX_KEY];
+        int kl = bkey(ns, trig, key);
+        json_t *stored = NULL;
+        if (kl > 0 && store_get(f->st, STORE_META, key, (size_t)kl, NULL, NULL, &stored) == 0) {
+            json_t *doc = json_deep_copy(stored);
+            json_object_set_new(doc, "paused", json_boolean(pause));
+            rc = store_binding(f, ns, trig, doc, NULL, err);
+            json_decref(doc);
+        }
+        json_decref(stored);
+        if (rc < 0)
+            goto out;
+        result = json_pack("{s:s}", "status", pause ? "paused" : "active");
+    } else if (strcmp(ev, "READ") == 0) {
+        result = binding_status(f, *pp);
+    } else {
+        rc = wisp_err_set(err, -EINVAL, "lifecycleEvent must be CREATE, READ, UPDATE, DELETE, "
+                                        "PAUSE or UNPAUSE.");
+        goto out;
+    }
+    /* the answer, as an activation of the feed action */
+    char id[33], path[96];
+    act_new_id(id);
+    snprintf(path, sizeof path, "whisk.system/%s/%s", sa->pkg, sa->name);
+    int64_t now = plat_clock_real_ms();
+    *record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:i, s:{s:s, s:i, s:b, s:O}, "
+                        "s:[], s:[{s:s, s:s}, {s:s, s:s}]}",
+                        "namespace", caller_ns, "name", sa->name, "subject", caller_ns,
+                        "activationId", id, "version", "0.0.1", "publish", 0, "start",
+                        (json_int_t)now, "end", (json_int_t)now, "duration", 0, "response",
+                        "status", "success", "statusCode", 0, "success", 1, "result",
+                        result ? result : json_object(), "logs", "annotations", "key", "path",
+                        "value", path, "key", "kind", "value", "feed");
+    if (*record && act_put(f->act, caller_ns, json_incref(*record), NULL, NULL) < 0)
+        wlog_warn("feeds", "the record of a feed action could not be queued");
+    rc = *record ? 0 : wisp_err_set(err, -ENOMEM, "out of memory");
+out:
+    json_decref(params);
+    json_decref(result);
+    return rc;
+}
+
+void feeds_trigger_deleted(struct feeds *f, const char *ns, const char *trigger)
+{
+    struct binding **pp = find_binding(f, ns, trigger);
+    if (!*pp)
+        return;
+    drop_binding(f, pp);
+    struct wisp_err err = {0};
+    if (store_binding(f, ns, trigger, NULL, NULL, &err) < 0)
+        wlog_err("feeds", "cannot remove the binding of %s/%s: %s", ns, trigger, err.msg);
+}
+
+json_t *feeds_trigger_status(struct feeds *f, const char *ns, const char *trigger)
+{
+    struct binding *b = *find_binding(f, ns, trigger);
+    return b ? binding_status(f, b) : NULL;
+}
+
+int feeds_webhook(struct feeds *f, const char *id, const char *sig, const char *ctype,
+                  const char *body, size_t len, struct wisp_err *err)
+{
+    if (!f->ad[AD_WEBHOOK].self)
+        return wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
+    return feed_webhook_request(f->ad[AD_WEBHOOK].self, id, sig, ctype, body, len, err);
+}
+
+/* ==== result bindings: the outbox ===================================== */
+
+static void outbox_kick(struct feeds *f)
+{
+    if (!evtimer_pending(f->ev_outbox, NULL)) {
+        struct timeval zero = {0, 0};
+        evtimer_add(f->ev_outbox, &zero);
+    }
+}
+
+static void obx_key(uint64_t seq, unsigned char k[15])
+{
+    memcpy(k, "outbox", 7);
+    for (int i = 0; i < 8; i++)
+        k[7 + i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+static void obx_append(struct feeds *f, struct obx *o)
+{
+    o->f = f;
+    if (f->tail)
+        f->tail->next = o;
+    else
+        f->head = o;
+    f->tail = o;
+    f->nobx++;
+}
+
+static void obx_free(struct obx *o)
+{
+    free(o->topic);
+    free(o->payload);
+    free(o);
+}
+
+static int outbox_write_fn(struct store_txn *t, void *arg)
+{
+    struct feeds *f = arg;
+    unsigned char k[15];
+    for (unsigned i = 0; i < f->nacked; i++) {
+        obx_key(f->acked[i], k);
+        int rc = store_txn_del(t, STORE_META, k, sizeof k);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    for (struct obx *o = f->head; o; o = o->next) {
+        if (o->stored)
+            continue;
+        json_t *doc = json_pack("{s:s, s:s%, s:i, s:b}", "topic", o->topic, "payload",
+                                o->payload, o->len, "qos", o->qos, "retain", o->retain);
+        obx_key(o->seq, k);
+        int rc = doc ? store_txn_put(t, STORE_META, k, sizeof k, REC_META, 0, doc) : -ENOMEM;
+        json_decref(doc);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void on_published(void *arg, int rc);
+
+static void on_outbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feeds *f = arg;
+    bool unstored = false;
+    for (struct obx *o = f->head; o && !unstored; o = o->next)
+        unstored = !o->stored;
+    if (unstored || f->nacked) {
+        struct wisp_err err = {0};
+        if (store_write(f->st, outbox_write_fn, f, &err) == 0) {
+            for (struct obx *o = f->head; o; o = o->next)
+                o->stored = true;
+            f->nacked = 0;
+        } else {
+            wlog_err("feeds", "cannot store the outbox: %s", err.msg);
+        }
+    }
+    void *mq = f->ad[AD_MQTT].self;
+    if (!mq || !feed_mqtt_connected(mq))
+        return;
+    for (struct obx *o = f->head, *next; o && f->inflight < OUTBOX_WINDOW; o = next) {
+        next = o->next;
+        if (o->inflight)
+            continue;
+        int rc = feed_mqtt_publish(mq, o->topic, o->payload, o->len, o->qos, o->retain,
+                                   on_published, o);
+        if (rc == -EINVAL) { /* never publishable: drop it */
+            o->inflight = true;
+            f->inflight++;
+            on_published(o, rc);
+            continue;
+        }
+        if (rc < 0)
+            break; /* not connected or full: try again later */
+        o->inflight = true;
+        f->inflight++;
+    }
+}
+
+/* The broker took the entry (rc 0), or it could not be sent: then it waits
+ * for the next connect, unless it can never be sent (-EINVAL). */
+static void on_published(void *arg, int rc)
+{
+    struct obx *o = arg;
+    struct feeds *f = o->f;
+    f->inflight--;
+    if (rc < 0 && rc != -EINVAL) {
+        o->inflight = false;
+        f->stats.publish_failed++;
+        return;
+    }
+    struct obx **pp = &f->head, *prev = NULL;
+    while (*pp && *pp != o) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = o->next;
+    if (f->tail == o)
+        f->tail = prev;
+    f->nobx--;
+    if (o->stored) {
+        if (f->nacked == f->acked_cap) {
+            unsigned cap = f->acked_cap ? f->acked_cap * 2 : 64;
+            uint64_t *n = realloc(f->acked, cap * sizeof *n);
+            if (n) {
+                f->acked = n;
+                f->acked_cap = cap;
+            }
+        }
+        if (f->nacked < f->acked_cap)
+            f->acked[f->nacked++] = o->seq;
+    }
+    if (rc == 0)
+        f->stats.published++;
+    else
+        f->stats.outbox_dropped++;
+    obx_free(o);
+    outbox_kick(f);
+}
+
+static void on_mqtt_connect(void *arg)
+{
+    outbox_kick(arg);
+}
+
+/* Expands {topic}, {1}..{9} (levels of the topic the activation was fired
+ * from), {action} and {activationId} in a result topic template. */
+static int expand_topic(const char *tpl, const char *in_topic, const json_t *record, char *out,
+                        size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = tpl; *p;) {
+        const char *val = NULL;
+        size_t vlen = 0, skip = 1;
+        char seg[256];
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            size_t nl = close ? (size_t)(close - p - 1) : 0;
+            if (close && nl == 5 && strncmp(p + 1, "topic", 5) == 0 && in_topic) {
+                val = in_topic;
+            } else if (close && nl == 6 && strncmp(p + 1, "action", 6) == 0) {
+                val = wjson_str(record, "name");
+            } else if (close && nl == 12 && strncmp(p + 1, "activationId", 12) == 0) {
+                val = wjson_str(record, "activationId");
+            } else if (close && nl == 1 && p[1] >= '1' && p[1] <= '9' && in_topic) {
+                int want = p[1] - '0', lvl = 1;
+                const char *s = in_topic;
+                while (lvl < want && (s = strchr(s, '/')))
+                    s++, lvl++;
+                if (s) {
+                    size_t l = strcspn(s, "/");
+                    snprintf(seg, sizeof seg, "%.*s", (int)(l < 255 ? l : 255), s);
+                    val = seg;
+                }
+            }
+            if (val)
+                skip = nl + 2;
+        }
+        if (val) {
+            vlen = strlen(val);
+        } else {
+            val = p;
+            vlen = 1;
+        }
+        if (o + vlen >= cap)
+            return -ENAMETOOLONG;
+        memcpy(out + o, val, vlen);
+        o += vlen;
+        p += skip;
+    }
+    out[o] = '\0';
+    if (!o || strpbrk(out, "+#"))
+        return -EINVAL;
+    return 0;
+}
+
+void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
+                     const json_t *record)
+{
+    struct feeds *f = ctx;
+    if (!f->ad[AD_MQTT].self) {
+        f->stats.outbox_dropped++;
+        return;
+    }
+    char topic[1024];
+    if (expand_topic(wjson_str(publish, "topic"), in_topic, record, topic, sizeof topic) < 0) {
+        f->stats.outbox_dropped++;
+        wlog_debug("feeds", "result topic template %s gives no valid topic",
+                   wjson_str(publish, "topic"));
+        return;
+    }
+    if (f->nobx >= f->cfg.outbox_max) {
+        if (f->stats.outbox_dropped++ % 1000 == 0)
+            wlog_warn("feeds", "result outbox full (%u): results dropped (%llu so far)", f->nobx,
+                      f->stats.outbox_dropped);
+        return;
+    }
+    struct obx *o = calloc(1, sizeof *o);
+    json_t *qv = json_object_get(publish, "qos");
+    if (!o)
+        return;
+    o->topic = strdup(topic);
+    o->payload = wjson_dump(json_object_get(json_object_get(record, "response"), "result"),
+                            &o->len);
+    o->qos = json_is_integer(qv) && json_integer_value(qv) >= 0 && json_integer_value(qv) <= 2
+                 ? (int)json_integer_value(qv)
+                 : 1;
+    o->retain = json_is_true(json_object_get(publish, "retain"));
+    o->seq = f->next_seq++;
+    if (!o->topic || !o->payload) {
+        obx_free(o);
+        return;
+    }
+    obx_append(f, o);
+    outbox_kick(f);
+}
+
+/* ==== open / close ==================================================== */
+
+struct load_ctx {
+    struct feeds *f;
+    json_t *list; /* [[ns, trigger, doc], ...] */
+};
+
+static int load_fn(void *arg, const struct store_rec *r)
+{
+    struct load_ctx *c = arg;
+    size_t kl;
+    const char *k = store_rec_key(r, &kl);
+    json_t *doc;
+    if (store_rec_doc(r, &doc) < 0)
+        return 0;
+    if (kl > 5 && memcmp(k, "feed", 5) == 0) {
+        const char *ns = k + 5;
+        size_t nl = strnlen(ns, kl - 5);
+        if (nl < kl - 5) {
+            char trig[ENTITY_NAME_MAX + 1];
+            snprintf(trig, sizeof trig, "%.*s", (int)(kl - 5 - nl - 1), ns + nl + 1);
+            json_array_append_new(c->list, json_pack("[s, s, o]", ns, trig, doc));
+            return 0;
+        }
+    } else if (kl == 15 && memcmp(k, "outbox", 7) == 0) {
+        struct obx *o = calloc(1, sizeof *o);
+        const char *topic = wjson_str(doc, "topic"), *payload = wjson_str(doc, "payload");
+        if (o && topic && payload) {
+            for (int i = 0; i < 8; i++)
+                o->seq = o->seq << 8 | (unsigned char)k[7 + i];
+            o->topic = strdup(topic);
+            o->len = json_string_length(json_object_get(doc, "payload"));
+            o->payload = malloc(o->len + 1);
+            if (o->payload)
+                memcpy(o->payload, payload, o->len + 1);
+            o->qos = (int)json_integer_value(json_object_get(doc, "qos"));
+            o->retain = json_is_true(json_object_get(doc, "retain"));
+            o->stored = true;
+            if (o->topic && o->payload) {
+                struct feeds *f = c->f;
+                obx_append(f, o);
+                if (o->seq >= f->next_seq)
+                    f->next_seq = o->seq + 1;
+                o = NULL;
+            }
+        }
+        if (o)
+            obx_free(o);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, struct act *act,
+               const struct feeds_cfg *cfg, struct feeds **out, struct wisp_err *err)
+{
+    struct feeds *f = calloc(1, sizeof *f);
+    if (!f)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    f->base = base;
+    f->st = st;
+    f->trig = trig;
+    f->act = act;
+    f->cfg = *cfg;
+    f->next_seq = 1;
+    int rc;
+    f->ev_outbox = evtimer_new(base, on_outbox, f);
+    if (!f->ev_outbox) {
+        rc = wisp_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    const struct feed_ops *ops[AD_N] = {[AD_ALARM] = &feed_alarm_ops, [AD_MQTT] = &feed_mqtt_ops,
+                                        [AD_POLL] = &feed_poll_ops,
+                                        [AD_WEBHOOK] = &feed_webhook_ops};
+    struct feed_env env = {.base = base, .fire = on_fire, .save = on_save, .ctx = f,
+                           .mqtt_url = cfg->mqtt_url, .client_id = cfg->client_id};
+    for (int i = 0; i < AD_N; i++) {
+        f->ad[i].ops = ops[i];
+        if (i == AD_MQTT && (!cfg->mqtt_url || !*cfg->mqtt_url))
+            continue;
+        if ((rc = ops[i]->start(&env, &f->ad[i].self, err)) < 0)
+            goto fail;
+    }
+    if (f->ad[AD_MQTT].self)
+        feed_mqtt_on_connect(f->ad[AD_MQTT].self, on_mqtt_connect, f);
+    /* bindings and the outbox come back from the store */
+    struct load_ctx lc = {.f = f, .list = json_array()};
+    if ((rc = store_scan(st, STORE_META, "", 0, false, load_fn, &lc)) < 0) {
+        json_decref(lc.list);
+        wisp_err_set(err, rc, "cannot read feed bindings: %s", strerror(-rc));
+        goto fail;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(lc.list, i, e) {
+        const char *ns = json_string_value(json_array_get(e, 0));
+        const char *tr = json_string_value(json_array_get(e, 1));
+        json_t *doc = json_array_get(e, 2);
+        const char *feed = wjson_str(doc, "feed");
+        const struct sysaction *sa = NULL;
+        for (size_t j = 0; feed && j < WISP_ARRAY_LEN(sysactions); j++) {
+            char name[64];
+            snprintf(name, sizeof name, "/whisk.system/%s/%s", sysactions[j].pkg,
+                     sysactions[j].name);
+            if (strcmp(name, feed) == 0)
+                sa = &sysactions[j];
+        }
+        struct wisp_err berr = {0};
+        json_t *state = json_object_get(doc, "state");
+        if (!sa || add_binding(f, sa, ns, tr, json_object_get(doc, "params"),
+                               json_is_object(state) ? state : NULL,
+                               json_is_true(json_object_get(doc, "paused")), &berr) < 0)
+            wlog_err("feeds", "cannot re-bind %s/%s to %s: %s", ns, tr, feed ? feed : "?",
+                     sa ? berr.msg : "unknown feed");
+    }
+    json_decref(lc.list);
+    if (f->head)
+        outbox_kick(f);
+    *out = f;
+    return 0;
+fail:
+    feeds_close(f);
+    return rc;
+}
+
+void feeds_close(struct feeds *f)
+{
+    if (!f)
+        return;
+    while (f->bindings) {
+        struct binding *b = f->bindings;
+        f->bindings = b->next;
+        free(b); /* the adapters free their bindings in stop() */
+    }
+    for (int i = 0; i < AD_N; i++)
+        if (f->ad[i].self)
+            f->ad[i].ops->stop(f->ad[i].self);
+    /* what is still only in memory goes to the store, to be sent next time */
+    if (f->head || f->nacked) {
+        struct wisp_err err = {0};
+        if (store_write(f->st, outbox_write_fn, f, &err) < 0)
+            wlog_err("feeds", "cannot store the outbox: %s", err.msg);
+    }
+    while (f->head) {
+        struct obx *o = f->head;
+        f->head = o->next;
+        obx_free(o);
+    }
+    free(f->acked);
+    if (f->ev_outbox)
+        event_free(f->ev_outbox);
+    free(f);
+}
+
+void feeds_get_stats(const struct feeds *f, struct feeds_stats *out)
+{
+    *out = f->stats;
+    out->outbox = f->nobx;
+    out->mqtt_connected = f->ad[AD_MQTT].self && feed_mqtt_connected(f->ad[AD_MQTT].self);
+    for (int i = 0; i < AD_N; i++) {
+        if (!f->ad[i].self)
+            continue;
+        struct feed_counters c;
+        f->ad[i].ops->counters(f->ad[i].self, &c);
+        out->events_in += c.events_in;
+        out->drops += c.drops;
+    }
+}

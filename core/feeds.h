@@ -1,0 +1,60 @@
+/* core/feeds.h - core's side of the feed adapters (feeds/feed.h): starts
+ * them, keeps trigger bindings in the store and re-binds them at start,
+ * answers the built-in feed actions of /whisk.system natively, routes
+ * webhook requests, and publishes result bindings to MQTT through a durable
+ * outbox. Loop thread only.
+ *
+ * Bindings live in the meta database under "feed\0ns\0trigger" as
+ * {"kind", "feed", "params", "state", "paused"}. The outbox lives there too,
+ * under "outbox\0" + an 8-byte big-endian sequence number, so results that
+ * could not be published while the broker was away (or wispd was down) go
+ * out in order when it returns. */
+#pragma once
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "wisp.h"
+
+struct event_base;
+struct store;
+struct trigger;
+struct act;
+struct feeds;
+
+struct feeds_cfg {
+    const char *mqtt_url; /* NULL or "": no MQTT adapter */
+    const char *client_id;
+    unsigned outbox_max;  /* results kept while they cannot be published */
+};
+
+int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, struct act *act,
+               const struct feeds_cfg *cfg, struct feeds **out, struct wisp_err *err)
+    WISP_MUST_CHECK;
+void feeds_close(struct feeds *f);
+
+/* True for the built-in feed actions: pkg/name under whisk.system. */
+bool feeds_is_system_action(const char *pkg, const char *name);
+/* Runs a lifecycle event (CREATE, READ, UPDATE, DELETE, PAUSE, UNPAUSE) of
+ * a built-in feed action for caller ns. *record gets the activation as the
+ * API shows it (new reference; also stored). 0, or -EINVAL (400),
+ * -ENOENT (404), -EACCES (403), -ENOTSUP (no broker for MQTT: 503). */
+int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
+                        const char *name, const json_t *body, json_t **record,
+                        struct wisp_err *err) WISP_MUST_CHECK;
+/* The trigger was deleted: drop its binding, if any. */
+void feeds_trigger_deleted(struct feeds *f, const char *ns, const char *trigger);
+/* The binding's status (READ) for GET of a trigger, or NULL (new ref). */
+json_t *feeds_trigger_status(struct feeds *f, const char *ns, const char *trigger);
+/* A webhook request (POST /hooks/{id}); codes as feed_webhook_request. */
+int feeds_webhook(struct feeds *f, const char *id, const char *sig, const char *ctype,
+                  const char *body, size_t len, struct wisp_err *err) WISP_MUST_CHECK;
+/* invoke_result_fn for result bindings. */
+void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
+                     const json_t *record);
+
+struct feeds_stats {
+    unsigned long long events_in, fires, drops, published, publish_failed, outbox_dropped;
+    unsigned outbox, bindings;
+    bool mqtt_connected;
+};
+void feeds_get_stats(const struct feeds *f, struct feeds_stats *out);

@@ -1,0 +1,1022 @@
+/* feeds/poll.c - the poll feed kind (/whisk.system/poll/http): fires the
+ * trigger when an HTTP resource changes.
+ *
+ * Parameters:
+ *   url              required; http://host[:port]/path[?query]. The host
+ *                    must be an IP literal (IPv4, or IPv6 in brackets) or
+ *                    "localhost" (taken as 127.0.0.1): the loop must never
+ *                    block on a resolver and this adapter has no evdns yet.
+ *                    https is not supported yet (no TLS client here).
+ *   interval         seconds between polls (default 60, 1..MAX_INTERVAL)
+ *   headers          optional object of extra request headers (strings;
+ *                    only their names are shown in status, values may be
+ *                    credentials)
+ *   method           "GET" (default) or "HEAD"
+ *   trigger_payload  optional object (a string s becomes {"payload": s})
+ *                    under the fired params
+ *
+ * Each binding polls once right after bind (from the loop, never inside
+ * bind()) and then every interval; a paused binding does not poll (an
+ * outstanding request is abandoned) and polls right away on unpause. One
+ * request at a time: a tick that finds the previous request still out is
+ * skipped and counted. A request gets min(interval, 30) s in all (connect,
+ * send, headers, body), its body at most MAX_BODY bytes (larger: dropped,
+ * counted as a drop, shown as lastError).
+ *
+ * Change detection: requests carry If-None-Match / If-Modified-Since from
+ * the last good response's ETag / Last-Modified. A 304, or a 2xx whose
+ * body hashes (SHA-256) like the last one, is "unchanged" and fires
+ * nothing; for HEAD the hash covers ETag, Last-Modified and Content-Length.
+ * The first good response is a change (from nothing). A change fires
+ *   trigger_payload + {"url", "status", "headers": {"etag", "last-modified",
+ *   "content-type"} (those present), "body"}
+ * where body is the parsed JSON when the response says it is JSON (or has
+ * no Content-Type) and parses, else the text, else (not UTF-8, or NUL
+ * bytes) base64 with "body_base64": true. HEAD fires carry no body.
+ * Redirects are not followed; they, other non-2xx answers, connection
+ * failures and timeouts count as errors and fire nothing.
+ *
+ * After each fire save() stores {"url", "etag", "lastModified", "hash"}, so
+ * a restart (bind() with that state) does not re-fire an unchanged
+ * resource; a state saved for another url is ignored. A change that core
+ * refuses (or that arrives while paused) is a drop, and the validators are
+ * not advanced, so the next poll sees the change again.
+ *
+ * Callbacks from libevent's HTTP client only record the outcome and
+ * activate a per-binding event; the outcome is handled (and core called)
+ * from that event, outside libevent's HTTP code, so core may unbind or
+ * stop from inside fire/save. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/sha256.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "feed.h"
+#include "log.h"
+#include "plat.h"
+#include "wjson.h"
+
+#define MAX_BODY (1024 * 1024)
+#define MAX_HEADERS_SIZE (64 * 1024)
+#define MAX_TIMEOUT 30
+#define DEFAULT_INTERVAL 60
+#define MAX_INTERVAL (30 * 86400)
+#define MAX_URL 2048
+#define MAX_USER_HEADERS 32
+#define MAX_HEADER_VALUE 4096
+#define MAX_BODY_DEPTH 16 /* a JSON body nested deeper is passed as text */
+
+struct poll_self {
+    struct feed_env env;
+    struct feed_binding *head;
+    struct feed_counters totals;
+    int busy;  /* callbacks into core in progress */
+    bool dead; /* stop() ran inside one; the last to return frees */
+};
+
+/* What one request brought back (filled by the HTTP callbacks). */
+struct outcome {
+    bool got;       /* the HTTP callback ran */
+    bool timed_out; /* our deadline expired first */
+    bool have_error;
+    enum evhttp_request_error error;
+    int sock_err;
+    const char *why; /* a failure before any I/O */
+    int code;        /* 0: no response */
+    char *etag, *last_modified, *ctype, *clen;
+    unsigned char *body;
+    size_t len;
+};
+
+struct feed_binding {
+    struct poll_self *self;
+    struct feed_binding *prev, *next;
+    bool linked;
+    char *ns, *trigger;
+    /* parameters */
+    char *url;
+    char *addr;        /* the IP literal to connect to */
+    char *host_header; /* Host: as in the url */
+    char *target;      /* path and query */
+    uint16_t port;
+    int interval, timeout; /* seconds */
+    enum evhttp_cmd_type method;
+    json_t *headers; /* the extra request headers, an object of strings */
+    json_t *payload; /* trigger_payload, an object */
+    /* validators of the last good response */
+    char *etag, *last_modified;
+    unsigned char hash[32];
+    bool have_hash;
+    /* the request in progress */
+    struct evhttp_connection *conn;
+    bool inflight; /* a request is out or its outcome not handled yet */
+    struct outcome out;
+    struct event *tick, *deadline, *done_ev;
+    bool paused, busy, dead;
+    /* status */
+    int last_status; /* 0: none */
+    char last_error[200];
+    int64_t last_poll; /* ms, -1: never */
+    uint64_t polls, changes, errors, fires, drops, skipped;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void outcome_clear(struct outcome *o)
+{
+    free(o->etag);
+    free(o->last_modified);
+    free(o->ctype);
+    free(o->clen);
+    free(o->body);
+    memset(o, 0, sizeof *o);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void set_str(char **slot, const char *v)
+{
+    char *c = dup_or_null(v);
+    free(*slot);
+    *slot = c;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static bool unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (!s || strlen(s) != 2 * n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static void add_ms(struct event *ev, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* ---- parameters ------------------------------------------------------- */
+
+static const json_t *member(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static int parse_url(struct feed_binding *b, const char *url, struct wisp_err *err)
+{
+    if (strlen(url) > MAX_URL)
+        return wisp_err_set(err, -EINVAL, "url: longer than %d characters", MAX_URL);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return wisp_err_set(err, -EINVAL, "url: must not contain spaces or control characters");
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    if (!u)
+        return wisp_err_set(err, -EINVAL, "url: '%.100s' is not a valid URL", url);
+    int rc = 0;
+    const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
+    const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
+    int port = evhttp_uri_get_port(u);
+    char ip[64];
+    if (!scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+        rc = wisp_err_set(err, -EINVAL, "url: must be an http:// URL");
+        goto out;
+    }
+    if (strcasecmp(scheme, "https") == 0) {
+        rc = wisp_err_set(err, -EINVAL,
+                          "url: https is not supported by the poll feed yet; use http");
+        goto out;
+    }
+    if (evhttp_uri_get_userinfo(u)) {
+        rc = wisp_err_set(err, -EINVAL,
+                          "url: user:password@ is not supported; put an Authorization header "
+                          "in headers");
+        goto out;
+    }
+    if (!host || !*host) {
+        rc = wisp_err_set(err, -EINVAL, "url: has no host");
+        goto out;
+    }
+    size_t hl = strlen(host);
+    bool v6 = host[0] == '[';
+    if (v6) {
+        if (hl < 3 || host[hl - 1] != ']' || hl - 2 >= sizeof ip) {
+            rc = wisp_err_set(err, -EINVAL, "url: bad IPv6 address");
+            goto out;
+        }
+        memcpy(ip, host + 1, hl - 2);
+        ip[hl - 2] = '\0';
+    } else if (strcasecmp(host, "localhost") == 0) {
+        snprintf(ip, sizeof ip, "127.0.0.1");
+    } else if (hl < sizeof ip) {
+        memcpy(ip, host, hl + 1);
+    } else {
+        ip[0] = '\0';
+    }
+    unsigned char addr[16];
+    if (!(v6 ? inet_pton(AF_INET6, ip, addr) == 1 : inet_pton(AF_INET, ip, addr) == 1)) {
+        rc = wisp_err_set(err, -EINVAL,
+                          "url: host '%.80s' is not an IP address; the poll feed cannot resolve "
+                          "host names yet (use an IP address or localhost)",
+                          host);
+        goto out;
+    }
+    if (port == 0 || port > 65535) {
+        rc = wisp_err_set(err, -EINVAL, "url: bad port");
+        goto out;
+    }
+    if (port < 0)
+        port = 80;
+    char hosthdr[96];
+    if (port == 80)
+        snprintf(hosthdr, sizeof hosthdr, "%s", host);
+    else
+        snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
+    if (!path || !*path)
+        path = "/";
+    size_t tl = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
+    b->target = malloc(tl);
+    b->addr = strdup(ip);
+    b->host_header = strdup(hosthdr);
+    b->url = strdup(url);
+    if (!b->target || !b->addr || !b->host_header || !b->url) {
+        rc = wisp_err_set(err, -ENOMEM, "poll: out of memory");
+        goto out;
+    }
+    snprintf(b->target, tl, "%s%s%s", path, query ? "?" : "", query ? query : "");
+    b->port = (uint16_t)port;
+out:
+    evhttp_uri_free(u);
+    return rc;
+}
+
+static int parse_interval(const json_t *v, int *out, struct wisp_err *err)
+{
+    long long n = -1;
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d >= 1 && d <= MAX_INTERVAL && d == (double)(long long)d) /* no libm */
+            n = (long long)d;
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t len = strlen(s);
+        if (len > 0 && len <= 12 && strspn(s, "0123456789") == len)
+            n = strtoll(s, NULL, 10);
+    }
+    if (n < 1 || n > MAX_INTERVAL)
+        return wisp_err_set(err, -EINVAL, "interval: must be a whole number of seconds (1-%d)",
+                            MAX_INTERVAL);
+    *out = (int)n;
+    return 0;
+}
+
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!(((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
+
+static int parse_headers(struct feed_binding *b, const json_t *v, struct wisp_err *err)
+{
+    static const char *const managed[] = {"Connection",
+                                          "Content-Length",
+                                          "Transfer-Encoding",
+                                          "If-None-Match",
+                                          "If-Modified-Since",
+                                          "Upgrade",
+                                          "TE",
+                                          "Keep-Alive",
+                                          "Expect"};
+    if (!json_is_object(v))
+        return wisp_err_set(err, -EINVAL, "headers: must be an object of strings");
+    if (json_object_size(v) > MAX_USER_HEADERS)
+        return wisp_err_set(err, -EINVAL, "headers: at most %d", MAX_USER_HEADERS);
+    const char *k;
+    const json_t *val;
+    json_object_foreach((json_t *)v, k, val) {
+        if (!is_token(k) || strlen(k) > 64)
+            return wisp_err_set(err, -EINVAL, "headers: '%.64s' is not a header name", k);
+        for (size_t i = 0; i < WISP_ARRAY_LEN(managed); i++)
+            if (strcasecmp(k, managed[i]) == 0)
+                return wisp_err_set(err, -EINVAL, "headers: %s is set by the poll feed", k);
+        if (!json_is_string(val))
+            return wisp_err_set(err, -EINVAL, "headers: the value of %.64s must be a string", k);
+        const char *s = json_string_value(val);
+        size_t n = json_string_length(val);
+        if (n > MAX_HEADER_VALUE || strlen(s) != n || strpbrk(s, "\r\n"))
+            return wisp_err_set(err, -EINVAL,
+                                "headers: the value of %.64s must be one line of at most %d "
+                                "characters",
+                                k, MAX_HEADER_VALUE);
+    }
+    b->headers = json_deep_copy(v);
+    return b->headers ? 0 : wisp_err_set(err, -ENOMEM, "poll: out of memory");
+}
+
+static int parse_params(struct feed_binding *b, const json_t *params, struct wisp_err *err)
+{
+    const json_t *v = member(params, "url");
+    int rc;
+    if (!v)
+        return wisp_err_set(err, -EINVAL, "url: missing");
+    if (!json_is_string(v))
+        return wisp_err_set(err, -EINVAL, "url: must be a string");
+    if ((rc = parse_url(b, json_string_value(v), err)))
+        return rc;
+    b->interval = DEFAULT_INTERVAL;
+    if ((v = member(params, "interval")) && (rc = parse_interval(v, &b->interval, err)))
+        return rc;
+    b->timeout = b->interval < MAX_TIMEOUT ? b->interval : MAX_TIMEOUT;
+    if ((v = member(params, "headers")) && (rc = parse_headers(b, v, err)))
+        return rc;
+    b->method = EVHTTP_REQ_GET;
+    if ((v = member(params, "method"))) {
+        const char *m = json_string_value(v);
+        if (m && strcasecmp(m, "HEAD") == 0)
+            b->method = EVHTTP_REQ_HEAD;
+        else if (!m || strcasecmp(m, "GET") != 0)
+            return wisp_err_set(err, -EINVAL, "method: must be \"GET\" or \"HEAD\"");
+    }
+    v = member(params, "trigger_payload");
+    if (!v)
+        b->payload = json_object();
+    else if (json_is_object(v))
+        b->payload = json_deep_copy(v);
+    else if (json_is_string(v))
+        b->payload = json_pack("{s:s}", "payload", json_string_value(v));
+    else
+        return wisp_err_set(err, -EINVAL, "trigger_payload: must be an object");
+    return b->payload ? 0 : wisp_err_set(err, -ENOMEM, "poll: out of memory");
+}
+
+/* Applies a saved state when it was saved for this url. */
+static void restore(struct feed_binding *b, const json_t *state)
+{
+    if (!json_is_object(state))
+        return;
+    const char *url = wjson_str(state, "url");
+    if (url && strcmp(url, b->url) != 0)
+        return;
+    if (unhex(wjson_str(state, "hash"), b->hash, sizeof b->hash))
+        b->have_hash = true;
+    else
+        return; /* validators without a hash would only hide the first change */
+    set_str(&b->etag, wjson_str(state, "etag"));
+    set_str(&b->last_modified, wjson_str(state, "lastModified"));
+}
+
+/* ---- bindings --------------------------------------------------------- */
+
+static void drop_request(struct feed_binding *b)
+{
+    if (b->conn) {
+        /* frees the request too, without calling its callbacks */
+        evhttp_connection_free(b->conn);
+        b->conn = NULL;
+    }
+    if (b->deadline)
+        evtimer_del(b->deadline);
+    if (b->done_ev)
+        event_del(b->done_ev);
+    outcome_clear(&b->out);
+    b->inflight = false;
+}
+
+static void binding_free(struct feed_binding *b)
+{
+    struct poll_self *s = b->self;
+    if (b->linked) {
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            s->head = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        b->linked = false;
+    }
+    drop_request(b);
+    if (b->tick)
+        event_free(b->tick);
+    if (b->deadline)
+        event_free(b->deadline);
+    if (b->done_ev)
+        event_free(b->done_ev);
+    json_decref(b->headers);
+    json_decref(b->payload);
+    free(b->etag);
+    free(b->last_modified);
+    free(b->url);
+    free(b->addr);
+    free(b->host_header);
+    free(b->target);
+    free(b->ns);
+    free(b->trigger);
+    free(b);
+}
+
+/* ---- the request ------------------------------------------------------ */
+
+static void on_request_error(enum evhttp_request_error e, void *arg)
+{
+    struct feed_binding *b = arg;
+    b->out.have_error = true;
+    b->out.error = e;
+}
+
+static char *header_dup(struct evkeyvalq *h, const char *name)
+{
+    const char *v = evhttp_find_header(h, name);
+    return v ? strdup(v) : NULL;
+}
+
+/* libevent's callback: record and hand over to done_ev. req is NULL after
+ * a failure reported through on_request_error, or has code 0 when the
+ * connection could not be made. */
+static void on_response(struct evhttp_request *req, void *arg)
+{
+    struct feed_binding *b = arg;
+    struct outcome *o = &b->out;
+    if (o->got)
+        return;
+    o->got = true;
+    o->sock_err = errno;
+    if (req && evhttp_request_get_response_code(req) > 0) {
+        o->code = evhttp_request_get_response_code(req);
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        o->etag = header_dup(h, "ETag");
+        o->last_modified = header_dup(h, "Last-Modified");
+        o->ctype = header_dup(h, "Content-Type");
+        o->clen = header_dup(h, "Content-Length");
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t len = in ? evbuffer_get_length(in) : 0;
+        if (len > MAX_BODY) {
+            o->code = 0;
+            o->have_error = true;
+            o->error = EVREQ_HTTP_DATA_TOO_LONG;
+        } else if (len > 0) {
+            o->body = malloc(len);
+            if (o->body && evbuffer_copyout(in, o->body, len) == (ev_ssize_t)len) {
+                o->len = len;
+            } else {
+                free(o->body);
+                o->body = NULL;
+                o->code = 0;
+                o->have_error = true;
+                o->error = EVREQ_HTTP_BUFFER_ERROR;
+            }
+        }
+    }
+    evtimer_del(b->deadline);
+    event_active(b->done_ev, EV_TIMEOUT, 1);
+}
+
+static void add_header(struct evkeyvalq *h, const char *name, const char *value)
+{
+    if (!evhttp_find_header(h, name))
+        evhttp_add_header(h, name, value);
+}
+
+static void handle_outcome(struct feed_binding *b);
+
+static void fail_now(struct feed_binding *b, const char *why)
+{
+    b->out.got = true;
+    b->out.have_error = true;
+    b->out.error = EVREQ_HTTP_BUFFER_ERROR;
+    b->out.why = why;
+    evtimer_del(b->deadline);
+    event_active(b->done_ev, EV_TIMEOUT, 1);
+}
+
+static void start_request(struct feed_binding *b)
+{
+    struct poll_self *s = b->self;
+    outcome_clear(&b->out);
+    b->inflight = true;
+    b->conn = evhttp_connection_base_new(s->env.base, NULL, b->addr, b->port);
+    struct evhttp_request *req = b->conn ? evhttp_request_new(on_response, b) : NULL;
+    if (!req) {
+        fail_now(b, "out of memory");
+        return;
+    }
+    evhttp_connection_set_retries(b->conn, 0);
+    evhttp_connection_set_timeout(b->conn, b->timeout + 1); /* the deadline comes first */
+    evhttp_connection_set_max_body_size(b->conn, MAX_BODY);
+    evhttp_connection_set_max_headers_size(b->conn, MAX_HEADERS_SIZE);
+    evhttp_request_set_error_cb(req, on_request_error);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    const char *k;
+    json_t *v;
+    json_object_foreach(b->headers, k, v) {
+        evhttp_add_header(h, k, json_string_value(v));
+    }
+    add_header(h, "Host", b->host_header);
+    add_header(h, "User-Agent", "wisp-poll/1");
+    add_header(h, "Accept", "*/*");
+    evhttp_add_header(h, "Connection", "close");
+    if (b->have_hash && b->etag)
+        evhttp_add_header(h, "If-None-Match", b->etag);
+    if (b->have_hash && b->last_modified)
+        evhttp_add_header(h, "If-Modified-Since", b->last_modified);
+    /* a timeout equal to the interval ends just before the next tick */
+    int64_t ms = (int64_t)b->timeout * 1000 - (b->timeout == b->interval ? 100 : 0);
+    add_ms(b->deadline, ms);
+    /* may call on_response synchronously (an immediate connect failure).
+     * On -1 libevent 2.1 has freed req only if it was out of memory; when
+     * no socket could be made req stays allocated and is lost: a leak
+     * while the process is out of descriptors, not worth a use-after-free
+     * risk. */
+    if (evhttp_make_request(b->conn, req, b->method, b->target) != 0 && !b->out.got)
+        fail_now(b, "cannot send the request");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feed_binding *b = arg;
+    if (b->conn) {
+        evhttp_connection_free(b->conn);
+        b->conn = NULL;
+    }
+    outcome_clear(&b->out);
+    b->out.got = true;
+    b->out.timed_out = true;
+    event_del(b->done_ev);
+    handle_outcome(b);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feed_binding *b = arg;
+    if (b->conn) { /* outside libevent's HTTP code now */
+        evhttp_connection_free(b->conn);
+        b->conn = NULL;
+    }
+    handle_outcome(b);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feed_binding *b = arg;
+    if (b->paused)
+        return;
+    add_ms(b->tick, (int64_t)b->interval * 1000);
+    if (b->inflight) {
+        b->skipped++;
+        return;
+    }
+    start_request(b);
+}
+
+/* ---- outcome ---------------------------------------------------------- */
+
+static const char *error_text(const struct outcome *o, const char *host, char *buf, size_t cap)
+{
+    if (o->have_error) {
+        switch (o->error) {
+        case EVREQ_HTTP_TIMEOUT:
+            return "timed out";
+        case EVREQ_HTTP_EOF:
+            return "the connection was closed before a complete response";
+        case EVREQ_HTTP_INVALID_HEADER:
+            return "invalid HTTP response";
+        case EVREQ_HTTP_DATA_TOO_LONG:
+            snprintf(buf, cap, "response too large (body over %d bytes or headers over %d)",
+                     MAX_BODY, MAX_HEADERS_SIZE);
+            return buf;
+        case EVREQ_HTTP_REQUEST_CANCEL:
+            return "cancelled";
+        case EVREQ_HTTP_BUFFER_ERROR:
+        default:
+            return "connection error";
+        }
+    }
+    /* libevent resets the connection before it calls back, so errno is
+     * only trusted when it names a connect failure */
+    int e = o->sock_err;
+    bool known = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == ETIMEDOUT ||
+                 e == ECONNRESET || e == EADDRNOTAVAIL;
+    snprintf(buf, cap, "cannot connect to %s%s%s", host, known ? ": " : "",
+             known ? strerror(e) : "");
+    return buf;
+}
+
+static bool is_json_type(const char *ctype)
+{
+    if (!ctype)
+        return true; /* no type given: JSON if it parses */
+    size_t n = strcspn(ctype, ";");
+    while (n > 0 && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t'))
+        n--;
+    while (n > 0 && (*ctype == ' ' || *ctype == '\t')) {
+        ctype++;
+        n--;
+    }
+    if ((n == 16 && strncasecmp(ctype, "application/json", 16) == 0) ||
+        (n == 9 && strncasecmp(ctype, "text/json", 9) == 0))
+        return true;
+    return n > 5 && strncasecmp(ctype + n - 5, "+json", 5) == 0 &&
+           strncasecmp(ctype, "application/", 12) == 0;
+}
+
+static json_t *body_value(const struct outcome *o, bool *base64)
+{
+    const char *p = (const char *)o->body;
+    *base64 = false;
+    if (o->len == 0)
+        return json_string("");
+    if (is_json_type(o->ctype)) {
+        json_error_t je;
+        json_t *j = json_loadb(p, o->len, JSON_DECODE_ANY, &je);
+        if (j && wjson_depth(j) <= MAX_BODY_DEPTH)
+            return j;
+        json_decref(j);
+    }
+    if (!memchr(p, '\0', o->len)) {
+        json_t *t = json_stringn(p, o->len); /* NULL when not UTF-8 */
+        if (t)
+            return t;
+    }
+    size_t olen = 0;
+    mbedtls_base64_encode(NULL, 0, &olen, o->body, o->len);
+    unsigned char *enc = malloc(olen + 1);
+    if (!enc)
+        return NULL;
+    json_t *r = NULL;
+    if (mbedtls_base64_encode(enc, olen + 1, &olen, o->body, o->len) == 0) {
+        r = json_stringn((const char *)enc, olen);
+        *base64 = true;
+    }
+    free(enc);
+    return r;
+}
+
+static json_t *fire_params(const struct feed_binding *b, const struct outcome *o)
+{
+    json_t *p = json_deep_copy(b->payload), *h = json_object();
+    if (!p || !h) {
+        json_decref(p);
+        json_decref(h);
+        return NULL;
+    }
+    if (o->etag)
+        json_object_set_new(h, "etag", json_string(o->etag));
+    if (o->last_modified)
+        json_object_set_new(h, "last-modified", json_string(o->last_modified));
+    if (o->ctype)
+        json_object_set_new(h, "content-type", json_string(o->ctype));
+    json_object_set_new(p, "url", json_string(b->url));
+    json_object_set_new(p, "status", json_integer(o->code));
+    json_object_set_new(p, "headers", h);
+    json_object_del(p, "body_base64"); /* only ours may say so */
+    if (b->method != EVHTTP_REQ_HEAD) {
+        bool b64;
+        json_t *body = body_value(o, &b64);
+        if (!body) {
+            json_decref(p);
+            return NULL;
+        }
+        json_object_set_new(p, "body", body);
+        if (b64)
+            json_object_set_new(p, "body_base64", json_true());
+    }
+    return p;
+}
+
+static void hash_outcome(const struct feed_binding *b, const struct outcome *o,
+                         unsigned char out[32])
+{
+    mbedtls_sha256_context c;
+    mbedtls_sha256_init(&c);
+    mbedtls_sha256_starts_ret(&c, 0);
+    if (b->method == EVHTTP_REQ_HEAD) {
+        const char *parts[] = {o->etag, o->last_modified, o->clen};
+        for (size_t i = 0; i < WISP_ARRAY_LEN(parts); i++) {
+            const char *s = parts[i] ? parts[i] : "";
+            mbedtls_sha256_update_ret(&c, (const unsigned char *)s, strlen(s) + 1);
+        }
+    } else if (o->len > 0) {
+        mbedtls_sha256_update_ret(&c, o->body, o->len);
+    }
+    mbedtls_sha256_finish_ret(&c, out);
+    mbedtls_sha256_free(&c);
+}
+
+static json_t *state_json(const struct feed_binding *b)
+{
+    char hex[65];
+    plat_hex(b->hash, sizeof b->hash, hex);
+    return json_pack("{s:s, s:s?, s:s?, s:s}", "url", b->url, "etag", b->etag, "lastModified",
+                     b->last_modified, "hash", hex);
+}
+
+/* Fires a change. False when the binding was freed by a callback. */
+static bool deliver(struct feed_binding *b, const unsigned char hash[32])
+{
+    struct poll_self *s = b->self;
+    struct outcome *o = &b->out;
+    b->changes++;
+    s->totals.events_in++;
+    if (b->paused) {
+        b->drops++;
+        s->totals.drops++;
+        return true;
+    }
+    json_t *params = fire_params(b, o);
+    if (!params) {
+        snprintf(b->last_error, sizeof b->last_error, "out of memory");
+        b->drops++;
+        s->totals.drops++;
+        return true;
+    }
+    b->busy = true;
+    s->busy++;
+    int rc = s->env.fire(s->env.ctx, b->ns, b->trigger, params);
+    json_decref(params);
+    if (rc == 0 && !b->dead) {
+        b->fires++;
+        s->totals.fires++;
+        /* the change is delivered: advance the validators */
+        set_str(&b->etag, o->etag);
+        set_str(&b->last_modified, o->last_modified);
+        memcpy(b->hash, hash, 32);
+        b->have_hash = true;
+        if (s->env.save) {
+            json_t *st = state_json(b);
+            if (st)
+                s->env.save(s->env.ctx, b->ns, b->trigger, st);
+            json_decref(st);
+        }
+    } else if (rc == 0) {
+        b->fires++;
+        s->totals.fires++;
+    } else {
+        wlog_debug("poll", "fire refused trigger=%s/%s rc=%d", b->ns, b->trigger, rc);
+        snprintf(b->last_error, sizeof b->last_error, "the fire was refused (%s)",
+                 rc == -EAGAIN   ? "over the fire limit"
+                 : rc == -ENOENT ? "no such trigger"
+                                 : "error");
+        b->drops++;
+        s->totals.drops++;
+    }
+    b->busy = false;
+    s->busy--;
+    if (b->dead) {
+        binding_free(b);
+        if (s->dead && s->busy == 0)
+            free(s);
+        return false;
+    }
+    return true;
+}
+
+static void handle_outcome(struct feed_binding *b)
+{
+    struct outcome *o = &b->out;
+    char buf[160];
+    b->inflight = false;
+    b->polls++;
+    b->last_poll = plat_clock_real_ms();
+    if (o->timed_out || o->code == 0) {
+        b->last_status = 0;
+        if (o->timed_out) {
+            snprintf(b->last_error, sizeof b->last_error, "timed out after %d s", b->timeout);
+            b->errors++;
+        } else if (o->have_error && o->error == EVREQ_HTTP_DATA_TOO_LONG) {
+            snprintf(b->last_error, sizeof b->last_error, "%s",
+                     error_text(o, b->host_header, buf, sizeof buf));
+            b->drops++;
+            b->self->totals.drops++;
+        } else {
+            snprintf(b->last_error, sizeof b->last_error, "%s",
+                     o->why ? o->why : error_text(o, b->host_header, buf, sizeof buf));
+            b->errors++;
+        }
+        wlog_debug("poll", "poll failed trigger=%s/%s: %s", b->ns, b->trigger, b->last_error);
+        outcome_clear(o);
+        return;
+    }
+    b->last_status = o->code;
+    if (o->code == 304) {
+        b->last_error[0] = '\0';
+        if (o->etag)
+            set_str(&b->etag, o->etag);
+        if (o->last_modified)
+            set_str(&b->last_modified, o->last_modified);
+        outcome_clear(o);
+        return;
+    }
+    if (o->code < 200 || o->code > 299) {
+        const char *loc = o->code >= 300 && o->code < 400 ? " (redirects are not followed)" : "";
+        snprintf(b->last_error, sizeof b->last_error, "HTTP status %d%s", o->code, loc);
+        b->errors++;
+        outcome_clear(o);
+        return;
+    }
+    b->last_error[0] = '\0';
+    unsigned char hash[32];
+    hash_outcome(b, o, hash);
+    if (b->have_hash && memcmp(hash, b->hash, sizeof hash) == 0) {
+        /* unchanged; keep the newest validators */
+        if (!str_eq(o->etag, b->etag))
+            set_str(&b->etag, o->etag);
+        if (!str_eq(o->last_modified, b->last_modified))
+            set_str(&b->last_modified, o->last_modified);
+        outcome_clear(o);
+        return;
+    }
+    if (deliver(b, hash))
+        outcome_clear(o);
+}
+
+/* ---- ops -------------------------------------------------------------- */
+
+static int poll_start(const struct feed_env *env, void **self, struct wisp_err *err)
+{
+    if (!env || !env->base || !env->fire)
+        return wisp_err_set(err, -EINVAL, "poll: needs an event base and a fire callback");
+    struct poll_self *s = calloc(1, sizeof *s);
+    if (!s)
+        return wisp_err_set(err, -ENOMEM, "poll: out of memory");
+    s->env = *env;
+    s->env.mqtt_url = NULL;
+    s->env.client_id = NULL;
+    *self = s;
+    return 0;
+}
+
+static void poll_stop(void *self)
+{
+    struct poll_self *s = self;
+    if (!s)
+        return;
+    while (s->head) {
+        struct feed_binding *b = s->head;
+        if (b->busy) { /* stop() from inside this binding's fire: deliver() frees it */
+            b->dead = true;
+            evtimer_del(b->tick);
+            s->head = b->next;
+            if (b->next)
+                b->next->prev = NULL;
+            b->linked = false;
+            continue;
+        }
+        binding_free(b);
+    }
+    if (s->busy)
+        s->dead = true;
+    else
+        free(s);
+}
+
+static int poll_bind(void *self, const char *ns, const char *trigger, const json_t *params,
+                     const json_t *state, struct feed_binding **out, struct wisp_err *err)
+{
+    struct poll_self *s = self;
+    if (!json_is_object(params))
+        return wisp_err_set(err, -EINVAL, "params: the poll feed's parameters must be an object");
+    struct feed_binding *b = calloc(1, sizeof *b);
+    if (!b)
+        return wisp_err_set(err, -ENOMEM, "poll: out of memory");
+    b->self = s;
+    b->last_poll = -1;
+    b->ns = strdup(ns);
+    b->trigger = strdup(trigger);
+    b->tick = evtimer_new(s->env.base, on_tick, b);
+    b->deadline = evtimer_new(s->env.base, on_deadline, b);
+    b->done_ev = evtimer_new(s->env.base, on_done, b);
+    int rc;
+    if (!b->ns || !b->trigger || !b->tick || !b->deadline || !b->done_ev)
+        rc = wisp_err_set(err, -ENOMEM, "poll: out of memory");
+    else
+        rc = parse_params(b, params, err);
+    if (rc) {
+        binding_free(b);
+        return rc;
+    }
+    restore(b, state);
+    b->next = s->head;
+    if (s->head)
+        s->head->prev = b;
+    s->head = b;
+    b->linked = true;
+    add_ms(b->tick, 0); /* the first poll, from the loop */
+    wlog_debug("poll", "bound trigger=%s/%s interval=%d restored=%d", ns, trigger, b->interval,
+               b->have_hash);
+    *out = b;
+    return 0;
+}
+
+static void poll_unbind(void *self, struct feed_binding *b)
+{
+    (void)self;
+    if (!b)
+        return;
+    if (b->busy) { /* from inside its own fire: deliver() frees it */
+        b->dead = true;
+        evtimer_del(b->tick);
+        return;
+    }
+    binding_free(b);
+}
+
+static void poll_set_paused(void *self, struct feed_binding *b, bool paused)
+{
+    (void)self;
+    if (b->paused == paused)
+        return;
+    b->paused = paused;
+    if (paused) {
+        evtimer_del(b->tick);
+        if (!b->busy) /* abandon the request in progress */
+            drop_request(b);
+    } else if (!b->dead) {
+        add_ms(b->tick, 0);
+    }
+}
+
+static json_t *poll_status(void *self, const struct feed_binding *b)
+{
+    (void)self;
+    json_t *names = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(b->headers, k, v) {
+        json_array_append_new(names, json_string(k));
+    }
+    return json_pack("{s:s, s:s, s:i, s:i, s:o, s:O, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:I, "
+                     "s:I, s:I, s:b}",
+                     "url", b->url, "method", b->method == EVHTTP_REQ_HEAD ? "HEAD" : "GET",
+                     "interval", b->interval, "timeout", b->timeout, "headers", names,
+                     "trigger_payload", b->payload, "paused", b->paused, "lastStatus",
+                     b->last_status ? json_integer(b->last_status) : json_null(), "lastError",
+                     b->last_error[0] ? json_string(b->last_error) : json_null(), "lastPoll",
+                     b->last_poll >= 0 ? json_integer(b->last_poll) : json_null(), "polls",
+                     (json_int_t)b->polls, "changes", (json_int_t)b->changes, "errors",
+                     (json_int_t)b->errors, "fires", (json_int_t)b->fires, "drops",
+                     (json_int_t)b->drops, "skipped", (json_int_t)b->skipped, "polling",
+                     b->inflight);
+}
+
+static void poll_counters(void *self, struct feed_counters *out)
+{
+    const struct poll_self *s = self;
+    *out = s->totals;
+}
+
+const struct feed_ops feed_poll_ops = {
+    .kind = "poll",
+    .start = poll_start,
+    .stop = poll_stop,
+    .bind = poll_bind,
+    .unbind = poll_unbind,
+    .set_paused = poll_set_paused,
+    .status = poll_status,
+    .counters = poll_counters,
+};

@@ -1,0 +1,293 @@
+"""Events: trigger fires and rules, feeds through /whisk.system (alarm,
+webhook, poll, MQTT), MQTT result bindings with a real mosquitto broker on
+loopback, and their survival across broker and wispd restarts."""
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import Broker, Wispd, WispTestCase, wait_for
+
+PY_ECHO = {"kind": "python:3", "code": "def main(a):\n    return a\n"}
+
+
+def native_echo():
+    """An unmodified actionloop program (python with #!) as a native action."""
+    code = ("#!/usr/bin/python3\nimport json, os, sys\nout = os.fdopen(3, 'w')\n"
+            "if os.environ.get('__OW_WAIT_FOR_ACK'):\n    out.write('{\"ok\":true}\\n'); out.flush()\n"
+            "for line in sys.stdin:\n    out.write(json.dumps(json.loads(line)['value']) + '\\n'); out.flush()\n")
+    return {"kind": "native", "code": code}
+
+
+def feed(w, pkg, name, event, trigger, **params):
+    body = dict(params, lifecycleEvent=event, triggerName="/_/" + trigger)
+    return w.request("POST", "/api/v1/namespaces/whisk.system/actions/%s/%s?blocking=true" % (pkg, name),
+                     body)
+
+
+def activations(w, name):
+    return w.api("GET", "activations?docs=true&limit=200&name=" + name).json()
+
+
+class Fire(WispTestCase):
+    wispd_args = ("--prewarm", "python:3=1")
+
+    def test_fire_runs_active_rules_and_records_the_fire(self):
+        w = self.w
+        self.assertEqual(w.api("PUT", "actions/a", {"exec": PY_ECHO}).status, 200)
+        self.assertEqual(w.api("PUT", "actions/b", {"exec": PY_ECHO}).status, 200)
+        self.assertEqual(w.api("PUT", "triggers/t", {"parameters": [{"key": "site", "value": 7}]}).status, 200)
+        # no rule yet: 204, nothing recorded
+        r = w.api("POST", "triggers/t", {"x": 1})
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(w.api("PUT", "rules/ra", {"trigger": "t", "action": "a"}).status, 200)
+        self.assertEqual(w.api("PUT", "rules/rb", {"trigger": "t", "action": "b"}).status, 200)
+        self.assertEqual(w.api("POST", "rules/rb", {"status": "inactive"}).status, 200)
+        r = w.api("POST", "triggers/t", {"x": 1})
+        self.assertEqual(r.status, 202, r)
+        tid = r.json()["activationId"]
+        self.assertEqual(r.headers.get("x-openwhisk-activation-id"), tid)
+        rec = wait_for(lambda: (lambda g: g.status == 200 and g.json())(w.api("GET", "activations/" + tid)),
+                       20, "trigger activation")
+        self.assertEqual(rec["name"], "t")
+        self.assertEqual(rec["response"]["result"], {"site": 7, "x": 1})
+        self.assertEqual(len(rec["logs"]), 1)
+        line = json.loads(rec["logs"][0])
+        self.assertEqual(line["rule"], "guest/ra")
+        self.assertEqual(line["action"], "guest/a")
+        self.assertTrue(line["success"])
+        # the action ran with the merged parameters, caused by the fire
+        arec = wait_for(lambda: (lambda g: g.status == 200 and g.json())(w.api("GET", "activations/" + line["activationId"])),
+                        30, "rule's action activation")
+        self.assertEqual(arec["response"]["result"], {"site": 7, "x": 1})
+        self.assertEqual(arec["cause"], tid)
+        time.sleep(0.5)  # give an (unwanted) run of the inactive rule's action a chance to show
+        self.assertEqual(activations(w, "b"), [])
+        self.assertError(w.api("POST", "triggers/nope", {}), 404)
+
+
+class FireLimit(WispTestCase):
+    wispd_args = ("--fires-per-minute", "2", "--prewarm", "")
+
+    def test_fires_per_minute(self):
+        w = self.w
+        w.api("PUT", "actions/a", {"exec": native_echo()})
+        w.api("PUT", "triggers/t", {})
+        w.api("PUT", "rules/r", {"trigger": "t", "action": "a"})
+        self.assertEqual(w.api("POST", "triggers/t", {}).status, 202)
+        self.assertEqual(w.api("POST", "triggers/t", {}).status, 202)
+        self.assertError(w.api("POST", "triggers/t", {}), 429, "Too many requests in the last minute")
+
+
+class Alarms(WispTestCase):
+    wispd_args = ("--prewarm", "")
+
+    def test_interval_and_cron_fire_and_survive_restart(self):
+        w = self.w
+        w.api("PUT", "actions/a", {"exec": native_echo()})
+        for t in ("every", "cron"):
+            self.assertEqual(w.api("PUT", "triggers/" + t, {}).status, 200)
+            self.assertEqual(w.api("PUT", "rules/r" + t, {"trigger": t, "action": "a"}).status, 200)
+        r = feed(w, "alarms", "interval", "CREATE", "every", seconds=1, trigger_payload={"src": "interval"})
+        self.assertEqual(r.status, 200, r)
+        r = feed(w, "alarms", "alarm", "CREATE", "cron", cron="*/1 * * * * *", trigger_payload={"src": "cron"})
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: len([a for a in activations(w, "a") if a["response"]["result"].get("src") == "interval"]) >= 2,
+                 20, "two interval fires")
+        wait_for(lambda: len([a for a in activations(w, "a") if a["response"]["result"].get("src") == "cron"]) >= 2,
+                 20, "two cron fires")
+        st = feed(w, "alarms", "alarm", "READ", "cron").json()["response"]["result"]
+        self.assertEqual(st["cron"], "*/1 * * * * *")
+        self.assertGreaterEqual(st["fires"], 2)
+        self.assertIn("feed", w.api("GET", "triggers/cron").json())
+        # pause: no fires while paused
+        self.assertEqual(feed(w, "alarms", "alarm", "PAUSE", "cron").status, 200)
+        self.assertEqual(feed(w, "alarms", "interval", "DELETE", "every").status, 200)
+        # restart: the cron binding comes back (paused) from the store
+        w.stop()
+        w.start()
+        st = feed(w, "alarms", "alarm", "READ", "cron").json()["response"]["result"]
+        self.assertTrue(st["paused"])
+        self.assertEqual(feed(w, "alarms", "interval", "READ", "every").status, 404)
+        self.assertEqual(feed(w, "alarms", "alarm", "UNPAUSE", "cron").status, 200)
+        n = len(activations(w, "a"))
+        wait_for(lambda: len(activations(w, "a")) >= n + 2, 20, "cron fires after restart")
+
+    def test_bad_feed_parameters(self):
+        w = self.w
+        w.api("PUT", "triggers/t", {})
+        r = feed(w, "alarms", "alarm", "CREATE", "t", cron="61 * * * *")
+        self.assertError(r, 400, "cron")
+        self.assertError(feed(w, "alarms", "alarm", "CREATE", "nope", cron="* * * * *"), 404)
+        self.assertError(w.request("POST", "/api/v1/namespaces/whisk.system/actions/alarms/alarm",
+                                   {"triggerName": "/_/t"}), 400, "lifecycleEvent")
+
+
+class Webhooks(WispTestCase):
+    wispd_args = ("--prewarm", "")
+
+    def test_signed_requests_fire_and_bad_ones_do_not(self):
+        w = self.w
+        w.api("PUT", "actions/a", {"exec": native_echo()})
+        w.api("PUT", "triggers/gh", {})
+        w.api("PUT", "rules/r", {"trigger": "gh", "action": "a"})
+        secret = "s3cret-s3cret-s3cret"
+        r = feed(w, "webhook", "hook", "CREATE", "gh", secret=secret)
+        self.assertEqual(r.status, 200, r)
+        url = r.json()["response"]["result"]["url"]
+        self.assertTrue(url.startswith("/hooks/"))
+        body = json.dumps({"ref": "main", "n": 1}).encode()
+        sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        hdr = {"Content-Type": "application/json", "X-Hub-Signature-256": sig}
+        r = w.request("POST", url, raw=body, headers=hdr, auth=False)
+        self.assertEqual(r.status, 202, r)
+        wait_for(lambda: [a for a in activations(w, "a") if a["response"]["result"].get("ref") == "main"],
+                 20, "webhook fire")
+        n = len(activations(w, "a"))
+        bad = dict(hdr, **{"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        self.assertError(w.request("POST", url, raw=body, headers=bad, auth=False), 401)
+        self.assertError(w.request("POST", url, raw=body, headers={"Content-Type": "application/json"},
+                                   auth=False), 401)
+        self.assertError(w.request("POST", "/hooks/" + "0" * 32, raw=body, headers=hdr, auth=False), 404)
+        # form bodies become parameters
+        form = b"a=1&b=two"
+        fsig = "sha256=" + hmac.new(secret.encode(), form, hashlib.sha256).hexdigest()
+        r = w.request("POST", url, raw=form, auth=False,
+                      headers={"Content-Type": "application/x-www-form-urlencoded", "X-Hub-Signature-256": fsig})
+        self.assertEqual(r.status, 202, r)
+        wait_for(lambda: [a for a in activations(w, "a") if a["response"]["result"].get("b") == "two"],
+                 20, "form fire")
+        # oversized bodies: 413 before they are read
+        big = b"x" * (2 * 1024 * 1024)
+        self.assertEqual(w.request("POST", url, raw=big, auth=False,
+                                   headers={"Content-Type": "application/json"}).status, 413)
+        time.sleep(0.3)
+        self.assertEqual(len([a for a in activations(w, "a") if a["response"]["result"].get("b") != "two"]), n)
+        # the hook survives a restart with the same URL
+        w.stop()
+        w.start()
+        r = w.request("POST", url, raw=body, headers=hdr, auth=False)
+        self.assertEqual(r.status, 202, r)
+
+
+class Poller(WispTestCase):
+    wispd_args = ("--prewarm", "")
+
+    def test_poll_fires_on_change_only(self):
+        state = {"body": b'{"v": 1}'}
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(state["body"])))
+                self.end_headers()
+                self.wfile.write(state["body"])
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        try:
+            w = self.w
+            w.api("PUT", "actions/a", {"exec": native_echo()})
+            w.api("PUT", "triggers/p", {})
+            w.api("PUT", "rules/r", {"trigger": "p", "action": "a"})
+            r = feed(w, "poll", "http", "CREATE", "p", url="http://127.0.0.1:%d/x" % srv.server_address[1],
+                     interval=1)
+            self.assertEqual(r.status, 200, r)
+            wait_for(lambda: [a for a in activations(w, "a") if a["response"]["result"].get("body") == {"v": 1}],
+                     20, "first poll fire")
+            time.sleep(2.5)  # two more polls of unchanged content
+            self.assertEqual(len(activations(w, "a")), 1)
+            state["body"] = b'{"v": 2}'
+            wait_for(lambda: [a for a in activations(w, "a") if a["response"]["result"].get("body") == {"v": 2}],
+                     20, "fire on change")
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+
+class Mqtt(unittest.TestCase):
+    def setUp(self):
+        self.broker = Broker().start()
+        self.w = Wispd(args=["--mqtt", self.broker.url, "--prewarm", ""]).start()
+
+    def tearDown(self):
+        try:
+            if self.w.proc:
+                self.w.stop()
+        finally:
+            self.w.cleanup()
+            self.broker.cleanup()
+
+    def bind(self, trigger, topic, out_topic, qos=1):
+        w = self.w
+        w.api("PUT", "actions/echo", {"exec": native_echo()})
+        self.assertEqual(w.api("PUT", "triggers/" + trigger, {}).status, 200)
+        r = w.api("PUT", "rules/r" + trigger, {"trigger": trigger, "action": "echo", "annotations": [
+            {"key": "mqtt-publish", "value": {"topic": out_topic, "qos": qos}}]})
+        self.assertEqual(r.status, 200, r)
+        r = feed(w, "mqtt", "subscribe", "CREATE", trigger, topic=topic, qos=qos)
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: feed(w, "mqtt", "subscribe", "READ", trigger).json()["response"]["result"].get("connected"),
+                 20, "MQTT connected")
+
+    def test_publish_runs_the_rule_and_publishes_the_result(self):
+        self.bind("sensors", "sensors/+/temp", "results/{2}")
+        sub = self.broker.subscribe("results/#", 2)
+        time.sleep(0.5)  # let mosquitto_sub subscribe
+        self.broker.publish("sensors/kitchen/temp", json.dumps({"c": 21.5}))
+        self.broker.publish("sensors/hall/temp", "not json")
+        out, err = sub.communicate(timeout=40)
+        lines = sorted(out.strip().splitlines())
+        self.assertEqual(len(lines), 2, (out, err))
+        topic, payload = lines[1].split(" ", 1)
+        self.assertEqual(topic, "results/kitchen")
+        self.assertEqual(json.loads(payload), {"c": 21.5, "topic": "sensors/kitchen/temp"})
+        topic, payload = lines[0].split(" ", 1)
+        self.assertEqual(topic, "results/hall")
+        got = json.loads(payload)
+        self.assertEqual(got["payload"], "not json")
+        self.assertEqual(got["topic"], "sensors/hall/temp")
+
+    def test_shared_subscription_and_wildcards(self):
+        self.bind("all", "$share/gw/plant/#", "out/all")
+        sub = self.broker.subscribe("out/all", 1)
+        time.sleep(0.5)
+        self.broker.publish("plant/line1/speed", json.dumps({"rpm": 900}))
+        out, err = sub.communicate(timeout=40)
+        self.assertIn('"rpm": 900', out.replace('"rpm":900', '"rpm": 900'), (out, err))
+
+    def test_results_kept_while_broker_is_down_and_across_wispd_restart(self):
+        self.bind("in", "in/+", "out/{2}")
+        w = self.w
+        # the broker goes away; fires keep coming through HTTP; results wait in the outbox
+        self.broker.stop()
+        for i in range(5):
+            self.assertEqual(w.api("POST", "triggers/in", {"topic": "in/%d" % i, "i": i}).status, 202)
+        wait_for(lambda: len(activations(w, "echo")) >= 5, 30, "five activations")
+        stats = w.request("GET", "/metrics", auth=False).body
+        self.assertIn("wisp_mqtt_outbox 5", stats)
+        # wispd stops with the backlog; the broker comes back with a subscriber
+        # on it; wispd starts again and sends what it kept
+        w.stop()
+        self.broker.start()
+        sub = self.broker.subscribe("out/#", 5, debug=True)
+        wait_for(lambda: self.broker.subscribed(sub), 20, "subscriber ready")
+        w.start()
+        out, err = sub.communicate(timeout=60)
+        out = "\n".join(l for l in out.splitlines() if l.startswith("out/"))
+        got = sorted(json.loads(l.split(" ", 1)[1])["i"] for l in out.strip().splitlines())
+        self.assertEqual(got, [0, 1, 2, 3, 4], (out, err))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,88 @@
+// The node tests' harness: starts the real wispd on a free loopback port
+// with a temporary data dir, and stops it by its own PID (SIGTERM, a
+// deadline, then SIGKILL and a failure), checking the exit status and that
+// its log holds no sanitizer report. The Python twin is harness.py.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+export const WISPD = process.env.WISPD || resolve(here, '../../build/core/wispd')
+export const KEY = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP'
+const SANITIZER_MARKS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:', 'UndefinedBehaviorSanitizer']
+const READY_TIMEOUT_MS = 20000
+const STOP_TIMEOUT_MS = 30000
+
+export class Wispd {
+  constructor (args = []) {
+    this.args = args
+    this.log = ''
+    this.exited = null // {code, signal} once the process is gone
+  }
+
+  /** Resolves with the port of the ready line. */
+  start () {
+    this.dataDir = mkdtempSync(join(tmpdir(), 'wisp-js-'))
+    const proc = this.proc = spawn(WISPD, ['--data', this.dataDir, '--listen', '127.0.0.1:0', ...this.args], {
+      env: { ...process.env, WISP_GUEST_KEY: KEY },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    proc.stdout.setEncoding('utf8')
+    proc.stderr.setEncoding('utf8')
+    proc.stdout.on('data', () => {}) // keep the pipe drained
+    this.exitedP = new Promise(resolve => proc.on('exit', (code, signal) => {
+      this.exited = { code, signal }
+      resolve(this.exited)
+    }))
+    return new Promise((resolve, reject) => {
+      let done = false
+      const finish = (err, port) => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        err ? reject(err) : resolve(port)
+      }
+      const timer = setTimeout(() => finish(new Error(
+        `wispd gave no ready line within ${READY_TIMEOUT_MS} ms; log:\n${this.log}`)), READY_TIMEOUT_MS)
+      proc.on('error', e => finish(new Error(`cannot spawn ${WISPD}: ${e.message}`)))
+      proc.stderr.on('data', chunk => {
+        this.log += chunk
+        const m = this.log.match(/^wispd: ready on http:\/\/127\.0\.0\.1:(\d+)$/m)
+        if (m) finish(null, Number(m[1]))
+      })
+      this.exitedP.then(({ code, signal }) => finish(new Error(
+        `wispd exited (code ${code}, signal ${signal}) before it was ready; log:\n${this.log}`)))
+    })
+  }
+
+  async stop () {
+    const proc = this.proc
+    if (!proc) return
+    try {
+      if (proc.pid === undefined) return // never spawned; start() already failed
+      if (!this.exited) {
+        process.kill(proc.pid, 'SIGTERM')
+        let timer
+        const timedOut = new Promise(resolve => { timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS) })
+        const res = await Promise.race([this.exitedP, timedOut])
+        clearTimeout(timer)
+        if (!res) {
+          process.kill(proc.pid, 'SIGKILL')
+          await this.exitedP
+          assert.fail(`wispd did not stop within ${STOP_TIMEOUT_MS} ms after SIGTERM; log:\n${this.log}`)
+        }
+      }
+      // let the stderr pipe drain to EOF before inspecting the log
+      if (!proc.stderr.readableEnded) await new Promise(resolve => proc.stderr.once('end', resolve))
+      for (const mark of SANITIZER_MARKS) {
+        assert.ok(!this.log.includes(mark), `sanitizer report (${mark}) in wispd log:\n${this.log}`)
+      }
+      assert.deepEqual(this.exited, { code: 0, signal: null }, `wispd exit status; log:\n${this.log}`)
+    } finally {
+      rmSync(this.dataDir, { recursive: true, force: true })
+    }
+  }
+}
