@@ -497,7 +497,7 @@ static void on_published(void *arg, int rc)
     struct obx *o = arg;
     struct feeds *f = o->f;
     f->inflight--;
-    if (rc < 0 && rc != -EINVAL) {
+    if (rc < 0 && rc != -EINVAL && rc != -EIO) { /* -EIO: the broker refused it for good */
         o->inflight = false;
         f->stats.publish_failed++;
         return;

@@ -82,11 +82,14 @@ extern const struct feed_ops feed_webhook_ops;
 /* ==== MQTT-only operations (result bindings) =========================== */
 
 /* Called once a publish is acknowledged by the broker (QoS 1/2) or written
- * (QoS 0): rc 0, or -ENOTCONN / -EIO when it could not be sent. */
+ * (QoS 0): rc 0; -ENOTCONN when the connection went first (send it again
+ * later); -EIO when the broker refused it for good. stop() drops the
+ * callbacks of publishes still outstanding without calling them. */
 typedef void feed_published_fn(void *arg, int rc);
 /* Publishes payload to topic with qos (0..2). -ENOTCONN when the broker is
- * not connected (core keeps the message for later), -EINVAL for a bad topic,
- * 0 when handed to the client (cb follows). */
+ * not connected (core keeps the message for later), -EAGAIN when too many
+ * are outstanding, -EINVAL for a bad topic, 0 when handed to the client (cb
+ * follows). */
 int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t len, int qos,
                       bool retain, feed_published_fn *cb, void *arg) WISP_MUST_CHECK;
 /* Connected to the broker now. */
@@ -114,3 +117,8 @@ const char *feed_webhook_id(const struct feed_binding *b);
 /* MQTT topic filter matching with + and # (and $share/group/ prefixes
  * stripped from the filter). */
 bool feed_topic_matches(const char *filter, const char *topic);
+/* The IP address a URL host stands for, without resolving anything (a name
+ * lookup would block the loop): an IPv4 literal, "[v6]" or "localhost"
+ * (127.0.0.1). ip gets the address text; *v6 whether it is IPv6. 0,
+ * -ERANGE for a malformed "[...]", -EINVAL for anything else. */
+int feed_ip_literal(const char *host, char *ip, size_t cap, bool *v6);

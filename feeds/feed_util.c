@@ -1,5 +1,9 @@
 /* feeds/feed_util.c - helpers the feed kinds share. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "feed.h"
 
@@ -35,4 +39,24 @@ bool feed_topic_matches(const char *filter, const char *topic)
         f++;
         t++;
     }
+}
+
+int feed_ip_literal(const char *host, char *ip, size_t cap, bool *v6)
+{
+    size_t hl = strlen(host);
+    *v6 = host[0] == '[';
+    if (*v6) {
+        if (hl < 3 || host[hl - 1] != ']' || hl - 2 >= cap)
+            return -ERANGE;
+        memcpy(ip, host + 1, hl - 2);
+        ip[hl - 2] = '\0';
+    } else if (strcasecmp(host, "localhost") == 0) {
+        snprintf(ip, cap, "127.0.0.1");
+    } else if (hl < cap) {
+        memcpy(ip, host, hl + 1);
+    } else {
+        return -EINVAL;
+    }
+    unsigned char addr[16];
+    return inet_pton(*v6 ? AF_INET6 : AF_INET, ip, addr) == 1 ? 0 : -EINVAL;
 }

@@ -168,7 +168,6 @@ struct sub {
 };
 
 struct feed_binding {
-    struct mq_self *self;
     struct feed_binding *prev, *next;
     char *ns, *trigger, *filter;
     struct sub *sub;
@@ -910,8 +909,9 @@ static json_t *fire_params(enum payload_mode mode, const struct inmsg *m)
     return p;
 }
 
-static bool binding_gets(const struct mq_self *s, const struct feed_binding *b,
-                         const struct inmsg *m, bool by_id)
+/* by_id: the message names (some of) our subscriptions; a binding gets it
+ * only through its own, so overlapping filters fire once per copy. */
+static bool binding_gets(const struct feed_binding *b, const struct inmsg *m, bool by_id)
 {
     if (by_id) {
         bool hit = false;
@@ -920,7 +920,6 @@ static bool binding_gets(const struct mq_self *s, const struct feed_binding *b,
         if (!hit)
             return false;
     }
-    (void)s;
     return feed_topic_matches(b->filter, m->topic);
 }
 
@@ -936,7 +935,7 @@ static void deliver(struct mq_self *s, const struct inmsg *m)
     size_t n = 0, cap = 0;
     struct feed_binding **v = NULL;
     for (struct feed_binding *b = s->head; b; b = b->next) {
-        if (!binding_gets(s, b, m, by_id))
+        if (!binding_gets(b, m, by_id))
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 8;
@@ -1130,28 +1129,15 @@ static int parse_url(struct mq_self *s, const char *url, char **user, char **pas
         rc = wisp_err_set(err, -EINVAL, "mqtt: the broker URL has no host");
         goto out;
     }
-    size_t hl = strlen(host);
-    bool v6 = host[0] == '[';
-    if (v6) {
-        if (hl < 3 || host[hl - 1] != ']' || hl - 2 >= sizeof ip) {
-            rc = wisp_err_set(err, -EINVAL, "mqtt: bad IPv6 address in the broker URL");
-            goto out;
-        }
-        memcpy(ip, host + 1, hl - 2);
-        ip[hl - 2] = '\0';
-    } else if (strcasecmp(host, "localhost") == 0) {
-        snprintf(ip, sizeof ip, "127.0.0.1");
-    } else if (hl < sizeof ip) {
-        memcpy(ip, host, hl + 1);
-    } else {
-        ip[0] = '\0';
+    bool v6 = false;
+    int lit = feed_ip_literal(host, ip, sizeof ip, &v6);
+    if (lit == -ERANGE) {
+        rc = wisp_err_set(err, -EINVAL, "mqtt: bad IPv6 address in the broker URL");
+        goto out;
     }
-    unsigned char addr[16];
-    if (!(v6 ? inet_pton(AF_INET6, ip, addr) == 1 : inet_pton(AF_INET, ip, addr) == 1)) {
-        rc = wisp_err_set(err, -EINVAL,
-                          "mqtt: the broker host '%.80s' is not an IP address; host names are not "
-                          "resolved (that would block): use an IP address or localhost",
-                          host);
+    if (lit < 0) {
+        rc = wisp_err_set(err, -EINVAL, "mqtt: the broker host '%.80s' is not an IP address; host names are not "
+                          "resolved (that would block): use an IP address or localhost", host);
         goto out;
     }
     if (port == 0 || port > 65535) {
@@ -1458,7 +1444,6 @@ static int mq_bind(void *self, const char *ns, const char *trigger, const json_t
     struct feed_binding *b = calloc(1, sizeof *b);
     if (!b)
         return wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
-    b->self = s;
     b->qos = qos;
     b->mode = mode;
     b->ns = strdup(ns);

@@ -231,28 +231,15 @@ static int parse_url(struct feed_binding *b, const char *url, struct wisp_err *e
         rc = wisp_err_set(err, -EINVAL, "url: has no host");
         goto out;
     }
-    size_t hl = strlen(host);
-    bool v6 = host[0] == '[';
-    if (v6) {
-        if (hl < 3 || host[hl - 1] != ']' || hl - 2 >= sizeof ip) {
-            rc = wisp_err_set(err, -EINVAL, "url: bad IPv6 address");
-            goto out;
-        }
-        memcpy(ip, host + 1, hl - 2);
-        ip[hl - 2] = '\0';
-    } else if (strcasecmp(host, "localhost") == 0) {
-        snprintf(ip, sizeof ip, "127.0.0.1");
-    } else if (hl < sizeof ip) {
-        memcpy(ip, host, hl + 1);
-    } else {
-        ip[0] = '\0';
+    bool v6 = false;
+    int lit = feed_ip_literal(host, ip, sizeof ip, &v6);
+    if (lit == -ERANGE) {
+        rc = wisp_err_set(err, -EINVAL, "url: bad IPv6 address");
+        goto out;
     }
-    unsigned char addr[16];
-    if (!(v6 ? inet_pton(AF_INET6, ip, addr) == 1 : inet_pton(AF_INET, ip, addr) == 1)) {
-        rc = wisp_err_set(err, -EINVAL,
-                          "url: host '%.80s' is not an IP address; the poll feed cannot resolve "
-                          "host names yet (use an IP address or localhost)",
-                          host);
+    if (lit < 0) {
+        rc = wisp_err_set(err, -EINVAL, "url: host '%.80s' is not an IP address; the poll feed cannot resolve "
+                          "host names yet (use an IP address or localhost)", host);
         goto out;
     }
     if (port == 0 || port > 65535) {

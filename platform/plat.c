@@ -145,6 +145,21 @@ out:
     return rc;
 }
 
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int plat_write_file(const char *path, const void *data, size_t len, unsigned mode)
 {
     char tmp[PATH_MAX];
@@ -153,19 +168,7 @@ int plat_write_file(const char *path, const void *data, size_t len, unsigned mod
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    int rc = write_all(fd, data, len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
@@ -197,19 +200,7 @@ int plat_write_file_fast(const char *path, const void *data, size_t len, unsigne
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    int rc = write_all(fd, data, len);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     return rc;

@@ -991,6 +991,49 @@ static void mqtt_stop_with_pending_reconnect(void)
     fx_done(&f);
 }
 
+/* Started before the broker: the first attempts are refused, it connects
+ * once the broker is up; bindings made (and unmade) meanwhile count. */
+static void mqtt_broker_comes_later(void)
+{
+    struct fx f;
+    struct feed_binding *x = NULL, *y = NULL, *z = NULL;
+    struct wisp_err err;
+    fx_init(&f, false);
+    if (!broker_dir(&f.br)) {
+        CHECK(!"dir");
+        goto out;
+    }
+    f.br.port = free_port();
+    snprintf(f.br.portstr, sizeof f.br.portstr, "%d", f.br.port);
+    snprintf(f.url, sizeof f.url, "mqtt://127.0.0.1:%d", f.br.port);
+    CHECK_EQ_INT(fx_start(&f, f.url, &err), 0);
+    CHECK_EQ_INT(bind_json(&f, "x", "{\"topic\": \"l/x\"}", &x, &err), 0);
+    spin(&f, 200); /* refused */
+    CHECK(!feed_mqtt_connected(f.self));
+    CHECK_EQ_INT(bind_json(&f, "y", "{\"topic\": \"l/y\"}", &y, &err), 0);
+    feed_mqtt_ops.unbind(f.self, y);
+    CHECK_EQ_INT(bind_json(&f, "z", "{\"topic\": \"l/z\"}", &z, &err), 0);
+    feed_mqtt_ops.unbind(f.self, z);
+    CHECK_EQ_INT(bind_json(&f, "z", "{\"topic\": \"l/z\"}", &z, &err), 0);
+    if (!broker_start(&f.br)) {
+        CHECK(!"broker");
+        goto out;
+    }
+    WAIT_UNTIL(&f, subscribed(&f, x) && subscribed(&f, z), 10000);
+    CHECK(subscribed(&f, x));
+    CHECK(subscribed(&f, z));
+    CHECK_EQ_INT(f.connects, 1);
+    pub(&f, "l/y", "y", 1);
+    pub(&f, "l/x", "x", 1);
+    pub(&f, "l/z", "z", 1);
+    WAIT_UNTIL(&f, nfires(&f, "x") == 1 && nfires(&f, "z") == 1, 5000);
+    CHECK_EQ_INT(nfires(&f, "x"), 1);
+    CHECK_EQ_INT(nfires(&f, "y"), 0);
+    CHECK_EQ_INT(nfires(&f, "z"), 1);
+out:
+    fx_done(&f);
+}
+
 /* ---- tests: TLS ------------------------------------------------------- */
 
 static bool sh_openssl(const char *dir, const char *args)
@@ -1091,6 +1134,7 @@ static const struct check_test tests[] = {
     {"mqtt_broker_restart", mqtt_broker_restart},
     {"mqtt_persistent_session", mqtt_persistent_session},
     {"mqtt_stop_with_pending_reconnect", mqtt_stop_with_pending_reconnect},
+    {"mqtt_broker_comes_later", mqtt_broker_comes_later},
     {"mqtt_tls", mqtt_tls},
 };
 
