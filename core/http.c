@@ -857,7 +857,10 @@ void http_server_stats(const struct http_server *s, struct http_stats *out)
 
 unsigned http_server_pending(const struct http_server *s)
 {
-    return s->pending;
+    unsigned n = s->pending;
+    for (const struct conn *c = s->conns; c; c = c->next)
+        n += c->state == C_WRITING;
+    return n;
 }
 
 void http_server_free(struct http_server *s)

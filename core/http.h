@@ -58,7 +58,8 @@ int http_server_start(struct event_base *base, const struct http_server_cfg *cfg
     WISP_MUST_CHECK;
 /* Stops accepting; connections already open go on. */
 void http_server_stop_listening(struct http_server *s);
-/* Requests handed to the handler and not yet replied to. */
+/* Requests handed to the handler and not yet replied to, plus replies
+ * queued and not yet written out (a drain waits for both). */
 unsigned http_server_pending(const struct http_server *s);
 struct http_stats {
     unsigned long long requests, by_class[6]; /* by_class[2] counts 2xx replies, ... */
