@@ -1,11 +1,11 @@
-/* core/auth.c - see auth.h. No key cache: a key revoked by `wisp admin`
- * while wispd runs stops working on the next request. The cost per request
- * is one LMDB read and one SHA-256 of ~80 bytes. */
+/* core/auth.c - see auth.h. A key revoked by `wisp admin` while wispd runs
+ * stops working on the next request: every check reads the key's record.
+ * The cost per request is one LMDB read, a compare with the bytes decoded
+ * last time, and one SHA-256 of ~80 bytes. */
 #include "auth.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,6 +226,66 @@ int auth_ns_revoke(struct store *st, const char *ns, unsigned *count, struct wis
     }
 }
 
+/* The decoded key records of the last few uuids seen, each with the stored
+ * bytes it was decoded from. Every check still reads the record: a memo
+ * is used only while those bytes are unchanged, so a key revoked or
+ * replaced by `wisp admin` stops working on the next request. */
+#define KEY_MEMOS 16
+#define KEY_MEMO_RAW 512
+
+struct key_memo {
+    char uuid[AUTH_UUID_LEN + 1];
+    unsigned char raw[KEY_MEMO_RAW];
+    size_t raw_len;
+    char ns[AUTH_NS_MAX];
+    unsigned char salt[16];
+    char hash[65];
+};
+
+static struct key_memo key_memos[KEY_MEMOS];
+
+struct key_read {
+    const char *uuid;
+    struct key_memo *m; /* the memo slot, filled or confirmed */
+};
+
+static int key_decode(const void *data, size_t len, struct key_memo *m)
+{
+    json_t *doc = NULL;
+    enum rec_kind kind;
+    int64_t updated;
+    int rc = codec_record_unpack(data, len, &kind, &updated, &doc);
+    if (rc < 0)
+        return rc;
+    const char *ns = wjson_str(doc, "namespace"), *salt_hex = wjson_str(doc, "salt"),
+               *hash_hex = wjson_str(doc, "hash");
+    rc = -EACCES;
+    if (ns && salt_hex && hash_hex && strlen(salt_hex) == 32 && strlen(hash_hex) == 64 &&
+        strlen(ns) < AUTH_NS_MAX && plat_unhex(salt_hex, sizeof m->salt, m->salt)) {
+        strcpy(m->ns, ns);
+        memcpy(m->hash, hash_hex, 65);
+        rc = 0;
+    }
+    json_decref(doc);
+    return rc;
+}
+
+static int key_read_fn(void *arg, const void *data, size_t len)
+{
+    struct key_read *kr = arg;
+    struct key_memo *m = kr->m;
+    if (m->raw_len == len && strcmp(m->uuid, kr->uuid) == 0 && memcmp(m->raw, data, len) == 0)
+        return 0;
+    m->raw_len = 0; /* no memo until the new one is whole */
+    int rc = key_decode(data, len, m);
+    if (rc == 0 && len <= sizeof m->raw) {
+        strcpy(m->uuid, kr->uuid);
+        memcpy(m->raw, data, len);
+        m->raw_len = len;
+    }
+    return rc;
+}
+
 int auth_check(struct store *st, const char *header, char *ns_out, char *key_out)
 {
     if (!header || strncasecmp(header, "Basic ", 6) != 0)
@@ -235,8 +295,7 @@ int auth_check(struct store *st, const char *header, char *ns_out, char *key_out
         b64++;
     unsigned char dec[AUTH_UUID_LEN + 1 + AUTH_SECRET_LEN + 4];
     size_t dlen = 0, blen = strlen(b64);
-    if (blen > 4 * (sizeof dec / 3) ||
-        mbedtls_base64_decode(dec, sizeof dec - 1, &dlen, (const unsigned char *)b64, blen) != 0)
+    if (blen > 4 * (sizeof dec / 3) || !plat_base64_decode(b64, blen, dec, sizeof dec - 1, &dlen))
         return -EACCES;
     dec[dlen] = '\0';
     if (memchr(dec, '\0', dlen))
@@ -244,36 +303,23 @@ int auth_check(struct store *st, const char *header, char *ns_out, char *key_out
     char uuid[AUTH_UUID_LEN + 1], secret[AUTH_SECRET_LEN + 1];
     if (auth_key_parse((const char *)dec, uuid, secret, NULL) < 0)
         return -EACCES;
-    json_t *doc = NULL;
-    int rc = store_get(st, STORE_KEYS, uuid, AUTH_UUID_LEN, NULL, NULL, &doc);
-    if (rc == -ENOENT)
+    unsigned h = 0;
+    for (int i = 0; i < AUTH_UUID_LEN; i++)
+        h = h * 31 + (unsigned char)uuid[i];
+    struct key_read kr = {.uuid = uuid, .m = &key_memos[h % KEY_MEMOS]};
+    int rc = store_get_raw(st, STORE_KEYS, uuid, AUTH_UUID_LEN, key_read_fn, &kr);
+    if (rc == -ENOENT || rc == -EACCES)
         return -EACCES;
     if (rc < 0)
         return -EIO;
-    rc = -EACCES;
-    const char *ns = wjson_str(doc, "namespace"), *salt_hex = wjson_str(doc, "salt"),
-               *hash_hex = wjson_str(doc, "hash");
-    unsigned char salt[16];
-    if (ns && salt_hex && hash_hex && strlen(salt_hex) == 32 && strlen(hash_hex) == 64 &&
-        strlen(ns) < AUTH_NS_MAX) {
-        for (int i = 0; i < 16; i++) {
-            unsigned v;
-            if (sscanf(salt_hex + 2 * i, "%2x", &v) != 1)
-                goto out;
-            salt[i] = (unsigned char)v;
-        }
-        char got[65];
-        hash_secret(salt, secret, got);
-        if (plat_ct_equal(got, hash_hex, 64)) {
-            strcpy(ns_out, ns);
-            if (key_out)
-                snprintf(key_out, AUTH_UUID_LEN + AUTH_SECRET_LEN + 2, "%s:%s", uuid, secret);
-            rc = 0;
-        }
-    }
-out:
-    json_decref(doc);
-    return rc;
+    char got[65];
+    hash_secret(kr.m->salt, secret, got);
+    if (!plat_ct_equal(got, kr.m->hash, 64))
+        return -EACCES;
+    strcpy(ns_out, kr.m->ns);
+    if (key_out)
+        snprintf(key_out, AUTH_UUID_LEN + AUTH_SECRET_LEN + 2, "%s:%s", uuid, secret);
+    return 0;
 }
 
 static int mark_bootstrapped(struct store_txn *t, void *arg)

@@ -178,9 +178,19 @@ out:
 
 /* ==== records ========================================================= */
 
+/* Records are built with direct calls: json_pack's format parsing showed
+ * up in invoke profiles. Keys keep insertion order. */
+static void set(json_t *o, const char *k, json_t *v)
+{
+    json_object_set_new_nocheck(o, k, v);
+}
+
 static json_t *kv(const char *k, json_t *v)
 {
-    return json_pack("{s:s, s:o}", "key", k, "value", v);
+    json_t *o = json_object();
+    set(o, "key", json_string(k));
+    set(o, "value", v);
+    return o;
 }
 
 /* The record is built and queued: answer the waiter and let go. (Reads of
@@ -212,9 +222,11 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
 {
     struct invoke *inv = a->inv;
     int64_t end = plat_clock_real_ms();
-    json_t *response = json_pack("{s:s, s:i, s:b, s:O}", "status", status_names[st], "statusCode",
-                                 (int)st, "success", st == ST_SUCCESS, "result",
-                                 result ? result : json_object());
+    json_t *response = json_object();
+    set(response, "status", json_string(status_names[st]));
+    set(response, "statusCode", json_integer((int)st));
+    set(response, "success", json_boolean(st == ST_SUCCESS));
+    set(response, "result", result ? json_incref(result) : json_object());
     json_t *ann = json_array();
     json_array_append_new(ann, kv("path", json_string(a->fq)));
     json_array_append_new(ann, kv("waitTime", json_integer(wait_ms)));
@@ -227,12 +239,23 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
         json_array_append_new(ann, kv("causedBy", json_string("sequence")));
     if (a->components && !a->parent)
         json_array_append_new(ann, kv("topmost", json_true()));
-    a->record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:O, s:O, s:o}",
-                          "namespace", a->subject, "name", a->name, "subject", a->subject,
-                          "activationId", a->id, "version", a->version, "publish", 0, "start",
-                          (json_int_t)a->start_ms, "end", (json_int_t)end, "duration",
-                          (json_int_t)(end - a->start_ms), "response", response, "logs",
-                          logs ? logs : json_array(), "annotations", ann);
+    json_t *rec = json_object();
+    set(rec, "namespace", json_string(a->subject));
+    set(rec, "name", json_string(a->name));
+    set(rec, "subject", json_string(a->subject));
+    set(rec, "activationId", json_string(a->id));
+    set(rec, "version", json_string(a->version));
+    set(rec, "publish", json_false());
+    set(rec, "start", json_integer(a->start_ms));
+    set(rec, "end", json_integer(end));
+    set(rec, "duration", json_integer(end - a->start_ms));
+    set(rec, "response", json_incref(response));
+    set(rec, "logs", logs ? json_incref(logs) : json_array());
+    set(rec, "annotations", ann);
+    /* a part that could not be made (out of memory) leaves no record */
+    a->record = response && ann && json_object_size(rec) == 12 ? rec : NULL;
+    if (!a->record)
+        json_decref(rec);
     if (a->record && a->cause[0])
         json_object_set_new(a->record, "cause", json_string(a->cause));
     quota_inflight(&inv->quota, a->subject, -1);
@@ -259,7 +282,8 @@ static void on_pool_done(void *arg, const struct pool_result *r)
     enum act_status st;
     json_t *result = NULL;
     if (r->status == POOL_OK) {
-        size_t size = json_dumpb(r->result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* OpenWhisk measures the result as the runtime sent it */
+        size_t size = r->result_bytes;
         if (size > inv->cfg.max_result_bytes) {
             char msg[160];
             snprintf(msg, sizeof msg, "The action produced a response that exceeded the allowed "
@@ -328,11 +352,12 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
                       const char *api_key, struct wisp_err *err)
 {
     struct invoke *inv = a->inv;
-    if (json_dumpb(params, NULL, 0, JSON_COMPACT) > inv->cfg.max_payload_bytes)
-        return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.",
-                            json_dumpb(params, NULL, 0, JSON_COMPACT), inv->cfg.max_payload_bytes);
     const json_t *ex = json_object_get(doc, "exec");
     if (strcmp(a->kind, "sequence") == 0) {
+        size_t plen = json_dumpb(params, NULL, 0, JSON_COMPACT);
+        if (plen > inv->cfg.max_payload_bytes)
+            return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.",
+                                plen, inv->cfg.max_payload_bytes);
         if (a->depth >= inv->cfg.sequence_depth)
             return wisp_err_set(err, -EINVAL, "Sequences are nested too deeply (more than %u).",
                                 inv->cfg.sequence_depth);
@@ -346,11 +371,18 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     unsigned timeout = lim(limits, "timeout", 60000);
     char name[FQ_MAX + 1];
     snprintf(name, sizeof name, "/%s", a->fq); /* OpenWhisk's names start with a slash */
-    json_t *msg = json_pack("{s:O, s:s, s:s, s:s, s:s, s:I, s:s}", "value", params, "namespace",
-                            a->subject, "action_name", name, "activation_id", a->id,
-                            "transaction_id", a->id, "deadline",
-                            (json_int_t)(plat_clock_real_ms() + timeout), "api_host",
-                            inv->api_host);
+    json_t *msg = json_object();
+    set(msg, "value", json_incref(params));
+    set(msg, "namespace", json_string(a->subject));
+    set(msg, "action_name", json_string(name));
+    set(msg, "activation_id", json_string(a->id));
+    set(msg, "transaction_id", json_string(a->id));
+    set(msg, "deadline", json_integer(plat_clock_real_ms() + timeout));
+    set(msg, "api_host", json_string(inv->api_host));
+    if (json_object_size(msg) != 7) {
+        json_decref(msg);
+        msg = NULL;
+    }
     if (msg && api_key &&
         json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "provide-api-key")))
         json_object_set_new(msg, "api_key", json_string(api_key));
@@ -359,6 +391,13 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     json_decref(msg);
     if (!line)
         return wisp_err_set(err, -ENOMEM, "out of memory");
+    /* the run line holds the parameters: only a long line needs them sized */
+    size_t plen = len > inv->cfg.max_payload_bytes ? json_dumpb(params, NULL, 0, JSON_COMPACT) : 0;
+    if (plen > inv->cfg.max_payload_bytes) {
+        free(line);
+        return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.", plen,
+                            inv->cfg.max_payload_bytes);
+    }
     char key[FQ_MAX + 64];
     snprintf(key, sizeof key, "%s@%s#%lld", a->fq, a->version,
              (long long)json_integer_value(json_object_get(doc, "updated")));

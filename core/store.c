@@ -547,6 +547,21 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
     return 0;
 }
 
+int store_get_raw(struct store *st, enum store_db db, const void *key, size_t klen,
+                  store_raw_fn *fn, void *arg)
+{
+    MDB_txn *txn;
+    int rc = rtxn_begin(st, &txn);
+    if (rc < 0)
+        return rc;
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
+    rc = map_rc(st, mdb_get(txn, st->dbi[db], &k, &v));
+    if (rc == 0)
+        rc = fn(arg, v.mv_data, v.mv_size);
+    rtxn_end(st, txn);
+    return rc;
+}
+
 int store_entity_get(struct store *st, const char *ns, const char *path, enum rec_kind *kind,
                      json_t **doc)
 {

@@ -69,6 +69,13 @@ int store_entity_get(struct store *st, const char *ns, const char *path, enum re
 int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
               enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
 
+/* Calls fn(arg, bytes, len) with one record's stored bytes, valid only
+ * during the call (for callers that keep a decoded copy and only need to
+ * know whether it still matches). fn's result is returned; -ENOENT, -EIO. */
+typedef int store_raw_fn(void *arg, const void *data, size_t len);
+int store_get_raw(struct store *st, enum store_db db, const void *key, size_t klen,
+                  store_raw_fn *fn, void *arg) WISP_MUST_CHECK;
+
 /* One record met by a scan. rec and its key are valid only during the
  * callback; store_rec_doc decodes it (new reference) when the caller wants it. */
 struct store_rec;

@@ -54,6 +54,26 @@ void plat_hex(const void *bytes, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool plat_unhex(const char *hex, size_t len, unsigned char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        int hi = hexval((unsigned char)hex[2 * i]);
+        int lo = hexval((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
 int plat_uuid4(char out[37])
 {
     unsigned char b[16];

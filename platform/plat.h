@@ -18,6 +18,8 @@ int64_t plat_clock_mono_us(void);
 int plat_rand_bytes(void *buf, size_t len) WISP_MUST_CHECK;
 /* Lowercase hex of len bytes into out (2*len+1 bytes incl. NUL). */
 void plat_hex(const void *bytes, size_t len, char *out);
+/* Decodes 2 * len hex digits (either case) into out. False on a non-digit. */
+bool plat_unhex(const char *hex, size_t len, unsigned char *out);
 /* A random RFC 4122 version-4 UUID, 36 chars + NUL. 0 or -errno. */
 int plat_uuid4(char out[37]) WISP_MUST_CHECK;
 /* Constant-time comparison of two equal-length buffers. */

@@ -15,22 +15,44 @@ json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err)
     return j;
 }
 
+struct dumpbuf {
+    char *buf;
+    size_t len, cap;
+};
+
+static int dump_add(const char *chunk, size_t n, void *arg)
+{
+    struct dumpbuf *d = arg;
+    if (d->len + n + 1 > d->cap) {
+        size_t cap = d->cap;
+        while (cap < d->len + n + 1)
+            cap *= 2;
+        char *b = realloc(d->buf, cap);
+        if (!b)
+            return -1;
+        d->buf = b;
+        d->cap = cap;
+    }
+    memcpy(d->buf + d->len, chunk, n);
+    d->len += n;
+    return 0;
+}
+
+/* One pass into a growing buffer: json_dumpb(NULL) to size and then again
+ * to fill costs a second serialization on every invoke. */
 char *wjson_dump(const json_t *j, size_t *len)
 {
-    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (n == 0)
+    struct dumpbuf d = {.buf = malloc(256), .cap = 256};
+    if (!d.buf)
         return NULL;
-    char *buf = malloc(n + 1);
-    if (!buf)
-        return NULL;
-    if (json_dumpb(j, buf, n, JSON_COMPACT | JSON_ENCODE_ANY) != n) {
-        free(buf);
+    if (json_dump_callback(j, dump_add, &d, JSON_COMPACT | JSON_ENCODE_ANY) < 0 || d.len == 0) {
+        free(d.buf);
         return NULL;
     }
-    buf[n] = '\0';
+    d.buf[d.len] = '\0';
     if (len)
-        *len = n;
-    return buf;
+        *len = d.len;
+    return d.buf;
 }
 
 int wjson_depth(const json_t *j)

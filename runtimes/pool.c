@@ -142,12 +142,14 @@ static void run_free(struct run *r)
 }
 
 /* Calls done and frees the run. */
-static void run_complete(struct run *r, enum pool_status st, json_t *result, const char *error)
+static void run_complete(struct run *r, enum pool_status st, json_t *result, size_t result_bytes,
+                         const char *error)
 {
     int64_t now = plat_clock_mono_us();
     struct pool_result res = {
         .status = st,
         .result = result,
+        .result_bytes = result_bytes,
         .error = error,
         .logs = r->logs,
         .wait_ms = ((r->start_us ? r->start_us : now) - r->enq_us) / 1000,
@@ -162,7 +164,7 @@ static void on_run_deferred(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct run *r = arg;
-    run_complete(r, r->fin_status, NULL, r->fin_error);
+    run_complete(r, r->fin_status, NULL, 0, r->fin_error);
 }
 
 /* For outcomes known where done must not be called (inside pool_run). */
@@ -479,7 +481,7 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
         r = detach_head(w);
         w->last_used_us = plat_clock_mono_us();
         p->stats.warm_runs += r->init_ms < 0;
-        run_complete(r, POOL_OK, j, NULL);
+        run_complete(r, POOL_OK, j, len, NULL);
         json_decref(j);
         kick(p);
         return;
@@ -602,7 +604,7 @@ static void worker_kill(struct worker *w, enum pool_status st, const char *msg)
         if (r->ev)
             event_del(r->ev);
         run_complete(r, first ? st : POOL_CRASHED,
-                     NULL, first ? msg : "The worker running the action failed.");
+                     NULL, 0, first ? msg : "The worker running the action failed.");
         first = false;
     }
     if (!p->closing)
@@ -1143,7 +1145,7 @@ void pool_close(struct pool *p)
     struct run *r;
     while ((r = p->queue)) {
         p->queue = r->next;
-        run_complete(r, POOL_SYSTEM_ERROR, NULL, "The system is shutting down.");
+        run_complete(r, POOL_SYSTEM_ERROR, NULL, 0, "The system is shutting down.");
     }
     for (struct worker *w = p->workers; w; w = w->next)
         worker_kill(w, POOL_SYSTEM_ERROR, "The system is shutting down.");

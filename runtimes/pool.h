@@ -98,6 +98,7 @@ enum pool_status {
 struct pool_result {
     enum pool_status status;
     json_t *result;    /* POOL_OK: the parsed answer (borrowed) */
+    size_t result_bytes; /* POOL_OK: the answer's size as the action wrote it */
     const char *error; /* otherwise: the message for the activation record */
     json_t *logs;      /* array of "<time> stdout: <line>" strings (borrowed) */
     int64_t wait_ms;   /* queued before a worker took it */

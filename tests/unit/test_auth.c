@@ -301,7 +301,7 @@ static void auth_check_accepts_right_credentials(void)
     memset(got, 0, sizeof got);
     CHECK_EQ_INT(auth_check(f.st, whdr, ns, got), -EACCES);
     CHECK_EQ_INT(got[0], 0);
-    /* repeated checks (no cache of keys) stay right */
+    /* repeated checks stay right */
     for (int i = 0; i < 5; i++)
         CHECK_EQ_INT(auth_check(f.st, hdr, ns, NULL), 0);
     fx_close(&f);
@@ -395,6 +395,31 @@ static void auth_revoke_makes_check_fail(void)
     CHECK_EQ_INT(auth_key_revoke(f.st, uuid, &err), -ENOENT);
     CHECK(strstr(err.msg, uuid) != NULL);
     CHECK_EQ_INT(auth_key_revoke(f.st, "not-a-uuid", &err), -EINVAL);
+    fx_close(&f);
+}
+
+/* A check remembers the key record it decoded last; a record replaced under
+ * the same uuid (revoked, then imported with another secret and namespace)
+ * must be read afresh, not answered from that memory. */
+static void auth_check_sees_a_replaced_key(void)
+{
+    struct fx f;
+    fx_open(&f);
+    char k1[KEY_BUF], k2[KEY_BUF], out[KEY_BUF], ns[AUTH_NS_MAX];
+    snprintf(k1, sizeof k1, "%s:%s", UUID1, SECRET1);
+    snprintf(k2, sizeof k2, "%s:%s", UUID1, "AnotherSecret0123456789");
+    CHECK_EQ_INT(auth_key_create(f.st, "alpha", k1, out, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(check_key(f.st, k1, ns), 0);
+        CHECK_STREQ(ns, "alpha");
+    }
+    CHECK_EQ_INT(check_key(f.st, k2, ns), -EACCES);
+    CHECK_EQ_INT(auth_key_revoke(f.st, UUID1, NULL), 0);
+    CHECK_EQ_INT(check_key(f.st, k1, ns), -EACCES);
+    CHECK_EQ_INT(auth_key_create(f.st, "beta", k2, out, NULL), 0);
+    CHECK_EQ_INT(check_key(f.st, k1, ns), -EACCES);
+    CHECK_EQ_INT(check_key(f.st, k2, ns), 0);
+    CHECK_STREQ(ns, "beta");
     fx_close(&f);
 }
 
@@ -634,6 +659,7 @@ static const struct check_test tests[] = {
     {"auth_check_accepts_right_credentials", auth_check_accepts_right_credentials},
     {"auth_check_rejects_wrong_credentials", auth_check_rejects_wrong_credentials},
     {"auth_revoke_makes_check_fail", auth_revoke_makes_check_fail},
+    {"auth_check_sees_a_replaced_key", auth_check_sees_a_replaced_key},
     {"auth_key_list_filters_by_namespace", auth_key_list_filters_by_namespace},
     {"auth_ns_revoke_counts_and_removes_only_that_ns",
      auth_ns_revoke_counts_and_removes_only_that_ns},
