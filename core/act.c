@@ -55,7 +55,16 @@ void act_new_id(char out[33])
     uint64_t ms = (uint64_t)plat_clock_real_ms();
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    if (plat_rand_bytes(b + 6, 10) < 0) { /* never in practice; keep ids unique anyway */
+    /* random bytes fetched 500 ids at a time: one getrandom() per id was a
+     * syscall on every invoke (loop thread only, like every caller) */
+    static unsigned char pool[5000];
+    static size_t used = sizeof pool;
+    if (used == sizeof pool && plat_rand_bytes(pool, sizeof pool) == 0)
+        used = 0;
+    if (used < sizeof pool) {
+        memcpy(b + 6, pool + used, 10);
+        used += 10;
+    } else { /* never in practice; keep ids unique anyway */
         static uint64_t n;
         n++;
         memcpy(b + 6, &n, 8);

@@ -107,7 +107,13 @@ static int status_of(int code)
 
 static void new_txid(struct api *a, char out[33])
 {
-    snprintf(out, 33, "%s%016llx", a->txid_prefix, (unsigned long long)++a->txid_seq);
+    static const char digits[] = "0123456789abcdef";
+    unsigned long long v = ++a->txid_seq;
+    size_t n = strlen(a->txid_prefix); /* at most 16 */
+    memcpy(out, a->txid_prefix, n);
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[n + (size_t)i] = digits[v & 15];
+    out[n + 16] = '\0';
 }
 
 static size_t error_json(const char *msg, const char *txid, char *buf, size_t cap)

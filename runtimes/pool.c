@@ -25,6 +25,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -465,9 +466,16 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
                         "The action did not produce a valid JSON response.");
             return;
         }
-        /* Everything logged before the answer is in the pipes now. */
-        drain_fd(w->proc.fd_out, w->out);
-        drain_fd(w->proc.fd_err, w->err);
+        /* Everything logged before the answer is in the pipes now. One
+         * poll() instead of a read() per pipe: most runs log nothing. */
+        struct pollfd pf[2] = {{.fd = w->proc.fd_out, .events = POLLIN},
+                               {.fd = w->proc.fd_err, .events = POLLIN}};
+        if (poll(pf, 2, 0) > 0) {
+            if (pf[0].revents)
+                drain_fd(w->proc.fd_out, w->out);
+            if (pf[1].revents)
+                drain_fd(w->proc.fd_err, w->err);
+        }
         take_lines(w, w->out, "stdout", true);
         if (w->state == WK_DEAD) { /* flooded while draining */
             json_decref(j);
