@@ -1512,7 +1512,13 @@ static void route(struct rq *r)
     const char *ns = strcmp(s[3], "_") == 0 ? r->ns : s[3];
     /* the built-in feed actions of /whisk.system answer every namespace */
     if (strcmp(ns, "whisk.system") == 0 && n == 7 && strcmp(s[4], "actions") == 0 &&
-        r->api->feeds && feeds_is_system_action(s[5], s[6])) {
+        r->api->feeds && feeds_is_system_package(s[5])) {
+        /* an unknown name in a built-in package: 404, as OpenWhisk answers
+         * for a public package (a package that is not there stays 403) */
+        if (!feeds_is_system_action(s[5], s[6])) {
+            reply_error(r, 404, MSG_NOT_FOUND);
+            return;
+        }
         if (!is(r, "POST"))
             return method_not_allowed(r, "POST");
         system_action(r, s[5], s[6]);

@@ -220,6 +220,14 @@ bool feeds_is_system_action(const char *pkg, const char *name)
     return false;
 }
 
+bool feeds_is_system_package(const char *pkg)
+{
+    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
+        if (strcmp(sysactions[i].pkg, pkg) == 0)
+            return true;
+    return false;
+}
+
 static json_t *binding_status(struct feeds *f, struct binding *b)
 {
     struct adapter *ad = &f->ad[b->sa->adapter];

@@ -34,6 +34,8 @@ void feeds_close(struct feeds *f);
 
 /* True for the built-in feed actions: pkg/name under whisk.system. */
 bool feeds_is_system_action(const char *pkg, const char *name);
+/* True for the packages that hold them (alarms, mqtt, webhook, poll). */
+bool feeds_is_system_package(const char *pkg);
 /* Runs a lifecycle event (CREATE, READ, UPDATE, DELETE, PAUSE, UNPAUSE) of
  * a built-in feed action for caller ns. *record gets the activation as the
  * API shows it (new reference; also stored). 0, or -EINVAL (400),
