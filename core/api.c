@@ -1398,6 +1398,8 @@ static void metrics(struct rq *r)
         "wisp_feed_drops_total %llu\n"
         "# TYPE wisp_feed_bindings gauge\n"
         "wisp_feed_bindings %u\n"
+        "# TYPE wisp_feed_triggers_deleted_total counter\n"
+        "wisp_feed_triggers_deleted_total %llu\n"
         "# TYPE wisp_mqtt_connected gauge\n"
         "wisp_mqtt_connected %d\n"
         "# TYPE wisp_mqtt_outbox gauge\n"
@@ -1413,7 +1415,8 @@ static void metrics(struct rq *r)
         (unsigned long long)ps.kills, (unsigned long long)as.committed,
         (unsigned long long)as.dropped, (unsigned long long)as.pruned,
         (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.bindings,
-        fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published, fs.outbox_dropped);
+        fs.deleted_after_fire, fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published,
+        fs.outbox_dropped);
     if (n < 0 || (size_t)n >= sizeof buf)
         n = 0;
     n += snprintf(
