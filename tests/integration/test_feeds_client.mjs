@@ -325,6 +325,28 @@ describe('alarms/interval through ow.feeds', () => {
     assert.equal(await metric('wisp_feed_bindings'), n)
     await rejectsWith(ow.feeds.get({ name: ALARM, trigger: 'gone' }), 404)
   })
+
+  test('alarms/once with deleteAfterFire "rules": trigger and rules go after the fire', async () => {
+    await triggerWithFeed('once', ONCE, { date: new Date(Date.now() + 1500).toISOString(),
+      deleteAfterFire: 'rules', trigger_payload: { src: 'once' } })
+    await ow.rules.create({ name: 'ronce', trigger: 'once', action: 'echo' })
+    assert.equal((await read('once', ONCE)).deleteAfterFire, 'rules')
+    await waitFor(async () => fromTrigger(await activations('echo'), 'src', 'once').length === 1,
+      'the once fire reaching echo')
+    await waitFor(async () => {
+      try {
+        await ow.triggers.get({ name: 'once' })
+        return false
+      } catch (e) {
+        return e.statusCode === 404
+      }
+    }, 'the trigger deleted after its fire')
+    await rejectsWith(ow.rules.get({ name: 'ronce' }), 404)
+    await rejectsWith(ow.feeds.get({ name: ONCE, trigger: 'once' }), 404)
+    // one fire of the trigger (the feed action's own records share its name)
+    const path = a => a.annotations.find(x => x.key === 'path').value
+    assert.equal((await activations('once')).filter(a => path(a) === 'guest/once').length, 1)
+  })
 })
 
 // ---- webhook -------------------------------------------------------------------
