@@ -1404,6 +1404,8 @@ static void metrics(struct rq *r)
         "wisp_feed_drops_total %llu\n"
         "# TYPE wisp_feed_bindings gauge\n"
         "wisp_feed_bindings %u\n"
+        "# TYPE wisp_feed_triggers_deleted_total counter\n"
+        "wisp_feed_triggers_deleted_total %llu\n"
         "# TYPE wisp_mqtt_connected gauge\n"
         "wisp_mqtt_connected %d\n"
         "# TYPE wisp_mqtt_outbox gauge\n"
@@ -1419,7 +1421,8 @@ static void metrics(struct rq *r)
         (unsigned long long)ps.kills, (unsigned long long)as.committed,
         (unsigned long long)as.dropped, (unsigned long long)as.pruned,
         (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.bindings,
-        fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published, fs.outbox_dropped);
+        fs.deleted_after_fire, fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published,
+        fs.outbox_dropped);
     if (n < 0 || (size_t)n >= sizeof buf)
         n = 0;
     n += snprintf(
@@ -1518,7 +1521,13 @@ static void route(struct rq *r)
     const char *ns = strcmp(s[3], "_") == 0 ? r->ns : s[3];
     /* the built-in feed actions of /whisk.system answer every namespace */
     if (strcmp(ns, "whisk.system") == 0 && n == 7 && strcmp(s[4], "actions") == 0 &&
-        r->api->feeds && feeds_is_system_action(s[5], s[6])) {
+        r->api->feeds && feeds_is_system_package(s[5])) {
+        /* an unknown name in a built-in package: 404, as OpenWhisk answers
+         * for a public package (a package that is not there stays 403) */
+        if (!feeds_is_system_action(s[5], s[6])) {
+            reply_error(r, 404, MSG_NOT_FOUND);
+            return;
+        }
         if (!is(r, "POST"))
             return method_not_allowed(r, "POST");
         system_action(r, s[5], s[6]);

@@ -48,6 +48,16 @@ struct adapter {
     void *self;
 };
 
+/* A trigger an adapter asked to delete (feed_delete_fn), waiting for
+ * on_deletes. */
+struct pending_delete {
+    struct pending_delete *next;
+    char ns[AUTH_NS_MAX];
+    char trigger[ENTITY_NAME_MAX + 1];
+    const struct feed_binding *fb;
+    bool rules;
+};
+
 struct obx {
     struct obx *next;
     struct feeds *f; /* an entry is its own publish callback's argument */
@@ -73,6 +83,9 @@ struct feeds {
     uint64_t *acked; /* sequence numbers to delete from the store */
     unsigned nacked, acked_cap;
     struct event *ev_outbox;
+    /* triggers to delete after their fire, in the order asked */
+    struct pending_delete *deletes, **deletes_tail;
+    struct event *ev_deletes;
     struct feeds_stats stats;
 };
 
@@ -210,12 +223,172 @@ static void on_save(void *ctx, const char *ns, const char *trigger, const json_t
         wlog_err("feeds", "cannot save the state of %s/%s: %s", ns, trigger, err.msg);
 }
 
+/* ==== deleting a trigger after its fire =============================== */
+
+/* Called from inside the adapter's timer callback: only queue. */
+static void on_delete_trigger(void *ctx, const char *ns, const char *trigger,
+                              const struct feed_binding *fb, bool rules)
+{
+    struct feeds *f = ctx;
+    for (struct pending_delete *d = f->deletes; d; d = d->next)
+        if (d->fb == fb)
+            return; /* asked already */
+    struct pending_delete *d = calloc(1, sizeof *d);
+    if (!d) {
+        wlog_err("feeds", "out of memory: %s/%s is deleted at the next start", ns, trigger);
+        return;
+    }
+    snprintf(d->ns, sizeof d->ns, "%s", ns);
+    snprintf(d->trigger, sizeof d->trigger, "%s", trigger);
+    d->fb = fb;
+    d->rules = rules;
+    *f->deletes_tail = d;
+    f->deletes_tail = &d->next;
+    struct timeval zero = {0, 0};
+    evtimer_add(f->ev_deletes, &zero);
+}
+
+struct del_ctx {
+    const struct pending_delete *d;
+    unsigned nrules; /* rules deleted */
+};
+
+/* Collects the rules named in a trigger's "rules" map that still point at
+ * it, then deletes them (a scan callback must not write, and the map is
+ * the trigger's own, kept in step with every rule change). */
+static int del_rules(struct store_txn *t, const struct pending_delete *d, const json_t *tdoc,
+                     unsigned *n)
+{
+    const char *fq;
+    json_t *v;
+    json_object_foreach(json_object_get(tdoc, "rules"), fq, v) {
+        (void)v;
+        const char *slash = strchr(fq, '/');
+        if (!slash || (size_t)(slash - fq) != strlen(d->ns) || strncmp(fq, d->ns, strlen(d->ns)))
+            continue; /* a rule's trigger is always in the rule's namespace */
+        char key[STORE_MAX_KEY];
+        int kl = store_entity_key(d->ns, slash + 1, key);
+        if (kl < 0)
+            continue;
+        enum rec_kind kind;
+        json_t *rdoc = NULL;
+        int rc = store_txn_get(t, STORE_ENTITIES, key, (size_t)kl, &kind, NULL, &rdoc);
+        if (rc == -ENOENT)
+            continue;
+        if (rc < 0)
+            return rc;
+        const json_t *tref = json_object_get(rdoc, "trigger");
+        const char *tpath = wjson_str(tref, "path"), *tname = wjson_str(tref, "name");
+        bool ours = kind == REC_RULE && tpath && tname && strcmp(tpath, d->ns) == 0 &&
+                    strcmp(tname, d->trigger) == 0;
+        json_decref(rdoc);
+        if (!ours)
+            continue;
+        if ((rc = store_txn_del(t, STORE_ENTITIES, key, (size_t)kl)) < 0)
+            return rc;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* One write: the trigger (and its rules) and the binding's record. */
+static int del_fn(struct store_txn *t, void *arg)
+{
+    struct del_ctx *c = arg;
+    const struct pending_delete *d = c->d;
+    c->nrules = 0; /* the write may run again after the map grows */
+    char key[STORE_MAX_KEY];
+    int kl = store_entity_key(d->ns, d->trigger, key);
+    if (kl < 0)
+        return kl;
+    enum rec_kind kind;
+    json_t *tdoc = NULL;
+    int rc = store_txn_get(t, STORE_ENTITIES, key, (size_t)kl, &kind, NULL, &tdoc);
+    if (rc == 0 && kind == REC_TRIGGER) {
+        if (d->rules)
+            rc = del_rules(t, d, tdoc, &c->nrules);
+        if (rc == 0)
+            rc = store_txn_del(t, STORE_ENTITIES, key, (size_t)kl);
+    } else if (rc == 0 || rc == -ENOENT) {
+        rc = 0; /* gone already (or the name is something else now) */
+    }
+    json_decref(tdoc);
+    if (rc < 0)
+        return rc;
+    if ((kl = bkey(d->ns, d->trigger, key)) < 0)
+        return kl;
+    rc = store_txn_del(t, STORE_META, key, (size_t)kl);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* What is logged once the deletion is on disk. */
+struct del_note {
+    char what[AUTH_NS_MAX + ENTITY_NAME_MAX + 48];
+};
+
+static void on_delete_durable(void *arg, int rc)
+{
+    struct del_note *n = arg;
+    if (rc < 0)
+        wlog_err("feeds", "deleted %s after its fire, but the store could not sync: %s", n->what,
+                 strerror(-rc));
+    else
+        wlog_info("feeds", "deleted %s after its fire (deleteAfterFire)", n->what);
+    free(n);
+}
+
+static void on_deletes(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feeds *f = arg;
+    struct pending_delete *list = f->deletes;
+    f->deletes = NULL;
+    f->deletes_tail = &f->deletes;
+    while (list) {
+        struct pending_delete *d = list;
+        list = d->next;
+        struct binding **pp = find_binding(f, d->ns, d->trigger);
+        if (*pp && (*pp)->fb == d->fb) {
+            struct del_ctx c = {.d = d};
+            struct wisp_err err = {0};
+            if (store_write(f->st, del_fn, &c, &err) < 0) {
+                /* the binding stays; it asks again when it is bound at the next start */
+                wlog_err("feeds", "cannot delete %s/%s after its fire: %s", d->ns, d->trigger,
+                         err.msg);
+            } else {
+                drop_binding(f, find_binding(f, d->ns, d->trigger));
+                f->stats.deleted_after_fire++;
+                struct del_note *n = malloc(sizeof *n);
+                if (n) {
+                    int l = snprintf(n->what, sizeof n->what, "trigger %s/%s", d->ns, d->trigger);
+                    if (d->rules && l > 0 && (size_t)l < sizeof n->what)
+                        snprintf(n->what + l, sizeof n->what - (size_t)l, " and its %u rule%s",
+                                 c.nrules, c.nrules == 1 ? "" : "s");
+                    int rc = store_sync(f->st, on_delete_durable, n);
+                    if (rc < 0) /* -ENOTSUP: synchronous commits, durable already */
+                        on_delete_durable(n, rc == -ENOTSUP ? 0 : rc);
+                }
+            }
+        }
+        free(d);
+    }
+}
+
 /* ==== system feed actions ============================================= */
 
 bool feeds_is_system_action(const char *pkg, const char *name)
 {
     for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
         if (strcmp(sysactions[i].pkg, pkg) == 0 && strcmp(sysactions[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+bool feeds_is_system_package(const char *pkg)
+{
+    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
+        if (strcmp(sysactions[i].pkg, pkg) == 0)
             return true;
     return false;
 }
@@ -696,15 +869,18 @@ int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, 
     f->cfg = *cfg;
     f->next_seq = 1;
     int rc;
+    f->deletes_tail = &f->deletes;
     f->ev_outbox = evtimer_new(base, on_outbox, f);
-    if (!f->ev_outbox) {
+    f->ev_deletes = evtimer_new(base, on_deletes, f);
+    if (!f->ev_outbox || !f->ev_deletes) {
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
     const struct feed_ops *ops[AD_N] = {[AD_ALARM] = &feed_alarm_ops, [AD_MQTT] = &feed_mqtt_ops,
                                         [AD_POLL] = &feed_poll_ops,
                                         [AD_WEBHOOK] = &feed_webhook_ops};
-    struct feed_env env = {.base = base, .fire = on_fire, .save = on_save, .ctx = f,
+    struct feed_env env = {.base = base, .fire = on_fire, .save = on_save,
+                           .delete_trigger = on_delete_trigger, .ctx = f,
                            .mqtt_url = cfg->mqtt_url, .client_id = cfg->client_id};
     for (int i = 0; i < AD_N; i++) {
         f->ad[i].ops = ops[i];
@@ -781,6 +957,14 @@ void feeds_close(struct feeds *f)
     free(f->acked);
     if (f->ev_outbox)
         event_free(f->ev_outbox);
+    /* deletions not done yet are asked again when their bindings come back */
+    while (f->deletes) {
+        struct pending_delete *d = f->deletes;
+        f->deletes = d->next;
+        free(d);
+    }
+    if (f->ev_deletes)
+        event_free(f->ev_deletes);
     free(f);
 }
 

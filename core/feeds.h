@@ -1,8 +1,10 @@
 /* core/feeds.h - core's side of the feed adapters (feeds/feed.h): starts
  * them, keeps trigger bindings in the store and re-binds them at start,
  * answers the built-in feed actions of /whisk.system natively, routes
- * webhook requests, and publishes result bindings to MQTT through a durable
- * outbox. Loop thread only.
+ * webhook requests, deletes the triggers adapters ask it to (a once alarm's
+ * deleteAfterFire: the trigger, its rules for "rules", and the binding in
+ * one store write, logged once it is on disk), and publishes result bindings
+ * to MQTT through a durable outbox. Loop thread only.
  *
  * Bindings live in the meta database under "feed\0ns\0trigger" as
  * {"kind", "feed", "params", "state", "paused"}. The outbox lives there too,
@@ -34,6 +36,8 @@ void feeds_close(struct feeds *f);
 
 /* True for the built-in feed actions: pkg/name under whisk.system. */
 bool feeds_is_system_action(const char *pkg, const char *name);
+/* True for the packages that hold them (alarms, mqtt, webhook, poll). */
+bool feeds_is_system_package(const char *pkg);
 /* Runs a lifecycle event (CREATE, READ, UPDATE, DELETE, PAUSE, UNPAUSE) of
  * a built-in feed action for caller ns. *record gets the activation as the
  * API shows it (new reference; also stored). 0, or -EINVAL (400),
@@ -54,6 +58,7 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
 
 struct feeds_stats {
     unsigned long long events_in, fires, drops, published, publish_failed, outbox_dropped;
+    unsigned long long deleted_after_fire; /* triggers deleted after a once alarm fired */
     unsigned outbox, bindings;
     bool mqtt_connected;
 };

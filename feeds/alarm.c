@@ -8,8 +8,7 @@
  *             trigger_payload; slots are startDate + k * interval, and
  *             without startDate the first fire is one interval after the
  *             first bind (that anchor is kept in the saved state)
- *   once      date, deleteAfterFire (false|true|"rules": recorded in the
- *             status only; deleting is core's business), trigger_payload
+ *   once      date, deleteAfterFire (false|true|"rules"), trigger_payload
  * An explicit "feed": "alarm"|"interval"|"once" wins; otherwise cron picks
  * alarm, minutes/seconds interval, date once. Dates are ISO 8601 strings
  * (UTC when they carry no offset) or epoch milliseconds. A string
@@ -42,7 +41,16 @@
  *
  * Paused bindings keep their schedule; a slot that comes due while paused
  * is dropped (counted) and not caught up later. A fire that core refuses
- * is counted as a drop and not saved. */
+ * is counted as a drop and not saved.
+ *
+ * deleteAfterFire: after a once fired (core took the fire) and its state
+ * (lastFired, done) is saved, the adapter asks core to delete the trigger
+ * (env->delete_trigger; "rules": its rules as well), still inside the timer
+ * callback; core does the deleting later from its own event and unbinds.
+ * If wispd stops in between, the binding comes back to bind() with that
+ * state, and the adapter asks again from a zero-delay timer (never inside
+ * bind()). A once whose slot was dropped (paused, or refused by core) keeps
+ * its trigger, as OpenWhisk's provider only deletes after a fire. */
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -59,6 +67,7 @@
 #define MAX_MINUTES INT64_C(10000000)        /* about 19 years */
 
 enum alarm_kind { AK_ALARM, AK_INTERVAL, AK_ONCE };
+enum after_fire { DAF_KEEP, DAF_TRIGGER, DAF_RULES }; /* a once's deleteAfterFire */
 static const char *const kind_names[] = {"alarm", "interval", "once"};
 
 struct alarm_self {
@@ -82,9 +91,11 @@ struct feed_binding {
     int64_t interval_ms, anchor_ms; /* interval: slots anchor + k * interval */
     bool anchor_saved;              /* anchor goes into the state */
     int64_t date_ms;                /* once */
+    enum after_fire daf;            /* once */
     int64_t start_ms, stop_ms;      /* -1 when absent */
     bool paused, busy, dead;
     bool catchup;                /* the timer is the catch-up fire */
+    bool delete_due;             /* the timer asks core to delete the trigger */
     bool done;                   /* a once that had its turn */
     int64_t next_ms, last_fired; /* -1 when none */
     uint64_t fires, drops;
@@ -292,9 +303,12 @@ static int parse_params(struct feed_binding *b, const json_t *params, int64_t no
         for (; daf[i] && i < sizeof low - 1; i++)
             low[i] = (char)(daf[i] | 0x20);
         low[i] = '\0';
+        b->daf = strcmp(low, "rules") == 0  ? DAF_RULES
+                 : strcmp(low, "true") == 0 ? DAF_TRIGGER
+                                            : DAF_KEEP;
         json_object_set_new(b->given, "deleteAfterFire",
-                            strcmp(low, "rules") == 0 ? json_string("rules")
-                                                      : json_boolean(strcmp(low, "true") == 0));
+                            b->daf == DAF_RULES ? json_string("rules")
+                                                : json_boolean(b->daf == DAF_TRIGGER));
         break;
     }
     }
@@ -327,7 +341,7 @@ static int64_t slot_after(const struct feed_binding *b, int64_t t)
 static void arm(struct feed_binding *b, int64_t now)
 {
     int64_t delay;
-    if (b->catchup)
+    if (b->catchup || b->delete_due)
         delay = 0;
     else if (b->next_ms >= 0)
         delay = b->next_ms - now;
@@ -399,14 +413,46 @@ static json_t *state_json(const struct feed_binding *b)
     return st;
 }
 
+/* Callbacks into core run between enter() and leave(): core may unbind
+ * the binding or stop the adapter from inside them. leave() is false when
+ * the binding was freed meanwhile. */
+static void enter(struct feed_binding *b)
+{
+    b->busy = true;
+    b->self->busy++;
+}
+
+static bool leave(struct feed_binding *b)
+{
+    struct alarm_self *s = b->self;
+    b->busy = false;
+    s->busy--;
+    if (b->dead) {
+        binding_free(b);
+        if (s->dead && s->busy == 0)
+            free(s);
+        return false;
+    }
+    return true;
+}
+
+static void ask_delete(struct feed_binding *b)
+{
+    struct alarm_self *s = b->self;
+    if (b->kind == AK_ONCE && b->daf != DAF_KEEP && !b->dead && s->env.delete_trigger) {
+        wlog_debug("alarm", "once fired, asking to delete trigger=%s/%s%s", b->ns, b->trigger,
+                   b->daf == DAF_RULES ? " and its rules" : "");
+        s->env.delete_trigger(s->env.ctx, b->ns, b->trigger, b, b->daf == DAF_RULES);
+    }
+}
+
 /* Fires (or drops, when paused) one slot at time `at`. False when the
  * binding was freed by a callback (unbind or stop from inside fire/save). */
 static bool deliver(struct feed_binding *b, int64_t at)
 {
     struct alarm_self *s = b->self;
     s->totals.events_in++;
-    b->busy = true;
-    s->busy++;
+    enter(b);
     bool ok = false;
     if (!b->paused) {
         int rc = s->env.fire(s->env.ctx, b->ns, b->trigger, b->payload);
@@ -430,15 +476,9 @@ static bool deliver(struct feed_binding *b, int64_t at)
             s->env.save(s->env.ctx, b->ns, b->trigger, st);
         json_decref(st);
     }
-    b->busy = false;
-    s->busy--;
-    if (b->dead) {
-        binding_free(b);
-        if (s->dead && s->busy == 0)
-            free(s);
-        return false;
-    }
-    return true;
+    if (ok) /* after the save: the deletion is never asked for an unrecorded fire */
+        ask_delete(b);
+    return leave(b);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -447,6 +487,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct feed_binding *b = arg;
     int64_t now = plat_clock_real_ms(), at;
+    if (b->delete_due) { /* re-bound after a fire whose deletion did not happen */
+        b->delete_due = false;
+        enter(b);
+        ask_delete(b);
+        if (leave(b))
+            schedule(b, plat_clock_real_ms());
+        return;
+    }
     if (b->catchup) {
         b->catchup = false;
         if (stop_passed(b, now)) {
@@ -487,6 +535,8 @@ static void restore(struct feed_binding *b, const json_t *state, int64_t now)
         if (b->kind == AK_ONCE &&
             (last >= 0 || b->fires > 0 || json_is_true(json_object_get(state, "done"))))
             b->done = true;
+        /* it fired (core took it) but its trigger is still here: ask again */
+        b->delete_due = b->kind == AK_ONCE && b->daf != DAF_KEEP && last >= 0;
     }
     b->last_fired = last;
     if (b->kind == AK_ONCE) {

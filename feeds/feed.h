@@ -33,14 +33,27 @@ typedef int feed_fire_fn(void *ctx, const char *ns, const char *trigger, const j
 /* Persists a binding's small state (e.g. an alarm's last fire time) with
  * the binding, so it comes back to bind() after a restart. */
 typedef void feed_save_fn(void *ctx, const char *ns, const char *trigger, const json_t *state);
+/* Asks core to delete trigger ns/trigger, whose binding b is, and with
+ * rules set every rule attached to it (OpenWhisk's deleteAfterFire: a
+ * one-time alarm's trigger goes after its fire). Core only queues the
+ * request here; later, from an event of its own, one store write removes
+ * the trigger, the rules and the binding's record, and then unbind(b) runs.
+ * The request is dropped when b is no longer the trigger's binding by then
+ * (deleted, or replaced by a new CREATE). A request lost to a crash is made
+ * again by the adapter when the binding comes back to bind() with a state
+ * that says it was due, so asking twice must be (and is) harmless. */
+typedef void feed_delete_fn(void *ctx, const char *ns, const char *trigger,
+                            const struct feed_binding *b, bool rules);
 
 struct feed_env {
     struct event_base *base;
     feed_fire_fn *fire;
     feed_save_fn *save;
-    void *ctx;              /* passed to fire and save */
-    const char *mqtt_url;   /* the broker (--mqtt), NULL when none; mqtt only */
-    const char *client_id;  /* a stable id for this wispd (persistent MQTT sessions) */
+    /* NULL when core takes no such requests (adapters then never ask) */
+    feed_delete_fn *delete_trigger;
+    void *ctx;             /* passed to fire, save and delete_trigger */
+    const char *mqtt_url;  /* the broker (--mqtt), NULL when none; mqtt only */
+    const char *client_id; /* a stable id for this wispd (persistent MQTT sessions) */
 };
 
 /* A feed event counter set, for READ and /metrics. */

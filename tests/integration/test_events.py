@@ -128,6 +128,80 @@ class Alarms(WispTestCase):
                                    {"triggerName": "/_/t"}), 400, "lifecycleEvent")
 
 
+class DeleteAfterFire(WispTestCase):
+    """alarms/once with deleteAfterFire: true deletes the trigger after its
+    fire, "rules" its rules as well, false keeps both; nothing else goes."""
+    wispd_args = ("--prewarm", "")
+
+    def test_once_deletes_trigger_and_rules_after_the_fire(self):
+        w = self.w
+        self.assertEqual(w.api("PUT", "actions/a", {"exec": native_echo()}).status, 200)
+        for t in ("keep", "trig", "rules", "other"):
+            self.assertEqual(w.api("PUT", "triggers/" + t, {}).status, 200)
+            for i in (1, 2):
+                r = w.api("PUT", "rules/%s%d" % (t, i), {"trigger": t, "action": "a"})
+                self.assertEqual(r.status, 200, r)
+        # a rule on a deleted trigger's neighbour and an unrelated binding stay
+        r = feed(w, "alarms", "alarm", "CREATE", "other", cron="0 0 1 1 *")
+        self.assertEqual(r.status, 200, r)
+        date = int(time.time() * 1000) + 1000
+        for t, daf in (("keep", False), ("trig", True), ("rules", "rules")):
+            r = feed(w, "alarms", "once", "CREATE", t, date=date, deleteAfterFire=daf,
+                     trigger_payload={"src": t})
+            self.assertEqual(r.status, 200, r)
+            st = feed(w, "alarms", "once", "READ", t).json()["response"]["result"]
+            self.assertEqual(st["deleteAfterFire"], daf)
+
+        def gone(path):
+            return w.api("GET", path).status == 404
+
+        wait_for(lambda: gone("triggers/trig") and gone("triggers/rules"), 30,
+                 "the triggers deleted after their fire")
+        # each fire reached the action (two rules each: two activations)
+        for t in ("keep", "trig", "rules"):
+            wait_for(lambda: len([a for a in activations(w, "a")
+                                  if a["response"]["result"].get("src") == t]) == 2,
+                     30, "the fire of %s reaching a" % t)
+            self.assertEqual(len(activations(w, t)), 1, t)
+        # true: the trigger and its binding went, its rules stay (as in OpenWhisk)
+        self.assertEqual(feed(w, "alarms", "once", "READ", "trig").status, 404)
+        for i in (1, 2):
+            r = w.api("GET", "rules/trig%d" % i)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["trigger"]["name"], "trig")
+        # "rules": the trigger and both rules went
+        self.assertEqual(feed(w, "alarms", "once", "READ", "rules").status, 404)
+        for i in (1, 2):
+            self.assertError(w.api("GET", "rules/rules%d" % i), 404)
+        # false: all kept, the once is done
+        r = w.api("GET", "triggers/keep")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(r.json()["rules"]), ["guest/keep1", "guest/keep2"])
+        st = feed(w, "alarms", "once", "READ", "keep").json()["response"]["result"]
+        self.assertEqual((st["state"], st["fires"]), ("done", 1))
+        # the neighbour is untouched
+        self.assertEqual(sorted(w.api("GET", "triggers/other").json()["rules"]),
+                         ["guest/other1", "guest/other2"])
+        self.assertEqual(feed(w, "alarms", "alarm", "READ", "other").status, 200)
+        self.assertEqual(w.api("GET", "actions/a").status, 200)
+        m = w.request("GET", "/metrics", auth=False).body
+        self.assertIn("wisp_feed_triggers_deleted_total 2\n", m)
+        self.assertIn("wisp_feed_bindings 2\n", m)
+        self.assertIn("deleted trigger guest/rules and its 2 rules after its fire", w.log())
+        # a restart brings nothing back and fires nothing again
+        w.stop()
+        w.start()
+        self.assertTrue(gone("triggers/trig") and gone("triggers/rules"))
+        self.assertTrue(gone("rules/rules1") and gone("rules/rules2"))
+        self.assertEqual(w.api("GET", "rules/trig1").status, 200)
+        st = feed(w, "alarms", "once", "READ", "keep").json()["response"]["result"]
+        self.assertEqual((st["state"], st["fires"]), ("done", 1))
+        self.assertEqual(feed(w, "alarms", "alarm", "READ", "other").status, 200)
+        # a new trigger of the same name is a new trigger: nothing deletes it
+        self.assertEqual(w.api("PUT", "triggers/trig", {}).status, 200)
+        self.assertEqual(w.api("GET", "triggers/trig").status, 200)
+
+
 class Webhooks(WispTestCase):
     wispd_args = ("--prewarm", "")
 

@@ -28,6 +28,10 @@ struct rec {
     json_t *last_payload, *last_state;
     int64_t first_fire_ms, last_fire_ms;
     char ns[32];
+    int deletes;             /* delete_trigger calls */
+    bool delete_rules;       /* the last call's rules flag */
+    int saves_before_delete; /* saves seen when it was asked */
+    int deletes_inside_bind; /* must stay 0 */
 };
 
 struct core {
@@ -41,6 +45,8 @@ struct core {
     const char *unbind_trigger; /* unbind this binding from inside its fire */
     struct feed_binding *unbind_binding;
     bool stop_on_fire; /* stop the adapter from inside a fire */
+    bool in_bind;      /* an ops call is running */
+    int total_deletes;
 };
 
 static struct rec *rec_for(struct core *c, const char *trigger)
@@ -99,6 +105,20 @@ static void fake_save(void *ctx, const char *ns, const char *trigger, const json
     r->last_state = json_deep_copy(state);
 }
 
+static void fake_delete(void *ctx, const char *ns, const char *trigger,
+                        const struct feed_binding *b, bool rules)
+{
+    struct core *c = ctx;
+    struct rec *r = rec_for(c, trigger);
+    CHECK_STREQ(ns, "guest");
+    CHECK(b != NULL);
+    r->deletes++;
+    r->delete_rules = rules;
+    r->saves_before_delete = r->saves;
+    r->deletes_inside_bind += c->in_bind;
+    c->total_deletes++;
+}
+
 static void core_start(struct core *c)
 {
     memset(c, 0, sizeof *c);
@@ -107,6 +127,7 @@ static void core_start(struct core *c)
     struct feed_env env = {.base = c->base,
                            .fire = fake_fire,
                            .save = fake_save,
+                           .delete_trigger = fake_delete,
                            .ctx = c,
                            .mqtt_url = NULL,
                            .client_id = "test"};
@@ -128,10 +149,11 @@ static void core_finish(struct core *c)
         feed_alarm_ops.stop(c->self);
     c->self = NULL;
     CHECK_EQ_INT(pending_events(c), 0);
-    int fires = c->total_fires, saves = c->total_saves;
+    int fires = c->total_fires, saves = c->total_saves, deletes = c->total_deletes;
     event_base_loop(c->base, EVLOOP_NONBLOCK);
     CHECK_EQ_INT(c->total_fires, fires);
     CHECK_EQ_INT(c->total_saves, saves);
+    CHECK_EQ_INT(c->total_deletes, deletes);
     event_base_free(c->base);
     for (int i = 0; i < c->nrec; i++) {
         json_decref(c->recs[i].last_payload);
@@ -149,7 +171,9 @@ static struct feed_binding *bind_text(struct core *c, const char *trigger, const
     CHECK(!state || s != NULL);
     struct feed_binding *b = NULL;
     struct wisp_err err = {0};
+    c->in_bind = true;
     int rc = feed_alarm_ops.bind(c->self, "guest", trigger, p, s, &b, &err);
+    c->in_bind = false;
     if (rc)
         fprintf(stderr, "  bind %s %s: %s\n", trigger, params, err.msg);
     CHECK_EQ_INT(rc, 0);
@@ -662,6 +686,69 @@ static void alarm_callbacks_reenter(void)
     core_finish(&c);
 }
 
+/* deleteAfterFire: once a once fired and its state is saved, the adapter
+ * asks core (once) to delete the trigger, with its rules for "rules"; never
+ * for false, nor for a slot that was dropped (paused or refused). A binding
+ * that comes back with a fired state asks again from the loop, never from
+ * inside bind(); one whose slot was dropped does not. */
+static void alarm_delete_after_fire(void)
+{
+    struct core c;
+    core_start(&c);
+    int64_t now = plat_clock_real_ms();
+    char p[160], s[128];
+    static const char *const live[][2] = {
+        {"t_true", "true"},   {"t_rules", "\"rules\""},   {"t_false", "false"},
+        {"t_paused", "true"}, {"t_refused", "\"rules\""},
+    };
+    for (size_t i = 0; i < WISP_ARRAY_LEN(live); i++) {
+        snprintf(p, sizeof p, "{\"date\": %lld, \"deleteAfterFire\": %s}", (long long)(now + 200),
+                 live[i][1]);
+        struct feed_binding *b = bind_text(&c, live[i][0], p, NULL);
+        if (strcmp(live[i][0], "t_paused") == 0)
+            feed_alarm_ops.set_paused(c.self, b, true);
+    }
+    c.refuse = "t_refused";
+    /* as after a restart: fired (the deletion did not happen), dropped, kept */
+    snprintf(p, sizeof p, "{\"date\": %lld, \"deleteAfterFire\": \"RULES\"}",
+             (long long)(now - 5000));
+    snprintf(s, sizeof s, "{\"lastFired\": %lld, \"fires\": 1, \"done\": true}",
+             (long long)(now - 5000));
+    bind_text(&c, "r_fired", p, s);
+    bind_text(&c, "r_dropped", p, "{\"lastFired\": null, \"fires\": 0, \"done\": true}");
+    snprintf(p, sizeof p, "{\"date\": %lld, \"deleteAfterFire\": false}", (long long)(now - 5000));
+    bind_text(&c, "r_keep", p, s);
+    CHECK_EQ_INT(c.total_deletes, 0);
+
+    const struct want w[] = {{"t_true", 1}, {"t_rules", 1}, {"t_false", 1}};
+    CHECK(run_until(&c, 5000, w, WISP_ARRAY_LEN(w)));
+    run_until(&c, 200, NULL, 0); /* room for a wrong second request to show */
+
+    struct rec *r = rec_for(&c, "t_true");
+    CHECK_EQ_INT(r->deletes, 1);
+    CHECK(!r->delete_rules);
+    CHECK_EQ_INT(r->saves_before_delete, 1); /* the fire was saved first */
+    r = rec_for(&c, "t_rules");
+    CHECK_EQ_INT(r->deletes, 1);
+    CHECK(r->delete_rules);
+    CHECK_EQ_INT(r->saves_before_delete, 1);
+    CHECK_EQ_INT(rec_for(&c, "t_false")->deletes, 0);
+    CHECK_EQ_INT(rec_for(&c, "t_paused")->deletes, 0);
+    CHECK_EQ_INT(rec_for(&c, "t_paused")->saves, 1); /* done, dropped */
+    CHECK_EQ_INT(rec_for(&c, "t_refused")->deletes, 0);
+    r = rec_for(&c, "r_fired");
+    CHECK_EQ_INT(r->fires, 0);
+    CHECK_EQ_INT(r->deletes, 1);
+    CHECK(r->delete_rules);
+    CHECK_EQ_INT(rec_for(&c, "r_dropped")->deletes, 0);
+    CHECK_EQ_INT(rec_for(&c, "r_keep")->deletes, 0);
+    CHECK_EQ_INT(rec_for(&c, "r_keep")->fires, 0);
+    for (int i = 0; i < c.nrec; i++)
+        CHECK_EQ_INT(c.recs[i].deletes_inside_bind, 0);
+    CHECK_EQ_INT(c.total_deletes, 3);
+    core_finish(&c);
+}
+
 static void alarm_unbind_and_stop_leave_no_timers(void)
 {
     struct core c;
@@ -706,6 +793,7 @@ static const struct check_test tests[] = {
     {"alarm_bad_params", alarm_bad_params},
     {"alarm_restart_semantics", alarm_restart_semantics},
     {"alarm_callbacks_reenter", alarm_callbacks_reenter},
+    {"alarm_delete_after_fire", alarm_delete_after_fire},
     {"alarm_unbind_and_stop_leave_no_timers", alarm_unbind_and_stop_leave_no_timers},
 };
 
