@@ -41,6 +41,8 @@ struct feed_env {
     void *ctx;              /* passed to fire and save */
     const char *mqtt_url;   /* the broker (--mqtt), NULL when none; mqtt only */
     const char *client_id;  /* a stable id for this wispd (persistent MQTT sessions) */
+    const char *tls_ca_file; /* CA bundle (PEM) outgoing TLS trusts (poll's https);
+                              * NULL or "": TLS_CA_FILE_DEFAULT. Read on first use. */
 };
 
 /* A feed event counter set, for READ and /metrics. */

@@ -19,6 +19,10 @@
 
 #include "wisp.h"
 
+/* Debian's bundle of the CAs the system trusts (package ca-certificates):
+ * the default of the tls-ca-file setting. */
+#define TLS_CA_FILE_DEFAULT "/etc/ssl/certs/ca-certificates.crt"
+
 struct evbuffer;
 struct tls_server;
 struct tls_client;
@@ -32,8 +36,8 @@ void tls_server_free(struct tls_server *s);
 /* Loads the CA bundle (PEM, e.g. /etc/ssl/certs/ca-certificates.crt) that
  * client connections trust. Certificates in the file that mbedtls cannot
  * parse are skipped; none usable is an error. 0 or -errno with err. */
-int tls_client_new(const char *ca_file, struct tls_client **out, struct wisp_err *err)
-    WISP_MUST_CHECK;
+int tls_client_new(const char *ca_file, struct tls_client **out,
+                   struct wisp_err *err) WISP_MUST_CHECK;
 void tls_client_free(struct tls_client *cl);
 
 /* A server-side connection. NULL when out of memory. */
@@ -53,8 +57,8 @@ int tls_conn_read(struct tls_conn *c, struct evbuffer *cipher_in, struct evbuffe
                   struct evbuffer *cipher_out) WISP_MUST_CHECK;
 /* Encrypts all of plain_out (drained) into cipher_out once the handshake is
  * done; before that it leaves plain_out alone. 0 or -EPROTO. */
-int tls_conn_write(struct tls_conn *c, struct evbuffer *plain_out, struct evbuffer *cipher_out)
-    WISP_MUST_CHECK;
+int tls_conn_write(struct tls_conn *c, struct evbuffer *plain_out,
+                   struct evbuffer *cipher_out) WISP_MUST_CHECK;
 /* Queues a close_notify alert into cipher_out. */
 void tls_conn_close(struct tls_conn *c, struct evbuffer *cipher_out);
 bool tls_conn_ready(const struct tls_conn *c);
