@@ -2,11 +2,19 @@
  * trigger when an HTTP resource changes.
  *
  * Parameters:
- *   url              required; http://host[:port]/path[?query]. The host
- *                    must be an IP literal (IPv4, or IPv6 in brackets) or
- *                    "localhost" (taken as 127.0.0.1): the loop must never
- *                    block on a resolver and this adapter has no evdns yet.
- *                    https is not supported yet (no TLS client here).
+ *   url              required; http:// or https://host[:port]/path[?query].
+ *                    The host is a name or an IP literal (IPv6 in
+ *                    brackets). Names are resolved at each poll by one
+ *                    evdns base the adapter shares (/etc/hosts, then the
+ *                    name servers of /etc/resolv.conf), never by a blocking
+ *                    getaddrinfo; every address a name gives is tried in
+ *                    turn. https verifies the server's certificate against
+ *                    the CA bundle (env->tls_ca_file, the tls-ca-file
+ *                    setting; loaded once, at the first https poll) and
+ *                    that it names the host (also sent as SNI). There is
+ *                    no way to skip the check. mbedtls 2.28 matches DNS
+ *                    names only, so https://IP verifies only against a
+ *                    certificate that carries the IP as a name.
  *   interval         seconds between polls (default 60, 1..MAX_INTERVAL)
  *   headers          optional object of extra request headers (strings;
  *                    only their names are shown in status, values may be
@@ -33,8 +41,10 @@
  * where body is the parsed JSON when the response says it is JSON (or has
  * no Content-Type) and parses, else the text, else (not UTF-8, or NUL
  * bytes) base64 with "body_base64": true. HEAD fires carry no body.
- * Redirects are not followed; they, other non-2xx answers, connection
- * failures and timeouts count as errors and fire nothing.
+ * Redirects are not followed; they, other non-2xx answers, DNS failures,
+ * connection and TLS failures (a certificate that does not verify:
+ * "TLS: certificate verify failed: <reasons>") and timeouts count as
+ * errors (lastError) and fire nothing; the next interval polls again.
  *
  * After each fire save() stores {"url", "etag", "lastModified", "hash"}, so
  * a restart (bind() with that state) does not re-fire an unchanged
@@ -42,10 +52,10 @@
  * refuses (or that arrives while paused) is a drop, and the validators are
  * not advanced, so the next poll sees the change again.
  *
- * Callbacks from libevent's HTTP client only record the outcome and
- * activate a per-binding event; the outcome is handled (and core called)
- * from that event, outside libevent's HTTP code, so core may unbind or
- * stop from inside fire/save. */
+ * The exchange itself is feeds/fetch.c (same for both schemes). Its
+ * callback only records the outcome and activates a per-binding event; the
+ * outcome is handled (and core called) from that event, so core may unbind
+ * or stop from inside fire/save. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
