@@ -254,7 +254,7 @@ static bool take_body(struct fetch *f, struct evbuffer *in, size_t n)
 static int chunk_step(struct fetch *f, struct evbuffer *in)
 {
     char *line = NULL;
-    int r;
+    int r = 0;
     switch (f->chunk) {
     case CH_SIZE: {
         if ((r = take_line(in, MAX_LINE, &line, NULL)) <= 0)
