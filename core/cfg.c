@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "plat.h"
+#include "tls.h"
 #include "wisp_config.h"
 
 enum cfg_type { CFG_STR, CFG_U64 };
@@ -50,6 +51,8 @@ static const struct cfg_row rows[] = {
     STR("mqtt", mqtt, "", "MQTT broker URL for feeds and result bindings"),
     STR("tls-cert", tls_cert, "", "TLS certificate (PEM) for the API listener"),
     STR("tls-key", tls_key, "", "TLS private key (PEM) for the API listener"),
+    STR("tls-ca-file", tls_ca_file, TLS_CA_FILE_DEFAULT,
+        "CA bundle (PEM) that outgoing TLS trusts (poll feed https:// URLs)"),
     STR("log-level", log_level, "info", "err, warn, info or debug"),
     U64("store-map-mb", store_map_mb, 1, MAP_MAX_LIMIT, "64", "initial LMDB map size (MB)"),
     U64("store-map-max-mb", store_map_max_mb, 1, MAP_MAX_LIMIT, MAP_MAX_DEFAULT,

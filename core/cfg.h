@@ -24,6 +24,7 @@ struct wisp_cfg {
     char mqtt[512];           /* broker URL (feeds; later issue) */
     char tls_cert[PATH_MAX];
     char tls_key[PATH_MAX];
+    char tls_ca_file[PATH_MAX]; /* CAs outgoing TLS trusts (poll feed's https) */
     char log_level[16];
     uint64_t store_map_mb;
     uint64_t store_map_max_mb;

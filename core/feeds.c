@@ -881,7 +881,8 @@ int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, 
                                         [AD_WEBHOOK] = &feed_webhook_ops};
     struct feed_env env = {.base = base, .fire = on_fire, .save = on_save,
                            .delete_trigger = on_delete_trigger, .ctx = f,
-                           .mqtt_url = cfg->mqtt_url, .client_id = cfg->client_id};
+                           .mqtt_url = cfg->mqtt_url, .client_id = cfg->client_id,
+                           .tls_ca_file = cfg->tls_ca_file};
     for (int i = 0; i < AD_N; i++) {
         f->ad[i].ops = ops[i];
         if (i == AD_MQTT && (!cfg->mqtt_url || !*cfg->mqtt_url))

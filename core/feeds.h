@@ -26,6 +26,7 @@ struct feeds;
 struct feeds_cfg {
     const char *mqtt_url; /* NULL or "": no MQTT adapter */
     const char *client_id;
+    const char *tls_ca_file; /* poll's https; NULL: the system bundle */
     unsigned outbox_max;  /* results kept while they cannot be published */
 };
 

@@ -223,6 +223,7 @@ int main(int argc, char **argv)
         snprintf(client_id, sizeof client_id, "wisp-%s", hn);
     }
     struct feeds_cfg fc = {.mqtt_url = cfg.mqtt, .client_id = client_id,
+                           .tls_ca_file = cfg.tls_ca_file,
                            .outbox_max = (unsigned)cfg.outbox_max};
     if (feeds_open(d.base, st, trig, act, &fc, &feeds, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
@@ -284,6 +285,11 @@ out:
         plat_rm_rf(tmp_work);
     tls_server_free(tls);
     rt_kinds_free(kinds);
+    /* Every module is closed; one last non-blocking turn lets libevent run
+     * what it deferred on their behalf (a DNS lookup the poll feed
+     * cancelled is freed in its callback), which event_base_free would
+     * drop. */
+    event_base_loop(d.base, EVLOOP_NONBLOCK);
     event_base_free(d.base);
     return status;
 }

@@ -51,9 +51,11 @@ struct feed_env {
     feed_save_fn *save;
     /* NULL when core takes no such requests (adapters then never ask) */
     feed_delete_fn *delete_trigger;
-    void *ctx;             /* passed to fire, save and delete_trigger */
-    const char *mqtt_url;  /* the broker (--mqtt), NULL when none; mqtt only */
-    const char *client_id; /* a stable id for this wispd (persistent MQTT sessions) */
+    void *ctx;               /* passed to fire, save and delete_trigger */
+    const char *mqtt_url;    /* the broker (--mqtt), NULL when none; mqtt only */
+    const char *client_id;   /* a stable id for this wispd (persistent MQTT sessions) */
+    const char *tls_ca_file; /* CA bundle (PEM) outgoing TLS trusts (poll's https);
+                              * NULL or "": TLS_CA_FILE_DEFAULT. Read on first use. */
 };
 
 /* A feed event counter set, for READ and /metrics. */

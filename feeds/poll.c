@@ -2,11 +2,19 @@
  * trigger when an HTTP resource changes.
  *
  * Parameters:
- *   url              required; http://host[:port]/path[?query]. The host
- *                    must be an IP literal (IPv4, or IPv6 in brackets) or
- *                    "localhost" (taken as 127.0.0.1): the loop must never
- *                    block on a resolver and this adapter has no evdns yet.
- *                    https is not supported yet (no TLS client here).
+ *   url              required; http:// or https://host[:port]/path[?query].
+ *                    The host is a name or an IP literal (IPv6 in
+ *                    brackets). Names are resolved at each poll by one
+ *                    evdns base the adapter shares (/etc/hosts, then the
+ *                    name servers of /etc/resolv.conf), never by a blocking
+ *                    getaddrinfo; every address a name gives is tried in
+ *                    turn. https verifies the server's certificate against
+ *                    the CA bundle (env->tls_ca_file, the tls-ca-file
+ *                    setting; loaded once, at the first https poll) and
+ *                    that it names the host (also sent as SNI). There is
+ *                    no way to skip the check. mbedtls 2.28 matches DNS
+ *                    names only, so https://IP verifies only against a
+ *                    certificate that carries the IP as a name.
  *   interval         seconds between polls (default 60, 1..MAX_INTERVAL)
  *   headers          optional object of extra request headers (strings;
  *                    only their names are shown in status, values may be
@@ -33,8 +41,10 @@
  * where body is the parsed JSON when the response says it is JSON (or has
  * no Content-Type) and parses, else the text, else (not UTF-8, or NUL
  * bytes) base64 with "body_base64": true. HEAD fires carry no body.
- * Redirects are not followed; they, other non-2xx answers, connection
- * failures and timeouts count as errors and fire nothing.
+ * Redirects are not followed; they, other non-2xx answers, DNS failures,
+ * connection and TLS failures (a certificate that does not verify:
+ * "TLS: certificate verify failed: <reasons>") and timeouts count as
+ * errors (lastError) and fire nothing; the next interval polls again.
  *
  * After each fire save() stores {"url", "etag", "lastModified", "hash"}, so
  * a restart (bind() with that state) does not re-fire an unchanged
@@ -42,16 +52,16 @@
  * refuses (or that arrives while paused) is a drop, and the validators are
  * not advanced, so the next poll sees the change again.
  *
- * Callbacks from libevent's HTTP client only record the outcome and
- * activate a per-binding event; the outcome is handled (and core called)
- * from that event, outside libevent's HTTP code, so core may unbind or
- * stop from inside fire/save. */
+ * The exchange itself is feeds/fetch.c (same for both schemes). Its
+ * callback only records the outcome and activates a per-binding event; the
+ * outcome is handled (and core called) from that event, so core may unbind
+ * or stop from inside fire/save. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
@@ -60,8 +70,10 @@
 #include <strings.h>
 
 #include "feed.h"
+#include "fetch.h"
 #include "log.h"
 #include "plat.h"
+#include "tls.h"
 #include "wjson.h"
 
 #define MAX_BODY (1024 * 1024)
@@ -70,6 +82,7 @@
 #define DEFAULT_INTERVAL 60
 #define MAX_INTERVAL (30 * 86400)
 #define MAX_URL 2048
+#define MAX_HOST 253 /* a DNS name's longest text form */
 #define MAX_USER_HEADERS 32
 #define MAX_HEADER_VALUE 4096
 #define MAX_BODY_DEPTH 16 /* a JSON body nested deeper is passed as text */
@@ -80,17 +93,20 @@ struct poll_self {
     struct feed_counters totals;
     int busy;  /* callbacks into core in progress */
     bool dead; /* stop() ran inside one; the last to return frees */
+    /* shared by all bindings, made on first use (see resolver(), tls()) */
+    struct evdns_base *dns;
+    struct tls_client *tls;
+    char *ca_file;
+    char tls_error[200]; /* why the CA bundle could not be loaded */
 };
 
-/* What one request brought back (filled by the HTTP callbacks). */
+/* What one request brought back (filled by the fetch callback). */
 struct outcome {
-    bool got;       /* the HTTP callback ran */
+    bool got;       /* the exchange ended, or never started */
     bool timed_out; /* our deadline expired first */
-    bool have_error;
-    enum evhttp_request_error error;
-    int sock_err;
-    const char *why; /* a failure before any I/O */
-    int code;        /* 0: no response */
+    int rc;         /* fetch's code: 0 (a response), -EFBIG, other errors */
+    char err[200];  /* rc < 0: why; timed out: where it was */
+    int code;       /* 0: no response */
     char *etag, *last_modified, *ctype, *clen;
     unsigned char *body;
     size_t len;
@@ -103,20 +119,21 @@ struct feed_binding {
     char *ns, *trigger;
     /* parameters */
     char *url;
-    char *addr;        /* the IP literal to connect to */
+    char *host;        /* to resolve and connect to, and for TLS (no brackets) */
     char *host_header; /* Host: as in the url */
     char *target;      /* path and query */
     uint16_t port;
+    bool https;
     int interval, timeout; /* seconds */
-    enum evhttp_cmd_type method;
-    json_t *headers; /* the extra request headers, an object of strings */
-    json_t *payload; /* trigger_payload, an object */
+    bool head;             /* method HEAD (else GET) */
+    json_t *headers;       /* the extra request headers, an object of strings */
+    json_t *payload;       /* trigger_payload, an object */
     /* validators of the last good response */
     char *etag, *last_modified;
     unsigned char hash[32];
     bool have_hash;
     /* the request in progress */
-    struct evhttp_connection *conn;
+    struct fetch *fetch;
     bool inflight; /* a request is out or its outcome not handled yet */
     struct outcome out;
     struct event *tick, *deadline, *done_ev;
@@ -211,16 +228,11 @@ static int parse_url(struct feed_binding *b, const char *url, struct wisp_err *e
     const char *scheme = evhttp_uri_get_scheme(u), *host = evhttp_uri_get_host(u);
     const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
     int port = evhttp_uri_get_port(u);
-    char ip[64];
     if (!scheme || (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
-        rc = wisp_err_set(err, -EINVAL, "url: must be an http:// URL");
+        rc = wisp_err_set(err, -EINVAL, "url: must be an http:// or https:// URL");
         goto out;
     }
-    if (strcasecmp(scheme, "https") == 0) {
-        rc = wisp_err_set(err, -EINVAL,
-                          "url: https is not supported by the poll feed yet; use http");
-        goto out;
-    }
+    b->https = strcasecmp(scheme, "https") == 0;
     if (evhttp_uri_get_userinfo(u)) {
         rc = wisp_err_set(err, -EINVAL,
                           "url: user:password@ is not supported; put an Authorization header "
@@ -231,25 +243,34 @@ static int parse_url(struct feed_binding *b, const char *url, struct wisp_err *e
         rc = wisp_err_set(err, -EINVAL, "url: has no host");
         goto out;
     }
-    bool v6 = false;
-    int lit = feed_ip_literal(host, ip, sizeof ip, &v6);
-    if (lit == -ERANGE) {
-        rc = wisp_err_set(err, -EINVAL, "url: bad IPv6 address");
+    /* a name (resolved at each poll, on the loop, by evdns) or an IP
+     * literal; IPv6 comes in brackets, which the connection goes without */
+    size_t hl = strlen(host);
+    if (hl > MAX_HOST) {
+        rc = wisp_err_set(err, -EINVAL, "url: host name longer than %d characters", MAX_HOST);
         goto out;
     }
-    if (lit < 0) {
-        rc = wisp_err_set(err, -EINVAL, "url: host '%.80s' is not an IP address; the poll feed cannot resolve "
-                          "host names yet (use an IP address or localhost)", host);
-        goto out;
+    char name[MAX_HOST + 1];
+    if (host[0] == '[') {
+        unsigned char a6[16];
+        memcpy(name, host + 1, hl - 2); /* evhttp_uri_parse checked the brackets */
+        name[hl - 2] = '\0';
+        if (inet_pton(AF_INET6, name, a6) != 1) {
+            rc = wisp_err_set(err, -EINVAL, "url: bad IPv6 address");
+            goto out;
+        }
+    } else {
+        memcpy(name, host, hl + 1);
     }
     if (port == 0 || port > 65535) {
         rc = wisp_err_set(err, -EINVAL, "url: bad port");
         goto out;
     }
+    int def_port = b->https ? 443 : 80;
     if (port < 0)
-        port = 80;
-    char hosthdr[96];
-    if (port == 80)
+        port = def_port;
+    char hosthdr[MAX_HOST + 8];
+    if (port == def_port)
         snprintf(hosthdr, sizeof hosthdr, "%s", host);
     else
         snprintf(hosthdr, sizeof hosthdr, "%s:%d", host, port);
@@ -257,10 +278,10 @@ static int parse_url(struct feed_binding *b, const char *url, struct wisp_err *e
         path = "/";
     size_t tl = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
     b->target = malloc(tl);
-    b->addr = strdup(ip);
+    b->host = strdup(name);
     b->host_header = strdup(hosthdr);
     b->url = strdup(url);
-    if (!b->target || !b->addr || !b->host_header || !b->url) {
+    if (!b->target || !b->host || !b->host_header || !b->url) {
         rc = wisp_err_set(err, -ENOMEM, "poll: out of memory");
         goto out;
     }
@@ -321,7 +342,8 @@ static int parse_headers(struct feed_binding *b, const json_t *v, struct wisp_er
         return wisp_err_set(err, -EINVAL, "headers: at most %d", MAX_USER_HEADERS);
     const char *k;
     const json_t *val;
-    json_object_foreach((json_t *)v, k, val) {
+    json_object_foreach((json_t *)v, k, val)
+    {
         if (!is_token(k) || strlen(k) > 64)
             return wisp_err_set(err, -EINVAL, "headers: '%.64s' is not a header name", k);
         for (size_t i = 0; i < WISP_ARRAY_LEN(managed); i++)
@@ -357,11 +379,11 @@ static int parse_params(struct feed_binding *b, const json_t *params, struct wis
     b->timeout = b->interval < MAX_TIMEOUT ? b->interval : MAX_TIMEOUT;
     if ((v = member(params, "headers")) && (rc = parse_headers(b, v, err)))
         return rc;
-    b->method = EVHTTP_REQ_GET;
+    b->head = false;
     if ((v = member(params, "method"))) {
         const char *m = json_string_value(v);
         if (m && strcasecmp(m, "HEAD") == 0)
-            b->method = EVHTTP_REQ_HEAD;
+            b->head = true;
         else if (!m || strcasecmp(m, "GET") != 0)
             return wisp_err_set(err, -EINVAL, "method: must be \"GET\" or \"HEAD\"");
     }
@@ -397,11 +419,8 @@ static void restore(struct feed_binding *b, const json_t *state)
 
 static void drop_request(struct feed_binding *b)
 {
-    if (b->conn) {
-        /* frees the request too, without calling its callbacks */
-        evhttp_connection_free(b->conn);
-        b->conn = NULL;
-    }
+    fetch_free(b->fetch); /* without calling back */
+    b->fetch = NULL;
     if (b->deadline)
         evtimer_del(b->deadline);
     if (b->done_ev)
@@ -434,7 +453,7 @@ static void binding_free(struct feed_binding *b)
     free(b->etag);
     free(b->last_modified);
     free(b->url);
-    free(b->addr);
+    free(b->host);
     free(b->host_header);
     free(b->target);
     free(b->ns);
@@ -442,78 +461,143 @@ static void binding_free(struct feed_binding *b)
     free(b);
 }
 
-/* ---- the request ------------------------------------------------------ */
+/* ---- shared resolver and TLS client ----------------------------------- */
 
-static void on_request_error(enum evhttp_request_error e, void *arg)
+/* The resolver all bindings share, made on first use: it reads
+ * /etc/resolv.conf and /etc/hosts once (evdns: DNS_OPTIONS_ALL includes
+ * the hosts file). NULL when that failed; the next poll tries again. */
+static struct evdns_base *resolver(struct poll_self *s)
 {
-    struct feed_binding *b = arg;
-    b->out.have_error = true;
-    b->out.error = e;
+    if (!s->dns)
+        s->dns = evdns_base_new(s->env.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                                 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    return s->dns;
 }
 
-static char *header_dup(struct evkeyvalq *h, const char *name)
+/* The TLS client (the CA bundle) https bindings share, loaded once on the
+ * first https poll. A bundle that does not load is not tried again (until
+ * a restart); each https poll reports why. NULL then. */
+static struct tls_client *tls(struct poll_self *s)
 {
-    const char *v = evhttp_find_header(h, name);
+    if (s->tls || s->tls_error[0])
+        return s->tls;
+    const char *ca = s->ca_file ? s->ca_file : TLS_CA_FILE_DEFAULT;
+    struct wisp_err err = {0};
+    if (tls_client_new(ca, &s->tls, &err) < 0) {
+        snprintf(s->tls_error, sizeof s->tls_error, "TLS: cannot load the CA bundle: %.160s",
+                 err.msg);
+        wlog_warn("poll", "%s", s->tls_error);
+    }
+    return s->tls;
+}
+
+/* Lookups still out were cancelled by fetch_free; libevent frees them
+ * (and fetch's tickets) in their callbacks, on the next loop turn. */
+static void self_free(struct poll_self *s)
+{
+    tls_client_free(s->tls);
+    if (s->dns)
+        evdns_base_free(s->dns, 0);
+    free(s->ca_file);
+    free(s);
+}
+
+/* ---- the request ------------------------------------------------------ */
+
+static char *header_dup(const struct fetch *f, const char *name)
+{
+    const char *v = fetch_header(f, name);
     return v ? strdup(v) : NULL;
 }
 
-/* libevent's callback: record and hand over to done_ev. req is NULL after
- * a failure reported through on_request_error, or has code 0 when the
- * connection could not be made. */
-static void on_response(struct evhttp_request *req, void *arg)
+/* fetch's callback (from its own event): record, free the exchange and
+ * hand over to done_ev, where core may be called. */
+static void on_fetched(void *arg, int rc)
 {
     struct feed_binding *b = arg;
     struct outcome *o = &b->out;
-    if (o->got)
-        return;
+    struct fetch *f = b->fetch;
     o->got = true;
-    o->sock_err = errno;
-    if (req && evhttp_request_get_response_code(req) > 0) {
-        o->code = evhttp_request_get_response_code(req);
-        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-        o->etag = header_dup(h, "ETag");
-        o->last_modified = header_dup(h, "Last-Modified");
-        o->ctype = header_dup(h, "Content-Type");
-        o->clen = header_dup(h, "Content-Length");
-        struct evbuffer *in = evhttp_request_get_input_buffer(req);
-        size_t len = in ? evbuffer_get_length(in) : 0;
-        if (len > MAX_BODY) {
-            o->code = 0;
-            o->have_error = true;
-            o->error = EVREQ_HTTP_DATA_TOO_LONG;
-        } else if (len > 0) {
+    o->rc = rc;
+    if (rc == 0) {
+        o->code = fetch_status(f);
+        o->etag = header_dup(f, "ETag");
+        o->last_modified = header_dup(f, "Last-Modified");
+        o->ctype = header_dup(f, "Content-Type");
+        o->clen = header_dup(f, "Content-Length");
+        struct evbuffer *in = fetch_body(f);
+        size_t len = evbuffer_get_length(in); /* at most MAX_BODY: fetch's bound */
+        if (len > 0) {
             o->body = malloc(len);
-            if (o->body && evbuffer_copyout(in, o->body, len) == (ev_ssize_t)len) {
+            if (o->body && evbuffer_remove(in, o->body, len) == (int)len) {
                 o->len = len;
             } else {
                 free(o->body);
                 o->body = NULL;
                 o->code = 0;
-                o->have_error = true;
-                o->error = EVREQ_HTTP_BUFFER_ERROR;
+                o->rc = -ENOMEM;
+                snprintf(o->err, sizeof o->err, "out of memory");
             }
         }
+    } else {
+        snprintf(o->err, sizeof o->err, "%s", fetch_error(f));
     }
+    fetch_free(f);
+    b->fetch = NULL;
     evtimer_del(b->deadline);
     event_active(b->done_ev, EV_TIMEOUT, 1);
-}
-
-static void add_header(struct evkeyvalq *h, const char *name, const char *value)
-{
-    if (!evhttp_find_header(h, name))
-        evhttp_add_header(h, name, value);
 }
 
 static void handle_outcome(struct feed_binding *b);
 
+/* A poll that cannot start: the outcome is handled from the loop. */
 static void fail_now(struct feed_binding *b, const char *why)
 {
     b->out.got = true;
-    b->out.have_error = true;
-    b->out.error = EVREQ_HTTP_BUFFER_ERROR;
-    b->out.why = why;
+    b->out.rc = -EIO;
+    snprintf(b->out.err, sizeof b->out.err, "%s", why);
     evtimer_del(b->deadline);
     event_active(b->done_ev, EV_TIMEOUT, 1);
+}
+
+static bool user_header(const struct feed_binding *b, const char *name)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(b->headers, k, v)
+    {
+        if (strcasecmp(k, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The request head: the method, the user's headers, then ours. */
+static int build_request(const struct feed_binding *b, struct evbuffer *req)
+{
+    int rc = evbuffer_add_printf(req, "%s %s HTTP/1.1\r\n", b->head ? "HEAD" : "GET", b->target);
+    const char *k;
+    json_t *v;
+    json_object_foreach(b->headers, k, v)
+    {
+        if (rc >= 0)
+            rc = evbuffer_add_printf(req, "%s: %s\r\n", k, json_string_value(v));
+    }
+    static const char *const ours[][2] = {
+        {"Host", NULL}, {"User-Agent", "wisp-poll/1"}, {"Accept", "*/*"}};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(ours) && rc >= 0; i++)
+        if (!user_header(b, ours[i][0]))
+            rc = evbuffer_add_printf(req, "%s: %s\r\n", ours[i][0],
+                                     ours[i][1] ? ours[i][1] : b->host_header);
+    if (rc >= 0)
+        rc = evbuffer_add_printf(req, "Connection: close\r\n");
+    if (rc >= 0 && b->have_hash && b->etag)
+        rc = evbuffer_add_printf(req, "If-None-Match: %s\r\n", b->etag);
+    if (rc >= 0 && b->have_hash && b->last_modified)
+        rc = evbuffer_add_printf(req, "If-Modified-Since: %s\r\n", b->last_modified);
+    if (rc >= 0)
+        rc = evbuffer_add(req, "\r\n", 2);
+    return rc < 0 ? -ENOMEM : 0;
 }
 
 static void start_request(struct feed_binding *b)
@@ -521,41 +605,29 @@ static void start_request(struct feed_binding *b)
     struct poll_self *s = b->self;
     outcome_clear(&b->out);
     b->inflight = true;
-    b->conn = evhttp_connection_base_new(s->env.base, NULL, b->addr, b->port);
-    struct evhttp_request *req = b->conn ? evhttp_request_new(on_response, b) : NULL;
-    if (!req) {
-        fail_now(b, "out of memory");
-        return;
-    }
-    evhttp_connection_set_retries(b->conn, 0);
-    evhttp_connection_set_timeout(b->conn, b->timeout + 1); /* the deadline comes first */
-    evhttp_connection_set_max_body_size(b->conn, MAX_BODY);
-    evhttp_connection_set_max_headers_size(b->conn, MAX_HEADERS_SIZE);
-    evhttp_request_set_error_cb(req, on_request_error);
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    const char *k;
-    json_t *v;
-    json_object_foreach(b->headers, k, v) {
-        evhttp_add_header(h, k, json_string_value(v));
-    }
-    add_header(h, "Host", b->host_header);
-    add_header(h, "User-Agent", "wisp-poll/1");
-    add_header(h, "Accept", "*/*");
-    evhttp_add_header(h, "Connection", "close");
-    if (b->have_hash && b->etag)
-        evhttp_add_header(h, "If-None-Match", b->etag);
-    if (b->have_hash && b->last_modified)
-        evhttp_add_header(h, "If-Modified-Since", b->last_modified);
     /* a timeout equal to the interval ends just before the next tick */
     int64_t ms = (int64_t)b->timeout * 1000 - (b->timeout == b->interval ? 100 : 0);
     add_ms(b->deadline, ms);
-    /* may call on_response synchronously (an immediate connect failure).
-     * On -1 libevent 2.1 has freed req only if it was out of memory; when
-     * no socket could be made req stays allocated and is lost: a leak
-     * while the process is out of descriptors, not worth a use-after-free
-     * risk. */
-    if (evhttp_make_request(b->conn, req, b->method, b->target) != 0 && !b->out.got)
-        fail_now(b, "cannot send the request");
+    struct evdns_base *dns = resolver(s);
+    if (!dns) {
+        fail_now(b, "cannot start the DNS resolver (/etc/resolv.conf)");
+        return;
+    }
+    struct fetch_target t = {.host = b->host,
+                             .port = b->port,
+                             .head = b->head,
+                             .max_head = MAX_HEADERS_SIZE,
+                             .max_body = MAX_BODY};
+    if (b->https && !(t.tls = tls(s))) {
+        fail_now(b, s->tls_error);
+        return;
+    }
+    struct evbuffer *req = evbuffer_new();
+    if (!req || build_request(b, req) < 0 ||
+        fetch_start(s->env.base, dns, &t, req, on_fetched, b, &b->fetch) < 0)
+        fail_now(b, "out of memory");
+    if (req)
+        evbuffer_free(req);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -563,11 +635,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct feed_binding *b = arg;
-    if (b->conn) {
-        evhttp_connection_free(b->conn);
-        b->conn = NULL;
-    }
     outcome_clear(&b->out);
+    if (b->fetch) /* where it was when time ran out */
+        snprintf(b->out.err, sizeof b->out.err, "%s", fetch_stage(b->fetch));
+    fetch_free(b->fetch);
+    b->fetch = NULL;
     b->out.got = true;
     b->out.timed_out = true;
     event_del(b->done_ev);
@@ -578,12 +650,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct feed_binding *b = arg;
-    if (b->conn) { /* outside libevent's HTTP code now */
-        evhttp_connection_free(b->conn);
-        b->conn = NULL;
-    }
-    handle_outcome(b);
+    handle_outcome(arg);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -602,37 +669,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- outcome ---------------------------------------------------------- */
-
-static const char *error_text(const struct outcome *o, const char *host, char *buf, size_t cap)
-{
-    if (o->have_error) {
-        switch (o->error) {
-        case EVREQ_HTTP_TIMEOUT:
-            return "timed out";
-        case EVREQ_HTTP_EOF:
-            return "the connection was closed before a complete response";
-        case EVREQ_HTTP_INVALID_HEADER:
-            return "invalid HTTP response";
-        case EVREQ_HTTP_DATA_TOO_LONG:
-            snprintf(buf, cap, "response too large (body over %d bytes or headers over %d)",
-                     MAX_BODY, MAX_HEADERS_SIZE);
-            return buf;
-        case EVREQ_HTTP_REQUEST_CANCEL:
-            return "cancelled";
-        case EVREQ_HTTP_BUFFER_ERROR:
-        default:
-            return "connection error";
-        }
-    }
-    /* libevent resets the connection before it calls back, so errno is
-     * only trusted when it names a connect failure */
-    int e = o->sock_err;
-    bool known = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == ETIMEDOUT ||
-                 e == ECONNRESET || e == EADDRNOTAVAIL;
-    snprintf(buf, cap, "cannot connect to %s%s%s", host, known ? ": " : "",
-             known ? strerror(e) : "");
-    return buf;
-}
 
 static bool is_json_type(const char *ctype)
 {
@@ -702,7 +738,7 @@ static json_t *fire_params(const struct feed_binding *b, const struct outcome *o
     json_object_set_new(p, "status", json_integer(o->code));
     json_object_set_new(p, "headers", h);
     json_object_del(p, "body_base64"); /* only ours may say so */
-    if (b->method != EVHTTP_REQ_HEAD) {
+    if (!b->head) {
         bool b64;
         json_t *body = body_value(o, &b64);
         if (!body) {
@@ -722,7 +758,7 @@ static void hash_outcome(const struct feed_binding *b, const struct outcome *o,
     mbedtls_sha256_context c;
     mbedtls_sha256_init(&c);
     mbedtls_sha256_starts_ret(&c, 0);
-    if (b->method == EVHTTP_REQ_HEAD) {
+    if (b->head) {
         const char *parts[] = {o->etag, o->last_modified, o->clen};
         for (size_t i = 0; i < WISP_ARRAY_LEN(parts); i++) {
             const char *s = parts[i] ? parts[i] : "";
@@ -797,7 +833,7 @@ static bool deliver(struct feed_binding *b, const unsigned char hash[32])
     if (b->dead) {
         binding_free(b);
         if (s->dead && s->busy == 0)
-            free(s);
+            self_free(s);
         return false;
     }
     return true;
@@ -806,23 +842,21 @@ static bool deliver(struct feed_binding *b, const unsigned char hash[32])
 static void handle_outcome(struct feed_binding *b)
 {
     struct outcome *o = &b->out;
-    char buf[160];
     b->inflight = false;
     b->polls++;
     b->last_poll = plat_clock_real_ms();
     if (o->timed_out || o->code == 0) {
         b->last_status = 0;
         if (o->timed_out) {
-            snprintf(b->last_error, sizeof b->last_error, "timed out after %d s", b->timeout);
+            snprintf(b->last_error, sizeof b->last_error, "timed out after %d s%s%.160s%s",
+                     b->timeout, o->err[0] ? " (" : "", o->err, o->err[0] ? ")" : "");
             b->errors++;
-        } else if (o->have_error && o->error == EVREQ_HTTP_DATA_TOO_LONG) {
-            snprintf(b->last_error, sizeof b->last_error, "%s",
-                     error_text(o, b->host_header, buf, sizeof buf));
+        } else if (o->rc == -EFBIG) {
+            snprintf(b->last_error, sizeof b->last_error, "response too large: %.170s", o->err);
             b->drops++;
             b->self->totals.drops++;
         } else {
-            snprintf(b->last_error, sizeof b->last_error, "%s",
-                     o->why ? o->why : error_text(o, b->host_header, buf, sizeof buf));
+            snprintf(b->last_error, sizeof b->last_error, "%s", o->err);
             b->errors++;
         }
         wlog_debug("poll", "poll failed trigger=%s/%s: %s", b->ns, b->trigger, b->last_error);
@@ -874,6 +908,11 @@ static int poll_start(const struct feed_env *env, void **self, struct wisp_err *
     s->env = *env;
     s->env.mqtt_url = NULL;
     s->env.client_id = NULL;
+    s->env.tls_ca_file = NULL;
+    if (env->tls_ca_file && *env->tls_ca_file && !(s->ca_file = strdup(env->tls_ca_file))) {
+        free(s);
+        return wisp_err_set(err, -ENOMEM, "poll: out of memory");
+    }
     *self = s;
     return 0;
 }
@@ -899,7 +938,7 @@ static void poll_stop(void *self)
     if (s->busy)
         s->dead = true;
     else
-        free(s);
+        self_free(s);
 }
 
 static int poll_bind(void *self, const char *ns, const char *trigger, const json_t *params,
@@ -974,21 +1013,21 @@ static json_t *poll_status(void *self, const struct feed_binding *b)
     json_t *names = json_array();
     const char *k;
     json_t *v;
-    json_object_foreach(b->headers, k, v) {
+    json_object_foreach(b->headers, k, v)
+    {
         json_array_append_new(names, json_string(k));
     }
-    return json_pack("{s:s, s:s, s:i, s:i, s:o, s:O, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:b}",
-                     "url", b->url, "method", b->method == EVHTTP_REQ_HEAD ? "HEAD" : "GET",
-                     "interval", b->interval, "timeout", b->timeout, "headers", names,
-                     "trigger_payload", b->payload, "paused", b->paused, "lastStatus",
-                     b->last_status ? json_integer(b->last_status) : json_null(), "lastError",
-                     b->last_error[0] ? json_string(b->last_error) : json_null(), "lastPoll",
-                     b->last_poll >= 0 ? json_integer(b->last_poll) : json_null(), "polls",
-                     (json_int_t)b->polls, "changes", (json_int_t)b->changes, "errors",
-                     (json_int_t)b->errors, "fires", (json_int_t)b->fires, "drops",
-                     (json_int_t)b->drops, "skipped", (json_int_t)b->skipped, "polling",
-                     b->inflight);
+    return json_pack(
+        "{s:s, s:s, s:i, s:i, s:o, s:O, s:b, s:o, s:o, s:o, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:b}",
+        "url", b->url, "method", b->head ? "HEAD" : "GET", "interval", b->interval, "timeout",
+        b->timeout, "headers", names, "trigger_payload", b->payload, "paused", b->paused,
+        "lastStatus", b->last_status ? json_integer(b->last_status) : json_null(), "lastError",
+        b->last_error[0] ? json_string(b->last_error) : json_null(), "lastPoll",
+        b->last_poll >= 0 ? json_integer(b->last_poll) : json_null(), "polls", (json_int_t)b->polls,
+        "changes", (json_int_t)b->changes, "errors", (json_int_t)b->errors, "fires",
+        (json_int_t)b->fires, "drops", (json_int_t)b->drops, "skipped", (json_int_t)b->skipped,
+        "polling", b->inflight);
 }
 
 static void poll_counters(void *self, struct feed_counters *out)

@@ -6,6 +6,8 @@ import hmac
 import http.server
 import json
 import os
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -288,6 +290,80 @@ class Poller(WispTestCase):
             srv.shutdown()
             srv.server_close()
 
+
+
+def make_ca_and_cert(d, name):
+    """A CA (ca.pem) and a certificate for name signed by it (srv.pem, srv.key)."""
+    k = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True, timeout=60, cwd=d)
+    run("openssl", "req", "-x509", *k, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=wisp-test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("openssl", "req", *k, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=" + name)
+    with open(os.path.join(d, "srv.ext"), "w") as f:
+        f.write("subjectAltName=DNS:%s\n" % name)
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "srv.ext")
+    return [os.path.join(d, n) for n in ("ca.pem", "srv.pem", "srv.key")]
+
+
+class PollerHttps(unittest.TestCase):
+    """https:// polling with the CA given by --tls-ca-file, a host name
+    resolved from /etc/hosts, and a certificate that does not fit."""
+
+    def test_https_poll_verifies_and_fires_on_change(self):
+        state = {"body": b'{"v": 1}'}
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(state["body"])))
+                self.end_headers()
+                self.wfile.write(state["body"])
+
+            def log_message(self, *a):
+                pass
+
+        with tempfile.TemporaryDirectory() as d:
+            ca, cert, key = make_ca_and_cert(d, "localhost")
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            w = Wispd(args=["--prewarm", "", "--tls-ca-file", ca])
+            try:
+                w.start()
+                port = srv.server_address[1]
+                w.api("PUT", "actions/a", {"exec": native_echo()})
+                w.api("PUT", "triggers/p", {})
+                w.api("PUT", "rules/r", {"trigger": "p", "action": "a"})
+                r = feed(w, "poll", "http", "CREATE", "p", url="https://localhost:%d/x" % port,
+                         interval=1)
+                self.assertEqual(r.status, 200, r)
+                wait_for(lambda: [a for a in activations(w, "a")
+                                  if a["response"]["result"].get("body") == {"v": 1}],
+                         30, "first https poll fire")
+                state["body"] = b'{"v": 2}'
+                wait_for(lambda: [a for a in activations(w, "a")
+                                  if a["response"]["result"].get("body") == {"v": 2}],
+                         30, "fire on change")
+                # the same server under a name its certificate does not carry
+                w.api("PUT", "triggers/q", {})
+                r = feed(w, "poll", "http", "CREATE", "q", url="https://127.0.0.1:%d/x" % port,
+                         interval=1)
+                self.assertEqual(r.status, 200, r)
+
+                def q_error():
+                    st = w.api("GET", "triggers/q").json().get("feed") or {}
+                    return st.get("lastError") or ""
+                wait_for(lambda: "certificate verify failed" in q_error(), 30, "a verify error")
+                self.assertEqual(w.api("GET", "triggers/q").json()["feed"]["fires"], 0)
+            finally:
+                w.stop()
+                srv.shutdown()
+                srv.server_close()
 
 class Mqtt(unittest.TestCase):
     def setUp(self):

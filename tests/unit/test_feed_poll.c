@@ -1,7 +1,10 @@
-/* tests/unit/test_feed_poll.c - the poll feed (feeds/poll.c) against a
- * real HTTP server: an evhttp server on 127.0.0.1 on the test's own
- * event_base, whose content the tests change. Interval 1 s throughout;
- * waits have deadlines, nothing asserts on timing. */
+/* tests/unit/test_feed_poll.c - the poll feed (feeds/poll.c, fetch.c)
+ * against real servers: an evhttp server on 127.0.0.1 on the test's own
+ * event_base, whose content the tests change, and for https python3's ssl
+ * servers (https_server.py) with certificates made by openssl at test time.
+ * Host names go through the adapter's evdns resolver (/etc/hosts for
+ * localhost). Interval 1 s throughout; waits have deadlines, nothing
+ * asserts on timing. */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -9,15 +12,19 @@
 #include <event2/keyvalq_struct.h>
 #include <mbedtls/base64.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "feed.h"
 #include "plat.h"
+#include "wisp_config.h"
 
 /* ---- the server ------------------------------------------------------- */
 
@@ -186,7 +193,8 @@ static void heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-static bool fx_init(struct fx *f)
+/* ca: the CA bundle the adapter trusts (NULL: the default). */
+static bool fx_init_ca(struct fx *f, const char *ca)
 {
     memset(f, 0, sizeof *f);
     signal(SIGPIPE, SIG_IGN); /* as wispd does: the server writes to clients that left */
@@ -198,17 +206,26 @@ static bool fx_init(struct fx *f)
     f->srv.status = 200;
     srv_set(&f->srv, "hello", "text/plain", NULL, NULL);
     CHECK(srv_up(&f->srv, 0));
-    f->env = (struct feed_env){.base = f->base, .fire = on_fire, .save = on_save, .ctx = &f->rec};
+    f->env = (struct feed_env){
+        .base = f->base, .fire = on_fire, .save = on_save, .ctx = &f->rec, .tls_ca_file = ca};
     struct wisp_err err = {0};
     int rc = feed_poll_ops.start(&f->env, &f->self, &err);
     CHECK_EQ_INT(rc, 0);
     return rc == 0 && f->srv.http;
 }
 
+static bool fx_init(struct fx *f)
+{
+    return fx_init_ca(f, NULL);
+}
+
 static void fx_done(struct fx *f)
 {
     if (f->self)
         feed_poll_ops.stop(f->self);
+    /* as wispd does: a last turn for what libevent deferred (a cancelled
+     * DNS lookup frees itself there) */
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
     srv_down(&f->srv);
     free(f->srv.body);
     event_free(f->hb);
@@ -224,13 +241,13 @@ static void fx_done(struct fx *f)
             event_base_loop((f)->base, EVLOOP_ONCE);                                               \
     } while (0)
 
-/* Binds with params given as JSON text, in which %d is the server's port. */
-static int bind_fmt(struct fx *f, const json_t *state, struct feed_binding **b,
-                    struct wisp_err *err, const char *fmt)
+/* Binds with params given as JSON text, in which %d is port. */
+static int bind_port(struct fx *f, int port, const json_t *state, struct feed_binding **b,
+                     struct wisp_err *err, const char *fmt)
 {
     char text[1024], num[16];
     size_t o = 0;
-    snprintf(num, sizeof num, "%d", f->srv.port);
+    snprintf(num, sizeof num, "%d", port);
     for (const char *p = fmt; *p && o < sizeof text - 16; p++) {
         if (p[0] == '%' && p[1] == 'd') {
             o += (size_t)snprintf(text + o, sizeof text - o, "%s", num);
@@ -252,6 +269,13 @@ static int bind_fmt(struct fx *f, const json_t *state, struct feed_binding **b,
     if (rc && rc != -EINVAL)
         fprintf(stderr, "  bind: %s\n", err->msg);
     return rc;
+}
+
+/* The same with the evhttp server's port. */
+static int bind_fmt(struct fx *f, const json_t *state, struct feed_binding **b,
+                    struct wisp_err *err, const char *fmt)
+{
+    return bind_port(f, f->srv.port, state, b, err, fmt);
 }
 
 static long long st_int(struct fx *f, const struct feed_binding *b, const char *key)
@@ -669,8 +693,7 @@ static void poll_bad_params(void)
         goto out;
     expect_einval(&f, "{\"interval\": 5}", "url: missing");
     expect_einval(&f, "{\"url\": 5}", "url");
-    expect_einval(&f, "{\"url\": \"http://example.com:%d/\"}", "not an IP address");
-    expect_einval(&f, "{\"url\": \"https://127.0.0.1:%d/\"}", "https");
+    expect_einval(&f, "{\"url\": \"http://[1:2:3:4:5:6:7:8:9]:%d/\"}", "url");
     expect_einval(&f, "{\"url\": \"ftp://127.0.0.1:%d/\"}", "http://");
     expect_einval(&f, "{\"url\": \"not a url %d\"}", "url");
     expect_einval(&f, "{\"url\": \"http://u:p@127.0.0.1:%d/\"}", "Authorization");
@@ -696,9 +719,16 @@ static void poll_bad_params(void)
         CHECK_EQ_INT(st_int(&f, b, "timeout"), 30);
         feed_poll_ops.unbind(f.self, b);
     }
-    CHECK_EQ_INT(bind_fmt(&f, NULL, &b, &err, "{\"url\": \"http://LOCALHOST:%d\"}"), 0);
-    if (b)
-        feed_poll_ops.unbind(f.self, b);
+    /* host names and https (checked when they poll, not at bind) */
+    const char *fine[] = {
+        "{\"url\": \"http://LOCALHOST:%d\"}", "{\"url\": \"http://gateway.example.com:%d/x\"}",
+        "{\"url\": \"https://api.example.com/status\"}", "{\"url\": \"https://[::1]:%d/\"}"};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(fine); i++) {
+        b = NULL;
+        CHECK_EQ_INT(bind_fmt(&f, NULL, &b, &err, fine[i]), 0);
+        if (b)
+            feed_poll_ops.unbind(f.self, b);
+    }
 out:
     fx_done(&f);
 }
@@ -747,6 +777,268 @@ out:
     fx_done(&f); /* stop() with the request out */
 }
 
+/* ---- host names over evdns ------------------------------------------- */
+
+static void poll_host_names_resolved_on_the_loop(void)
+{
+    struct fx f;
+    struct feed_binding *b = NULL, *nx = NULL;
+    struct wisp_err err;
+    if (!fx_init(&f))
+        goto out;
+    srv_set(&f.srv, "by name", "text/plain", NULL, NULL);
+    /* localhost comes from /etc/hosts through evdns, not from a shortcut */
+    CHECK_EQ_INT(
+        bind_fmt(&f, NULL, &b, &err, "{\"url\": \"http://localhost:%d/n\", \"interval\": 1}"), 0);
+    WAIT_UNTIL(&f, f.rec.fires >= 1, 5000);
+    CHECK_EQ_INT(f.rec.fires, 1);
+    CHECK_STREQ(json_string_value(json_object_get(f.rec.last, "body")), "by name");
+    char host[64];
+    snprintf(host, sizeof host, "localhost:%d", f.srv.port);
+    CHECK_STREQ(f.srv.host, host);
+    feed_poll_ops.unbind(f.self, b);
+    /* a name no resolver knows: an error naming it, no fire, and the
+     * binding polls again at the next interval */
+    CHECK_EQ_INT(bind_fmt(&f, NULL, &nx, &err,
+                          "{\"url\": \"http://nonexistent.invalid:%d/\", \"interval\": 1}"),
+                 0);
+    WAIT_UNTIL(&f, POLLS(&f, nx) >= 2, 10000);
+    CHECK_EQ_INT(POLLS(&f, nx), 2);
+    CHECK_EQ_INT(st_int(&f, nx, "errors"), 2);
+    CHECK(strstr(st_error(&f, nx), "nonexistent.invalid") != NULL);
+    CHECK_EQ_INT(st_int(&f, nx, "lastStatus"), -1);
+    CHECK_EQ_INT(f.rec.fires, 1);
+    feed_poll_ops.unbind(f.self, nx);
+    /* stopped while a lookup may be out: nothing leaks (ASan), no callback */
+    CHECK_EQ_INT(bind_fmt(&f, NULL, &nx, &err,
+                          "{\"url\": \"http://nonexistent.invalid:%d/\", \"interval\": 1}"),
+                 0);
+    event_base_loop(f.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+out:
+    fx_done(&f);
+}
+
+/* ---- https ------------------------------------------------------------ */
+
+/* Certificates made by openssl in a temp dir, and python3 HTTPS servers
+ * serving dir/body: */
+struct tls_fx {
+    char dir[64], ca[128], body[128];
+    pid_t pid;
+    int in_fd;    /* the server's stdin: closing it stops it */
+    int good;     /* a certificate for localhost from our CA */
+    int other_ca; /* a certificate for localhost from another CA */
+    int wrong_cn; /* a certificate for wrong.example from our CA */
+};
+
+static bool sh(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0)
+        fprintf(stderr, "  failed (%d): %s\n", rc, cmd);
+    return rc == 0;
+}
+
+static void write_body(const struct tls_fx *t, const char *text)
+{
+    FILE *fp = fopen(t->body, "w");
+    CHECK(fp != NULL);
+    if (fp) {
+        fputs(text, fp);
+        fclose(fp);
+    }
+}
+
+static bool tls_fx_up(struct tls_fx *t)
+{
+    memset(t, 0, sizeof *t);
+    t->pid = -1;
+    t->in_fd = -1;
+    snprintf(t->dir, sizeof t->dir, "/tmp/wisp-poll-tls-XXXXXX");
+    if (!mkdtemp(t->dir))
+        return false;
+    snprintf(t->ca, sizeof t->ca, "%s/ca.pem", t->dir);
+    snprintf(t->body, sizeof t->body, "%s/body", t->dir);
+    write_body(t, "v1");
+    /* EC P-256 keys: quick to make, and mbedtls speaks them */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "(cd %s && K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && "
+             "CAX='-addext basicConstraints=critical,CA:TRUE "
+             "-addext keyUsage=critical,keyCertSign,cRLSign' && "
+             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 "
+             "-subj /CN=wisp-test-ca $CAX && "
+             "openssl req -x509 $K -keyout ca2.key -out ca2.pem -days 2 "
+             "-subj /CN=wisp-other-ca $CAX && "
+             "mk() { openssl req $K -keyout $1.key -out $1.csr -subj /CN=$2 && "
+             "echo subjectAltName=DNS:$2 > $1.ext && "
+             "openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial "
+             "-out $1.pem -days 2 -extfile $1.ext; } && "
+             "mk good localhost ca && mk other localhost ca2 && mk wrong wrong.example ca",
+             t->dir);
+    size_t cl = strlen(cmd);
+    snprintf(cmd + cl, sizeof cmd - cl, ") >/dev/null 2>&1");
+    if (!sh("command -v openssl >/dev/null && command -v python3 >/dev/null") || !sh(cmd))
+        return false;
+    int in[2], out[2];
+    if (pipe(in) || pipe(out))
+        return false;
+    char script[512], good[256], other[256], wrong[256];
+    snprintf(script, sizeof script, "%s/tests/unit/https_server.py", WISP_SOURCE_DIR);
+    snprintf(good, sizeof good, "%s/good.pem:%s/good.key", t->dir, t->dir);
+    snprintf(other, sizeof other, "%s/other.pem:%s/other.key", t->dir, t->dir);
+    snprintf(wrong, sizeof wrong, "%s/wrong.pem:%s/wrong.key", t->dir, t->dir);
+    t->pid = fork();
+    if (t->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("python3", "python3", script, t->body, good, other, wrong, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    t->in_fd = in[1];
+    /* the ports line, with a deadline */
+    char line[128] = "";
+    size_t n = 0;
+    int64_t end = plat_clock_mono_us() + 20 * 1000000LL;
+    while (t->pid > 0 && !memchr(line, '\n', n) && n < sizeof line - 1 &&
+           plat_clock_mono_us() < end) {
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(out[0], line + n, sizeof line - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    line[n] = '\0';
+    close(out[0]);
+    return sscanf(line, "%d %d %d", &t->good, &t->other_ca, &t->wrong_cn) == 3;
+}
+
+static void tls_fx_down(struct tls_fx *t)
+{
+    if (t->in_fd >= 0)
+        close(t->in_fd);
+    if (t->pid > 0) {
+        int st;
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, &st, 0);
+    }
+    if (t->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
+        sh(cmd);
+    }
+}
+
+static void poll_https_fires_on_change_only(void)
+{
+    struct tls_fx t;
+    struct fx f;
+    struct feed_binding *b = NULL;
+    struct wisp_err err;
+    bool up = tls_fx_up(&t);
+    CHECK(up);
+    if (!fx_init_ca(&f, t.ca) || !up)
+        goto out;
+    CHECK_EQ_INT(bind_port(&f, t.good, NULL, &b, &err,
+                           "{\"url\": \"https://localhost:%d/status\", \"interval\": 1}"),
+                 0);
+    WAIT_UNTIL(&f, f.rec.fires >= 1, 10000);
+    CHECK_EQ_INT(f.rec.fires, 1);
+    CHECK_STREQ(json_string_value(json_object_get(f.rec.last, "body")), "v1");
+    char url[96];
+    snprintf(url, sizeof url, "https://localhost:%d/status", t.good);
+    CHECK_STREQ(json_string_value(json_object_get(f.rec.last, "url")), url);
+    CHECK_STREQ(st_error(&f, b), "");
+    /* unchanged: the ETag comes back, a 304, no fire */
+    WAIT_UNTIL(&f, POLLS(&f, b) >= 2, 10000);
+    CHECK_EQ_INT(POLLS(&f, b), 2);
+    CHECK_EQ_INT(st_int(&f, b, "lastStatus"), 304);
+    CHECK_EQ_INT(f.rec.fires, 1);
+    /* changed: fires the new body */
+    write_body(&t, "v2");
+    WAIT_UNTIL(&f, f.rec.fires >= 2, 10000);
+    CHECK_EQ_INT(f.rec.fires, 2);
+    CHECK_STREQ(json_string_value(json_object_get(f.rec.last, "body")), "v2");
+    CHECK_EQ_INT(st_int(&f, b, "errors"), 0);
+    feed_poll_ops.unbind(f.self, b);
+out:
+    fx_done(&f);
+    tls_fx_down(&t);
+}
+
+/* Waits for the binding's first poll; it must be an error containing want. */
+static void expect_poll_error(struct fx *f, struct feed_binding *b, const char *want)
+{
+    WAIT_UNTIL(f, POLLS(f, b) >= 1, 10000);
+    CHECK(POLLS(f, b) >= 1);
+    CHECK(st_int(f, b, "errors") >= 1);
+    if (!strstr(st_error(f, b), want)) {
+        fprintf(stderr, "  '%s' not in '%s'\n", want, st_error(f, b));
+        CHECK(false);
+    }
+}
+
+static void poll_https_rejects_bad_certificates(void)
+{
+    struct tls_fx t;
+    struct fx f;
+    struct feed_binding *b = NULL;
+    struct wisp_err err;
+    const char *url = "{\"url\": \"https://localhost:%d/\", \"interval\": 1}";
+    bool up = tls_fx_up(&t);
+    CHECK(up);
+    if (!fx_init_ca(&f, t.ca) || !up)
+        goto out;
+    /* from a CA we do not trust */
+    CHECK_EQ_INT(bind_port(&f, t.other_ca, NULL, &b, &err, url), 0);
+    expect_poll_error(&f, b, "TLS: certificate verify failed: ");
+    CHECK(strstr(st_error(&f, b), "trusted") != NULL);
+    feed_poll_ops.unbind(f.self, b);
+    /* from our CA, for another name */
+    CHECK_EQ_INT(bind_port(&f, t.wrong_cn, NULL, &b, &err, url), 0);
+    expect_poll_error(&f, b, "TLS: certificate verify failed: ");
+    CHECK(strstr(st_error(&f, b), "CN") != NULL);
+    feed_poll_ops.unbind(f.self, b);
+    /* the right certificate under a name it does not carry (127.0.0.1) */
+    CHECK_EQ_INT(bind_port(&f, t.good, NULL, &b, &err,
+                           "{\"url\": \"https://127.0.0.1:%d/\", \"interval\": 1}"),
+                 0);
+    expect_poll_error(&f, b, "TLS: certificate verify failed: ");
+    feed_poll_ops.unbind(f.self, b);
+    /* https to a plain HTTP server */
+    CHECK_EQ_INT(bind_fmt(&f, NULL, &b, &err, url), 0);
+    expect_poll_error(&f, b, "TLS: ");
+    feed_poll_ops.unbind(f.self, b);
+    CHECK_EQ_INT(f.rec.fires, 0);
+    /* with the system bundle instead of ours, our CA is not trusted
+     * either (the bundle loads lazily, at the first https poll) */
+    feed_poll_ops.stop(f.self);
+    f.env.tls_ca_file = NULL;
+    CHECK_EQ_INT(feed_poll_ops.start(&f.env, &f.self, &err), 0);
+    CHECK_EQ_INT(bind_port(&f, t.good, NULL, &b, &err, url), 0);
+    expect_poll_error(&f, b, "TLS: ");
+    feed_poll_ops.unbind(f.self, b);
+    /* a CA file that is not there: every https poll says so */
+    feed_poll_ops.stop(f.self);
+    f.env.tls_ca_file = "/nonexistent/ca.pem";
+    CHECK_EQ_INT(feed_poll_ops.start(&f.env, &f.self, &err), 0);
+    CHECK_EQ_INT(bind_port(&f, t.good, NULL, &b, &err, url), 0);
+    expect_poll_error(&f, b, "/nonexistent/ca.pem");
+    WAIT_UNTIL(&f, POLLS(&f, b) >= 2, 10000);
+    CHECK(strstr(st_error(&f, b), "CA bundle") != NULL);
+    feed_poll_ops.unbind(f.self, b);
+    CHECK_EQ_INT(f.rec.fires, 0);
+out:
+    fx_done(&f);
+    tls_fx_down(&t);
+}
+
 static const struct check_test tests[] = {
     {"poll_first_fires_then_304", poll_first_fires_then_304},
     {"poll_hash_without_validators_and_json", poll_hash_without_validators_and_json},
@@ -758,6 +1050,9 @@ static const struct check_test tests[] = {
     {"poll_fire_refused_is_retried", poll_fire_refused_is_retried},
     {"poll_bad_params", poll_bad_params},
     {"poll_unbind_and_stop_anywhere", poll_unbind_and_stop_anywhere},
+    {"poll_host_names_resolved_on_the_loop", poll_host_names_resolved_on_the_loop},
+    {"poll_https_fires_on_change_only", poll_https_fires_on_change_only},
+    {"poll_https_rejects_bad_certificates", poll_https_rejects_bad_certificates},
 };
 
 CHECK_MAIN(tests)
