@@ -102,6 +102,20 @@ static json_t *summary(const json_t *doc)
     return s;
 }
 
+/* What the index keeps besides its key: what a name filter needs. Lists
+ * read the records themselves (older stores kept the whole summary here,
+ * which name_matches still reads). */
+static json_t *index_value(const json_t *doc)
+{
+    json_t *s = json_object();
+    const char *name = wjson_str(doc, "name");
+    const char *path = json_string_value(wjson_kv_get(json_object_get(doc, "annotations"), "path"));
+    json_object_set_new_nocheck(s, "name", json_string(name ? name : ""));
+    if (path)
+        json_object_set_new_nocheck(s, "path", json_string(path));
+    return s;
+}
+
 static int flush_fn(struct store_txn *t, void *arg)
 {
     struct act *a = arg;
@@ -110,7 +124,7 @@ static int flush_fn(struct store_txn *t, void *arg)
         int64_t start = json_integer_value(json_object_get(p->doc, "start"));
         unsigned char k[IDX_MAX];
         size_t kl = idx_key(p->ns, start, id, k);
-        json_t *s = summary(p->doc);
+        json_t *s = index_value(p->doc);
         int rc = s ? store_txn_put(t, STORE_ACTIVATIONS, id, 32, REC_ACTIVATION, start, p->doc)
                    : -ENOMEM;
         if (rc == 0)
@@ -232,7 +246,9 @@ static bool name_matches(const json_t *s, const char *want)
     if (name && strcmp(name, want) == 0)
         return true;
     /* "pkg/action" matches the path annotation "ns/pkg/action" */
-    const char *path = json_string_value(wjson_kv_get(json_object_get(s, "annotations"), "path"));
+    const char *path = wjson_str(s, "path");
+    if (!path)
+        path = json_string_value(wjson_kv_get(json_object_get(s, "annotations"), "path"));
     if (!path)
         return false;
     const char *slash = strchr(path, '/');
@@ -261,17 +277,16 @@ static int list_fn(void *arg, const struct store_rec *r)
         json_decref(s);
         return 0;
     }
-    if (c->q->docs) {
-        json_t *full = NULL;
-        char id[33];
-        memcpy(id, k + c->nslen + 9, 32);
-        id[32] = '\0';
-        if (store_get(c->a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, &full) == 0) {
-            json_decref(s);
-            s = full;
-        }
-    }
-    json_array_append_new(c->out, s);
+    json_decref(s);
+    json_t *full = NULL;
+    char id[33];
+    memcpy(id, k + c->nslen + 9, 32);
+    id[32] = '\0';
+    if (store_get(c->a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, &full) < 0)
+        return 0; /* pruned under us, or unreadable: not listed */
+    json_array_append_new(c->out, c->q->docs ? full : summary(full));
+    if (!c->q->docs)
+        json_decref(full);
     return (long long)json_array_size(c->out) >= c->q->limit ? 1 : 0;
 }
 
@@ -380,7 +395,8 @@ static bool prune_round(struct act *a)
             wlog_err("act", "retention: %s", err.msg);
             continue;
         }
-        json_object_set_new(a->counts, ns, json_integer(count > (long long)c.n ? count - (long long)c.n : 0));
+        long long left = count > (long long)c.n ? count - (long long)c.n : 0;
+        json_object_set_new(a->counts, ns, json_integer(left));
         a->stats.pruned += c.n;
         a->dirty = true;
         more |= c.n == PRUNE_BATCH;

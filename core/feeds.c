@@ -22,6 +22,10 @@
 #include "wjson.h"
 
 #define OUTBOX_WINDOW 256 /* publishes in flight */
+/* A result is stored only once it has waited this long for the broker: one
+ * taken (QoS 0) or acknowledged (QoS 1/2) sooner never touches the store.
+ * The same window as the activation records' group commit. */
+#define OUTBOX_STORE_US 2000
 
 enum { AD_ALARM, AD_MQTT, AD_POLL, AD_WEBHOOK, AD_N };
 
@@ -62,6 +66,7 @@ struct obx {
     struct obx *next;
     struct feeds *f; /* an entry is its own publish callback's argument */
     uint64_t seq;
+    int64_t born_us; /* queued at (monotonic) */
     char *topic, *payload;
     size_t len;
     int qos;
@@ -83,6 +88,7 @@ struct feeds {
     uint64_t *acked; /* sequence numbers to delete from the store */
     unsigned nacked, acked_cap;
     struct event *ev_outbox;
+    struct event *ev_obx_store; /* the next store of the outbox is due */
     /* triggers to delete after their fire, in the order asked */
     struct pending_delete *deletes, **deletes_tail;
     struct event *ev_deletes;
@@ -623,7 +629,44 @@ static int outbox_write_fn(struct store_txn *t, void *arg)
 
 static void on_published(void *arg, int rc);
 
-static void on_outbox(evutil_socket_t fd, short what, void *arg)
+static void outbox_store(struct feeds *f)
+{
+    struct wisp_err err = {0};
+    if (store_write(f->st, outbox_write_fn, f, &err) == 0) {
+        for (struct obx *o = f->head; o; o = o->next)
+            o->stored = true;
+        f->nacked = 0;
+    } else {
+        wlog_err("feeds", "cannot store the outbox: %s", err.msg);
+    }
+}
+
+/* Stores the outbox when its oldest unstored entry has waited
+ * OUTBOX_STORE_US, or sets the timer for then. Deletions of acknowledged
+ * entries ride along (a stored entry left behind is only sent again). */
+static void outbox_store_due(struct feeds *f)
+{
+    int64_t oldest = -1;
+    for (struct obx *o = f->head; o; o = o->next)
+        if (!o->stored) {
+            oldest = o->born_us;
+            break;
+        }
+    if (oldest < 0 && !f->nacked)
+        return;
+    int64_t wait = oldest < 0 ? OUTBOX_STORE_US
+                              : oldest + OUTBOX_STORE_US - plat_clock_mono_us();
+    if (oldest >= 0 && wait <= 0) {
+        outbox_store(f);
+        return;
+    }
+    if (!evtimer_pending(f->ev_obx_store, NULL)) {
+        struct timeval tv = {0, (suseconds_t)wait};
+        evtimer_add(f->ev_obx_store, &tv);
+    }
+}
+
+static void on_obx_store(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -631,20 +674,19 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
     bool unstored = false;
     for (struct obx *o = f->head; o && !unstored; o = o->next)
         unstored = !o->stored;
-    if (unstored || f->nacked) {
-        struct wisp_err err = {0};
-        if (store_write(f->st, outbox_write_fn, f, &err) == 0) {
-            for (struct obx *o = f->head; o; o = o->next)
-                o->stored = true;
-            f->nacked = 0;
-        } else {
-            wlog_err("feeds", "cannot store the outbox: %s", err.msg);
-        }
-    }
+    if (unstored || f->nacked) /* due now: the oldest waited long enough */
+        outbox_store(f);
+}
+
+static void on_outbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct feeds *f = arg;
     void *mq = f->ad[AD_MQTT].self;
-    if (!mq || !feed_mqtt_connected(mq))
-        return;
-    for (struct obx *o = f->head, *next; o && f->inflight < OUTBOX_WINDOW; o = next) {
+    for (struct obx *o = f->head, *next; mq && feed_mqtt_connected(mq) && o &&
+                                         f->inflight < OUTBOX_WINDOW;
+         o = next) {
         next = o->next;
         if (o->inflight)
             continue;
@@ -661,6 +703,7 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
         o->inflight = true;
         f->inflight++;
     }
+    outbox_store_due(f);
 }
 
 /* The broker took the entry (rc 0), or it could not be sent: then it waits
@@ -795,6 +838,7 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
                  : 1;
     o->retain = json_is_true(json_object_get(publish, "retain"));
     o->seq = f->next_seq++;
+    o->born_us = plat_clock_mono_us();
     if (!o->topic || !o->payload) {
         obx_free(o);
         return;
@@ -871,8 +915,9 @@ int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, 
     int rc;
     f->deletes_tail = &f->deletes;
     f->ev_outbox = evtimer_new(base, on_outbox, f);
+    f->ev_obx_store = evtimer_new(base, on_obx_store, f);
     f->ev_deletes = evtimer_new(base, on_deletes, f);
-    if (!f->ev_outbox || !f->ev_deletes) {
+    if (!f->ev_outbox || !f->ev_obx_store || !f->ev_deletes) {
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -958,6 +1003,8 @@ void feeds_close(struct feeds *f)
     free(f->acked);
     if (f->ev_outbox)
         event_free(f->ev_outbox);
+    if (f->ev_obx_store)
+        event_free(f->ev_obx_store);
     /* deletions not done yet are asked again when their bindings come back */
     while (f->deletes) {
         struct pending_delete *d = f->deletes;
