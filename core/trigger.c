@@ -27,6 +27,47 @@ struct trigger {
     struct trigger_stats stats;
 };
 
+static json_t *kv(const char *k, const char *v)
+{
+    json_t *o = json_object();
+    json_object_set_new_nocheck(o, "key", json_string(k));
+    json_object_set_new_nocheck(o, "value", json_string(v));
+    return o;
+}
+
+/* The fire's own record (OpenWhisk's trigger activation). NULL when out of
+ * memory. */
+static json_t *trigger_record(const char *subject, const char *name, const char *id,
+                              const char *version, int64_t start, json_t *args, json_t *logs,
+                              const char *tpath)
+{
+    json_t *resp = json_object(), *ann = json_array(), *rec = json_object();
+    json_object_set_new_nocheck(resp, "status", json_string("success"));
+    json_object_set_new_nocheck(resp, "statusCode", json_integer(0));
+    json_object_set_new_nocheck(resp, "success", json_true());
+    json_object_set_new_nocheck(resp, "result", json_incref(args));
+    json_array_append_new(ann, kv("path", tpath));
+    json_array_append_new(ann, kv("kind", "trigger"));
+    json_object_set_new_nocheck(rec, "namespace", json_string(subject));
+    json_object_set_new_nocheck(rec, "name", json_string(name));
+    json_object_set_new_nocheck(rec, "subject", json_string(subject));
+    json_object_set_new_nocheck(rec, "activationId", json_string(id));
+    json_object_set_new_nocheck(rec, "version", json_string(version ? version : "0.0.1"));
+    json_object_set_new_nocheck(rec, "publish", json_false());
+    json_object_set_new_nocheck(rec, "start", json_integer(start));
+    json_object_set_new_nocheck(rec, "end", json_integer(start));
+    json_object_set_new_nocheck(rec, "duration", json_integer(0));
+    json_object_set_new_nocheck(rec, "response", resp);
+    json_object_set_new_nocheck(rec, "logs", json_incref(logs));
+    json_object_set_new_nocheck(rec, "annotations", ann);
+    if (!resp || !ann || json_object_size(rec) != 12 || json_object_size(resp) != 4 ||
+        json_array_size(ann) != 2) {
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
 int trigger_fire(struct trigger *t, const char *ns, const char *name, const char *subject,
                  const json_t *payload, char id[33], struct wisp_err *err)
 {
@@ -101,12 +142,16 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
         json_decref(rdoc);
         char afq[AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4];
         snprintf(afq, sizeof afq, "%s/%s", apath ? apath : "", aname ? aname : "");
-        json_t *line = irc == 0
-                           ? json_pack("{s:i, s:b, s:s, s:s, s:s}", "statusCode", 0, "success", 1,
-                                       "activationId", aid, "rule", rname, "action", afq)
-                           : json_pack("{s:i, s:b, s:s, s:s, s:s}", "statusCode",
-                                       irc == -ENOENT ? 1 : 2, "success", 0, "error", ierr.msg,
-                                       "rule", rname, "action", afq);
+        /* built with direct calls: json_pack's format parsing is a visible
+         * share of an MQTT-triggered run */
+        json_t *line = json_object();
+        json_object_set_new_nocheck(line, "statusCode",
+                                    json_integer(irc == 0 ? 0 : irc == -ENOENT ? 1 : 2));
+        json_object_set_new_nocheck(line, "success", json_boolean(irc == 0));
+        json_object_set_new_nocheck(line, irc == 0 ? "activationId" : "error",
+                                    json_string(irc == 0 ? aid : ierr.msg));
+        json_object_set_new_nocheck(line, "rule", json_string(rname));
+        json_object_set_new_nocheck(line, "action", json_string(afq));
         char *s = line ? wjson_dump(line, NULL) : NULL;
         if (s)
             json_array_append_new(logs, json_string(s));
@@ -117,15 +162,8 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     }
     char tpath[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
     snprintf(tpath, sizeof tpath, "%s/%s", ns, name);
-    record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:i, s:{s:s, s:i, s:b, s:O}, "
-                       "s:O, s:[{s:s, s:s}, {s:s, s:s}]}",
-                       "namespace", subject, "name", name, "subject", subject, "activationId",
-                       id, "version", wjson_str(doc, "version") ? wjson_str(doc, "version")
-                                                                : "0.0.1",
-                       "publish", 0, "start", (json_int_t)start, "end", (json_int_t)start,
-                       "duration", 0, "response", "status", "success", "statusCode", 0,
-                       "success", 1, "result", args, "logs", logs, "annotations", "key", "path",
-                       "value", tpath, "key", "kind", "value", "trigger");
+    record = trigger_record(subject, name, id, wjson_str(doc, "version"), start, args, logs,
+                            tpath);
     if (!record || act_put(t->act, subject, record, NULL, NULL) < 0) {
         record = NULL;
         wlog_err("trigger", "the record of fire %s could not be queued", id);
