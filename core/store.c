@@ -62,6 +62,7 @@ struct store {
     size_t map_len;
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
     struct store_stats stats;
+    struct codec_buf pack; /* reused by puts (one writer at a time) */
 
     /* entity cache */
     struct cache_ent **buckets;
@@ -463,6 +464,7 @@ void store_close(struct store *st)
         pthread_join(st->sync_thread, NULL);
     }
     sync_complete(st, true);
+    codec_buf_fini(&st->pack);
     if (st->sync_ev)
         event_free(st->sync_ev);
     if (st->sync_fd >= 0)
@@ -732,14 +734,15 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind kind, int64_t updated_ms, const json_t *doc)
 {
-    struct codec_buf buf = {0};
-    int rc = codec_record_pack(&buf, kind, updated_ms, doc);
+    struct codec_buf *buf = &t->st->pack;
+    int rc = codec_record_pack(buf, kind, updated_ms, doc);
     if (rc == 0) {
         MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
-        MDB_val v = {.mv_size = buf.len, .mv_data = buf.data};
+        MDB_val v = {.mv_size = buf->len, .mv_data = buf->data};
         rc = map_rc(t->st, mdb_put(t->txn, t->st->dbi[db], &k, &v, 0));
     }
-    codec_buf_fini(&buf);
+    if (buf->cap > (1u << 20)) /* keep a small one, not the largest record ever */
+        codec_buf_fini(buf);
     if (rc == 0 && db == STORE_ENTITIES)
         cache_drop(t->st, key, klen);
     return rc;
