@@ -88,6 +88,8 @@ static const struct cfg_row rows[] = {
         "memory budget: the sum of running actions' limits.memory"),
     U64("stem-memory-mb", stem_memory_mb, 16, 4096, "128", "what a stem cell reserves"),
     U64("idle-evict-s", idle_evict_s, 1, 86400, "600", "warm workers idle this long stop"),
+    U64("stem-reclaim-s", stem_reclaim_s, 1, 86400, "5",
+        "a missing stem cell may replace a warm worker idle this long"),
     U64("pool-queue-max", pool_queue_max, 0, 1000000, "1000",
         "activations waiting for a worker; beyond, 503"),
     U64("worker-pids-max", worker_pids_max, 1, 1u << 22, "1024", "processes per worker (cgroups)"),

@@ -49,6 +49,7 @@ struct wisp_cfg {
     uint64_t pool_memory_mb;
     uint64_t stem_memory_mb;
     uint64_t idle_evict_s;
+    uint64_t stem_reclaim_s;
     uint64_t pool_queue_max;
     uint64_t worker_pids_max;
     char prewarm[256];

@@ -153,6 +153,7 @@ int main(int argc, char **argv)
         .memory_budget_mb = cfg.pool_memory_mb,
         .stem_memory_mb = (unsigned)cfg.stem_memory_mb,
         .idle_evict_s = (unsigned)cfg.idle_evict_s,
+        .stem_reclaim_s = (unsigned)cfg.stem_reclaim_s,
         .queue_max = (unsigned)cfg.pool_queue_max,
         .pids_max = (unsigned)cfg.worker_pids_max,
         .use_cgroups = strcmp(cfg.cgroups, "auto") == 0,

@@ -7,7 +7,9 @@
  * reserves its action's limits.memory (a stem cell, stem_memory_mb) and the
  * sum never exceeds the budget: to make room the pool stops idle workers,
  * least recently used first, stem cells last. What still cannot start waits
- * in a bounded FIFO.
+ * in a bounded FIFO. A stem cell missing from its prewarm count may stop a
+ * warm worker idle for stem_reclaim_s (nothing queued): stems serve every
+ * new action, a long-idle warm worker only its own.
  *
  * Channel. Four non-blocking pipes per worker. stdin takes init and run
  * lines through an output buffer; fd 3 gives one line per answer; stdout
@@ -911,12 +913,32 @@ static bool try_start(struct pool *p, struct run *r)
     return true;
 }
 
+/* Room for one stem cell, stopping warm workers idle for stem_reclaim_s or
+ * longer (least recently used first): when warm workers fill the budget, a
+ * new action would otherwise pay a cold start for as long as they stay. */
+static bool room_for_stem(struct pool *p)
+{
+    int64_t cutoff = plat_clock_mono_us() - (int64_t)p->cfg.stem_reclaim_s * 1000000;
+    while (p->reserved_mb + p->cfg.stem_memory_mb > p->cfg.memory_budget_mb) {
+        struct worker *victim = NULL;
+        for (struct worker *w = p->workers; w && p->cfg.stem_reclaim_s && !p->queue;
+             w = w->next)
+            if (w->state == WK_READY && w->nruns == 0 && w->last_used_us <= cutoff &&
+                (!victim || w->last_used_us < victim->last_used_us))
+                victim = w;
+        if (!victim)
+            return false;
+        p->stats.evictions++;
+        worker_kill(victim, POOL_CRASHED, "replaced by a stem cell");
+    }
+    return true;
+}
+
 static void replenish(struct pool *p)
 {
     for (unsigned i = 0; i < p->nprewarm; i++) {
         const struct rt_kind *k = p->prewarm[i].kind;
-        while (count_stems(p, k) < p->prewarm[i].count &&
-               p->reserved_mb + p->cfg.stem_memory_mb <= p->cfg.memory_budget_mb) {
+        while (count_stems(p, k) < p->prewarm[i].count && room_for_stem(p)) {
             struct wisp_err err = {0};
             if (!worker_spawn(p, k, NULL, p->cfg.stem_memory_mb, &err)) {
                 wlog_err("pool", "cannot start a %s stem cell: %s", k->kind, err.msg);

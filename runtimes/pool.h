@@ -63,6 +63,8 @@ struct pool_cfg {
     uint64_t memory_budget_mb; /* the sum of reserved limits.memory never exceeds it */
     unsigned stem_memory_mb;   /* what a stem cell reserves before it knows its action */
     unsigned idle_evict_s;     /* warm workers idle this long are stopped */
+    unsigned stem_reclaim_s;   /* a stem cell that does not fit may replace a warm
+                                * worker idle this long (0: never) */
     unsigned queue_max;        /* activations waiting for capacity */
     unsigned pids_max;         /* per worker, with cgroups */
     bool use_cgroups;

@@ -719,6 +719,39 @@ class Concurrent(InvokeCase):
             self.assertEqual(self.log_parts(d), [("stdout", "id %d" % i)])
 
 
+class StemReclaim(InvokeCase):
+    # room for two 128 MB workers, one python stem cell wanted: once two warm
+    # actions fill the budget, the stem comes back only by replacing the one
+    # idle for stem-reclaim-s
+    wispd_args = ("--pool-memory-mb", "256", "--stem-memory-mb", "128", "--prewarm", "python:3=1",
+                  "--stem-reclaim-s", "1")
+
+    def pool_gauge(self, state):
+        body = self.w.request("GET", "/metrics", auth=False).body
+        m = re.search(r'^wisp_pool_workers\{state="%s"\} (\d+)$' % state, body, re.M)
+        self.assertIsNotNone(m, body)
+        return int(m.group(1))
+
+    def init_time(self, rec):
+        return next((a["value"] for a in rec["annotations"] if a["key"] == "initTime"), None)
+
+    def test_a_missing_stem_replaces_the_longest_idle_warm_worker(self):
+        wait_for(lambda: self.pool_gauge("stem") == 1, 30, "the stem cell")
+        self.py("a", PY_ECHO, limits={"memory": 128})
+        self.py("b", PY_ECHO, limits={"memory": 128})
+        self.assertIsNotNone(self.init_time(self.invoke_ok("a", {"i": 1})))  # a takes the stem
+        wait_for(lambda: self.pool_gauge("stem") == 1, 30, "a new stem cell beside a")
+        self.assertIsNotNone(self.init_time(self.invoke_ok("b", {"i": 2})))  # b takes that one
+        self.assertEqual(self.invoke_ok("b", {"i": 3})["response"]["result"], {"i": 3})
+        # a and b fill the budget; a, idle longest, makes way for a stem cell
+        wait_for(lambda: self.pool_gauge("stem") == 1, 30, "a stem cell replacing idle a")
+        self.assertEqual(self.pool_gauge("all"), 2)
+        self.assertIsNone(self.init_time(self.invoke_ok("b", {"i": 4})))  # b stayed warm
+        rec = self.invoke_ok("a", {"i": 5})  # a starts again, from the stem cell
+        self.assertIsNotNone(self.init_time(rec))
+        self.assertEqual(rec["response"]["result"], {"i": 5})
+
+
 class PoolQueue(InvokeCase):
     # room for three 128 MB workers and no stem cells: more runs must queue
     wispd_args = ("--pool-memory-mb", "384", "--prewarm", "")
