@@ -2,9 +2,12 @@
  *
  * Keys. activations: the 32-char id. act_index: ns, NUL, the start time as 8
  * big-endian bytes, the id; so one namespace's activations sort by time and
- * a reverse scan lists the newest first. The index value is the record's
- * summary (no result, no logs), so lists without docs never read the
- * records themselves. */
+ * a reverse scan lists the newest first. The index value holds what a name
+ * filter needs (name, path); lists read the records they return.
+ *
+ * Retention. Count: each group commit removes the oldest records of a
+ * namespace over activation-max-count in the same write. Age, and any
+ * backlog: the 1 s tick, in batches, a few milliseconds at a time. */
 #include "act.h"
 
 #include <errno.h>
@@ -31,6 +34,11 @@ struct pending {
     void *arg;
 };
 
+struct commit_ns { /* one namespace's share of a group commit */
+    char ns[AUTH_NS_MAX];
+    long long added, pruned;
+};
+
 struct act {
     struct event_base *base;
     struct store *st;
@@ -41,35 +49,56 @@ struct act {
     bool dirty; /* committed since the last sync request */
     bool prune_behind; /* the last prune ran out of time */
     json_t *counts; /* ns -> number of records */
+    struct commit_ns commit_ns[8]; /* the namespaces of the commit being made */
+    unsigned ncommit_ns;
     struct act_stats stats;
 };
 
 /* 32 lowercase hex like OpenWhisk's ids, but time-ordered (as UUIDv7): 48
- * bits of epoch milliseconds, then 80 random bits. New records land at the
- * right edge of the activations B-tree instead of on random pages, which
- * keeps pages full and the touched part of the map small; retention then
- * removes from the left edge. */
+ * bits of epoch milliseconds, then 80 random bits, counting up by a random
+ * step within one millisecond so ids follow creation order. New records
+ * land at the right edge of the activations B-tree instead of on random
+ * pages, which keeps pages full and the touched part of the map small;
+ * retention then removes from the left edge. */
 void act_new_id(char out[33])
 {
-    unsigned char b[16];
-    uint64_t ms = (uint64_t)plat_clock_real_ms();
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (40 - 8 * i));
     /* random bytes fetched 500 ids at a time: one getrandom() per id was a
      * syscall on every invoke (loop thread only, like every caller) */
     static unsigned char pool[5000];
     static size_t used = sizeof pool;
+    static unsigned char last[16];
+    static uint64_t last_ms;
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)plat_clock_real_ms();
     if (used == sizeof pool && plat_rand_bytes(pool, sizeof pool) == 0)
         used = 0;
+    unsigned char rnd[10] = {0};
     if (used < sizeof pool) {
-        memcpy(b + 6, pool + used, 10);
+        memcpy(rnd, pool + used, 10);
         used += 10;
-    } else { /* never in practice; keep ids unique anyway */
-        static uint64_t n;
-        n++;
-        memcpy(b + 6, &n, 8);
-        b[14] = b[15] = 0;
+    } else { /* never in practice; ids stay unique through the step below */
+        rnd[9] = 1;
     }
+    if (ms <= last_ms) {
+        /* Same millisecond (or the clock stepped back): the last id plus a
+         * random step, so ids, and lists in start order, follow creation
+         * order (RFC 9562's monotonic random) */
+        memcpy(b, last, sizeof b);
+        unsigned carry = (unsigned)rnd[0] << 8 | rnd[1];
+        carry++;
+        for (int i = 15; i >= 6 && carry; i--) {
+            carry += b[i];
+            b[i] = (unsigned char)carry;
+            carry >>= 8;
+        }
+    } else {
+        for (int i = 0; i < 6; i++)
+            b[i] = (unsigned char)(ms >> (40 - 8 * i));
+        memcpy(b + 6, rnd, 10);
+        b[6] &= 0x7f; /* room to count up within the millisecond */
+        last_ms = ms;
+    }
+    memcpy(last, b, sizeof last);
     plat_hex(b, sizeof b, out);
 }
 
@@ -102,6 +131,49 @@ static json_t *summary(const json_t *doc)
     return s;
 }
 
+/* ==== retention ======================================================= */
+
+struct prune_ctx {
+    int64_t cutoff;
+    long long excess;
+    size_t nslen, n;
+    unsigned char keys[PRUNE_BATCH][IDX_MAX];
+    size_t lens[PRUNE_BATCH];
+};
+
+static struct prune_ctx prune_buf; /* loop thread only; too big for the stack */
+
+static int prune_scan(void *arg, const struct store_rec *r)
+{
+    struct prune_ctx *c = arg;
+    size_t kl;
+    const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
+    if (kl != c->nslen + 41)
+        return 0;
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++)
+        t = t << 8 | k[c->nslen + 1 + i];
+    if ((long long)c->n >= c->excess && (int64_t)t >= c->cutoff)
+        return 1; /* oldest first: nothing further qualifies */
+    memcpy(c->keys[c->n], k, kl);
+    c->lens[c->n] = kl;
+    return ++c->n == PRUNE_BATCH ? 1 : 0;
+}
+
+static int prune_fn(struct store_txn *t, void *arg)
+{
+    struct prune_ctx *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        int rc = store_txn_del(t, STORE_ACT_INDEX, c->keys[i], c->lens[i]);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        rc = store_txn_del(t, STORE_ACTIVATIONS, c->keys[i] + c->nslen + 9, 32);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
 /* What the index keeps besides its key: what a name filter needs. Lists
  * read the records themselves (older stores kept the whole summary here,
  * which name_matches still reads). */
@@ -116,10 +188,51 @@ static json_t *index_value(const json_t *doc)
     return s;
 }
 
+/* Count retention rides on each group commit: a namespace over max_count
+ * loses its oldest records in the same write that adds the new ones (at
+ * most twice as many as it adds, so a backlog shrinks), spreading the work
+ * evenly instead of in long slices on the tick. Age and what is left over
+ * are the tick's (prune()). */
+static int prune_in_txn(struct store_txn *t, struct act *a, struct commit_ns *cn)
+{
+    struct prune_ctx *c = &prune_buf;
+    long long count = json_integer_value(json_object_get(a->counts, cn->ns)) + cn->added;
+    long long excess = count - (long long)a->cfg.max_count;
+    long long budget = 2 * cn->added + 16;
+    while (excess > 0 && budget > 0) {
+        memset(c, 0, sizeof *c);
+        c->cutoff = INT64_MIN;
+        c->excess = excess < budget ? excess : budget;
+        c->nslen = strlen(cn->ns);
+        int rc = store_txn_scan(t, STORE_ACT_INDEX, cn->ns, c->nslen + 1, prune_scan, c);
+        if (rc == 0 && c->n)
+            rc = prune_fn(t, c);
+        if (rc < 0)
+            return rc;
+        if (c->n == 0)
+            break;
+        cn->pruned += (long long)c->n;
+        excess -= (long long)c->n;
+        budget -= (long long)c->n;
+    }
+    return 0;
+}
+
 static int flush_fn(struct store_txn *t, void *arg)
 {
     struct act *a = arg;
+    a->ncommit_ns = 0;
     for (struct pending *p = a->head; p; p = p->next) {
+        unsigned i = 0;
+        while (i < a->ncommit_ns && strcmp(a->commit_ns[i].ns, p->ns) != 0)
+            i++;
+        if (i == a->ncommit_ns && i < WISP_ARRAY_LEN(a->commit_ns)) {
+            strcpy(a->commit_ns[i].ns, p->ns);
+            a->commit_ns[i].added = a->commit_ns[i].pruned = 0;
+            a->ncommit_ns++;
+        }
+        if (i < a->ncommit_ns)
+            a->commit_ns[i].added++;
         const char *id = wjson_str(p->doc, "activationId");
         int64_t start = json_integer_value(json_object_get(p->doc, "start"));
         unsigned char k[IDX_MAX];
@@ -130,6 +243,11 @@ static int flush_fn(struct store_txn *t, void *arg)
         if (rc == 0)
             rc = store_txn_put(t, STORE_ACT_INDEX, k, kl, REC_ACTIVATION, start, s);
         json_decref(s);
+        if (rc < 0)
+            return rc;
+    }
+    for (unsigned i = 0; i < a->ncommit_ns; i++) {
+        int rc = prune_in_txn(t, a, &a->commit_ns[i]);
         if (rc < 0)
             return rc;
     }
@@ -153,6 +271,12 @@ static void flush(struct act *a)
     if (rc == 0) {
         a->dirty = true;
         a->stats.committed += n;
+        for (unsigned i = 0; i < a->ncommit_ns; i++) { /* records pruned in the commit */
+            const struct commit_ns *cn = &a->commit_ns[i];
+            long long c = json_integer_value(json_object_get(a->counts, cn->ns)) - cn->pruned;
+            json_object_set_new(a->counts, cn->ns, json_integer(c));
+            a->stats.pruned += (unsigned long long)cn->pruned;
+        }
     } else {
         a->stats.dropped += n;
     }
@@ -315,47 +439,6 @@ int act_list(struct act *a, const char *ns, const struct act_query *q, json_t **
     return 0;
 }
 
-/* ==== retention ======================================================= */
-
-struct prune_ctx {
-    int64_t cutoff;
-    long long excess;
-    size_t nslen, n;
-    unsigned char keys[PRUNE_BATCH][IDX_MAX];
-    size_t lens[PRUNE_BATCH];
-};
-
-static int prune_scan(void *arg, const struct store_rec *r)
-{
-    struct prune_ctx *c = arg;
-    size_t kl;
-    const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
-    if (kl != c->nslen + 41)
-        return 0;
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++)
-        t = t << 8 | k[c->nslen + 1 + i];
-    if ((long long)c->n >= c->excess && (int64_t)t >= c->cutoff)
-        return 1; /* oldest first: nothing further qualifies */
-    memcpy(c->keys[c->n], k, kl);
-    c->lens[c->n] = kl;
-    return ++c->n == PRUNE_BATCH ? 1 : 0;
-}
-
-static int prune_fn(struct store_txn *t, void *arg)
-{
-    struct prune_ctx *c = arg;
-    for (size_t i = 0; i < c->n; i++) {
-        int rc = store_txn_del(t, STORE_ACT_INDEX, c->keys[i], c->lens[i]);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-        rc = store_txn_del(t, STORE_ACTIVATIONS, c->keys[i] + c->nslen + 9, 32);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    return 0;
-}
-
 /* Removes what retention says must go, in batches, for at most a few
  * milliseconds per call so the loop stays responsive; under a sustained
  * write rate it keeps up because each batch is a single write. */
@@ -374,32 +457,32 @@ static void prune(struct act *a)
 
 static bool prune_round(struct act *a)
 {
-    static struct prune_ctx c; /* loop thread only; 256 keys is too big for the stack */
+    struct prune_ctx *c = &prune_buf;
     const char *ns;
     json_t *v;
     bool more = false;
     int64_t now = plat_clock_real_ms();
     json_object_foreach(a->counts, ns, v) {
         long long count = json_integer_value(v);
-        memset(&c, 0, sizeof c);
-        c.cutoff = a->cfg.max_age_s ? now - (int64_t)a->cfg.max_age_s * 1000 : INT64_MIN;
-        c.excess = count > (long long)a->cfg.max_count ? count - (long long)a->cfg.max_count : 0;
-        c.nslen = strlen(ns);
+        memset(c, 0, sizeof *c);
+        c->cutoff = a->cfg.max_age_s ? now - (int64_t)a->cfg.max_age_s * 1000 : INT64_MIN;
+        c->excess = count > (long long)a->cfg.max_count ? count - (long long)a->cfg.max_count : 0;
+        c->nslen = strlen(ns);
         unsigned char prefix[AUTH_NS_MAX + 1];
-        memcpy(prefix, ns, c.nslen + 1);
-        if (store_scan(a->st, STORE_ACT_INDEX, prefix, c.nslen + 1, false, prune_scan, &c) < 0 ||
-            c.n == 0)
+        memcpy(prefix, ns, c->nslen + 1);
+        if (store_scan(a->st, STORE_ACT_INDEX, prefix, c->nslen + 1, false, prune_scan, c) < 0 ||
+            c->n == 0)
             continue;
         struct wisp_err err = {0};
-        if (store_write(a->st, prune_fn, &c, &err) < 0) {
+        if (store_write(a->st, prune_fn, c, &err) < 0) {
             wlog_err("act", "retention: %s", err.msg);
             continue;
         }
-        long long left = count > (long long)c.n ? count - (long long)c.n : 0;
+        long long left = count > (long long)c->n ? count - (long long)c->n : 0;
         json_object_set_new(a->counts, ns, json_integer(left));
-        a->stats.pruned += c.n;
+        a->stats.pruned += c->n;
         a->dirty = true;
-        more |= c.n == PRUNE_BATCH;
+        more |= c->n == PRUNE_BATCH;
     }
     return more;
 }

@@ -752,6 +752,44 @@ class StemReclaim(InvokeCase):
         self.assertEqual(rec["response"]["result"], {"i": 5})
 
 
+class RetentionByCount(InvokeCase):
+    wispd_args = InvokeCase.wispd_args + ("--activation-max-count", "5")
+
+    def test_only_the_newest_records_stay(self):
+        self.py("echo", PY_ECHO)
+        ids = [self.invoke_ok("echo", {"i": i})["activationId"] for i in range(12)]
+        self.assertEqual(self.list_acts("count=true"), {"activations": 5})
+        listed = [a["activationId"] for a in self.list_acts("limit=100")]
+        self.assertEqual(listed, ids[::-1][:5])  # newest first
+        for aid in ids[:7]:
+            self.assertEqual(self.w.api("GET", "activations/" + aid).status, 404, aid)
+        for aid in ids[7:]:
+            self.assertEqual(self.w.api("GET", "activations/" + aid).status, 200, aid)
+        # the count survives a restart, and goes on being kept
+        self.assertEqual(self.w.stop(), 0)
+        w2 = Wispd(data_dir=self.w.data, args=self.wispd_args).start()
+        self.addCleanup(w2.cleanup)
+        self.addCleanup(lambda: w2.proc and w2.stop())
+        more = [self.invoke_ok("echo", {"i": i}, w=w2)["activationId"] for i in range(2)]
+        listed = w2.api("GET", "activations?limit=100").json()
+        self.assertEqual([a["activationId"] for a in listed], (ids + more)[::-1][:5])
+        self.assertEqual(w2.stop(), 0)
+
+
+class RetentionByAge(InvokeCase):
+    wispd_args = InvokeCase.wispd_args + ("--activation-max-age-s", "1")
+
+    def test_old_records_go(self):
+        self.py("echo", PY_ECHO)
+        old = [self.invoke_ok("echo", {"i": i})["activationId"] for i in range(3)]
+        wait_for(lambda: self.list_acts("count=true") == {"activations": 0}, 30,
+                 "records older than 1 s to go")
+        for aid in old:
+            self.assertEqual(self.w.api("GET", "activations/" + aid).status, 404, aid)
+        new = self.invoke_ok("echo", {"i": 9})["activationId"]
+        self.assertEqual([a["activationId"] for a in self.list_acts()], [new])
+
+
 class PoolQueue(InvokeCase):
     # room for three 128 MB workers and no stem cells: more runs must queue
     wispd_args = ("--pool-memory-mb", "384", "--prewarm", "")
