@@ -331,7 +331,7 @@ static int extract(const uint8_t *zip, int dirfd, struct entry *e, uint8_t *buf,
 {
     if (e->is_dir && e->name[0] == '\0')
         return 0; /* "./": the directory itself */
-    const char *leaf;
+    const char *leaf = e->name;
     int parent = open_parent(dirfd, e, &leaf, err);
     if (parent < 0)
         return parent;
@@ -399,8 +399,8 @@ int unzip_to_dir(const uint8_t *zip, size_t len, int dirfd, const struct unzip_l
     lim = lim ? lim : &defaults;
     stats = stats ? stats : &dummy;
     *stats = (struct unzip_stats){0};
-    uint64_t cd_off, cd_end;
-    unsigned count;
+    uint64_t cd_off = 0, cd_end = 0;
+    unsigned count = 0;
     int rc = find_directory(zip, len, lim, &cd_off, &cd_end, &count, err);
     if (rc < 0)
         return rc;
