@@ -58,6 +58,8 @@ libmosquitto-dev
 libmosquitto1
 libjansson-dev
 libjansson4
+zlib1g-dev
+zlib1g
 libssl3
 "
 

@@ -57,6 +57,7 @@ struct wisp_cfg {
     char worker_user[64];
     char cgroups[8];
     char runtimes_dir[PATH_MAX];
+    char libexec_dir[PATH_MAX];
     char mqtt_client_id[128];
     uint64_t outbox_max;
 };

@@ -148,6 +148,7 @@ int main(int argc, char **argv)
     struct pool_cfg pc = {
         .kinds = kinds,
         .runtimes_dir = cfg.runtimes_dir,
+        .libexec_dir = cfg.libexec_dir,
         .interpreters = cfg.interpreters,
         .prewarm = cfg.prewarm,
         .memory_budget_mb = cfg.pool_memory_mb,

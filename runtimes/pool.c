@@ -50,7 +50,7 @@
 enum wk_state {
     WK_STARTING, /* launcher spawned, waiting for its ack */
     WK_STEM,     /* acked, no code yet: a stem cell */
-    WK_INITING,  /* init line sent, waiting for {"ok":true} */
+    WK_INITING,  /* init line sent (or a zip being unpacked), waiting for {"ok":true} */
     WK_READY,    /* has its action's code; runs activations */
     WK_DEAD,     /* killed or exited; waiting to be reaped */
 };
@@ -84,7 +84,7 @@ struct worker {
     char *key; /* the action version it holds (READY/INITING) */
     unsigned id;
     struct worker_proc proc;
-    bool native, skip_ack, reaped, has_cg;
+    bool native, zipped, skip_ack, reaped, has_cg;
     struct plat_cg cg;
     enum wk_state state;
     bool killing; /* inside worker_kill: its log drain must not kill again */
@@ -107,6 +107,7 @@ struct pool {
     struct pool_cfg cfg;
     /* absolute: workers chdir into their own directory before exec */
     char work_dir[PATH_MAX], runtimes_dir[PATH_MAX];
+    char unzip_exec[PATH_MAX]; /* the zipped native actions' first program */
     struct process_backend_cfg pcfg;
     const struct pool_backend_ops *ops;
     void *ops_self;
@@ -641,11 +642,11 @@ static const char *interpreter_of(struct pool *p, const struct rt_kind *k)
     return o ? o : k->interpreter;
 }
 
-/* Writes a native action's program into the worker's directory. */
+/* Writes a native action's program into the worker's directory, or its
+ * zip as action.zip for wisp-unzip-exec to unpack (w->zipped). */
 static int write_native(struct worker *w, const struct run *r, char *path, size_t cap,
                         struct wisp_err *err)
 {
-    snprintf(path, cap, "%s/exec", w->dir);
     const char *code = json_string_value(r->code);
     size_t len = json_string_length(r->code);
     unsigned char *bin = NULL;
@@ -657,16 +658,13 @@ static int write_native(struct worker *w, const struct run *r, char *path, size_
             free(bin);
             return wisp_err_set(err, -EINVAL, "The action's code is not valid base64.");
         }
-        if (olen >= 4 && memcmp(bin, "PK\3\4", 4) == 0) {
-            free(bin);
-            return wisp_err_set(err, -ENOTSUP,
-                                "Zip archives are not supported for native actions yet: upload "
-                                "the executable itself (base64) or a script with #!.");
-        }
+        /* an empty archive is only an end record */
+        w->zipped = olen >= 4 && (memcmp(bin, "PK\3\4", 4) == 0 || memcmp(bin, "PK\5\6", 4) == 0);
         data = bin;
         len = olen;
     }
-    int rc = plat_write_file_fast(path, data, len, 0755);
+    snprintf(path, cap, "%s/%s", w->dir, w->zipped ? "action.zip" : "exec");
+    int rc = plat_write_file_fast(path, data, len, w->zipped ? 0644 : 0755);
     free(bin);
     if (rc < 0)
         return wisp_err_set(err, rc, "cannot write the action's program: %s", strerror(-rc));
@@ -706,8 +704,10 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
             goto fail;
         /* exec'd relative to its own directory, which the child enters
          * before it drops privileges: the unprivileged worker need not be
-         * able to traverse the data dir's parents */
-        snprintf(prog, sizeof prog, "./exec");
+         * able to traverse the data dir's parents. A zip is unpacked first
+         * by the helper, which lives with the launchers (reachable, as
+         * they are) and acks on fd 3 before it becomes ./exec. */
+        snprintf(prog, sizeof prog, "%s", w->zipped ? p->unzip_exec : "./exec");
         argv[0] = prog;
         w->skip_ack = true;
     } else {
@@ -764,8 +764,9 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     w->last_used_us = w->spawned_us;
     if (r) {
         w->key = strdup(r->key);
-        w->state = w->native ? WK_READY : WK_STARTING;
-        r->init_ms = w->native ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;
+        /* a zipped native action is initialising until the helper acks */
+        w->state = w->zipped ? WK_INITING : w->native ? WK_READY : WK_STARTING;
+        r->init_ms = w->native && !w->zipped ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;
         p->stats.cold_starts++;
     } else {
         w->state = WK_STARTING;
@@ -1084,6 +1085,33 @@ static int parse_pairs(struct pool *p, const char *spec, bool prewarm, struct wi
     return 0;
 }
 
+/* The zipped native actions' helper is a compiled program: it comes from
+ * the build or the install (libexec_dir), not from the runtimes' sources.
+ * Copied under a temporary name and renamed: a copy still running from an
+ * earlier start would make writing it in place fail (ETXTBSY). */
+static int install_unzip_exec(struct pool *p, const char *libexec_dir, const char *ldir,
+                              struct wisp_err *err)
+{
+    char from[PATH_MAX + 32], dir[PATH_MAX + 16], tmp[PATH_MAX + 48];
+    snprintf(from, sizeof from, "%s/wisp-unzip-exec", libexec_dir ? libexec_dir : ".");
+    snprintf(dir, sizeof dir, "%s/native", ldir);
+    snprintf(tmp, sizeof tmp, "%s/.wisp-unzip-exec.new", dir);
+    int n = snprintf(p->unzip_exec, sizeof p->unzip_exec, "%s/wisp-unzip-exec", dir);
+    if (n < 0 || (size_t)n >= sizeof p->unzip_exec)
+        return wisp_err_set(err, -ENAMETOOLONG, "work dir path too long");
+    int rc = plat_mkdir_p(dir, 0755);
+    if (rc == 0)
+        rc = plat_copy_file(from, tmp, 0755);
+    /* the umask must not take the workers' right to run it */
+    if (rc == 0 && (chmod(tmp, 0755) < 0 || rename(tmp, p->unzip_exec) < 0))
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return wisp_err_set(err, rc, "cannot install %s: %s", from, strerror(-rc));
+    }
+    return 0;
+}
+
 int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool **out,
               struct wisp_err *err)
 {
@@ -1138,6 +1166,8 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
     }
     memcpy(p->runtimes_dir, ldir, strlen(ldir) + 1);
     p->cfg.runtimes_dir = p->runtimes_dir;
+    if ((rc = install_unzip_exec(p, cfg->libexec_dir, ldir, err)) < 0)
+        goto fail;
     if (cfg->use_cgroups) {
         char name[64];
         struct wisp_err cerr = {0};

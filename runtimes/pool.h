@@ -57,6 +57,7 @@ struct pool;
 struct pool_cfg {
     const struct rt_kinds *kinds;
     const char *runtimes_dir;  /* launcher paths in the manifest are relative to it */
+    const char *libexec_dir;   /* compiled helpers: wisp-unzip-exec (zipped native actions) */
     const char *work_dir;      /* per-worker directories (cwd, native code) */
     const char *interpreters;  /* "kind=/path,..." overriding the manifest; may be "" */
     const char *prewarm;       /* stem cells per kind: "python:3=1,nodejs:20=1"; may be "" */

@@ -2,7 +2,7 @@
 # packages a step needs are installed. As root it installs the missing ones
 # (and says which); otherwise it prints the exact apt line and fails.
 
-WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev"
+WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev"
 WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl"
 WISP_FUZZ_PKGS="clang libclang-rt-14-dev"
 WISP_CROSS_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user"

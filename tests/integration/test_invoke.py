@@ -144,6 +144,84 @@ done
 """
 
 
+# Zipped native actions. A C actionloop program that loads a library from
+# lib/ (found through its $ORIGIN run path) and reads a data file, both
+# shipped in the same zip.
+C_ZIP_LIB = r"""
+const char *greeting_prefix(void) { return "from libgreet"; }
+"""
+C_ZIP_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *greeting_prefix(void);
+
+int main(void)
+{
+    char data[128] = "";
+    FILE *f = fopen("data/greeting.txt", "r");
+    if (!f || !fgets(data, sizeof data, f))
+        return 2;
+    fclose(f);
+    data[strcspn(data, "\n")] = '\0';
+    FILE *out = fdopen(3, "w");
+    if (!out)
+        return 1;
+    const char *ack = getenv("__OW_WAIT_FOR_ACK");
+    if (ack && *ack) {
+        fputs("{\"ok\":true}\n", out);
+        fflush(out);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long count = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        count++;
+        printf("zip c run %ld\n", count);
+        fflush(stdout);
+        fprintf(out, "{\"lib\":\"%s\",\"data\":\"%s\",\"count\":%ld}\n", greeting_prefix(), data,
+                count);
+        fflush(out);
+    }
+    return 0;
+}
+"""
+
+# A zipped shell action: exec sources lib/util.sh and runs bin/tool.sh, which
+# only works if the archive's executable bit survived; it lists its
+# directory, so the test sees what was unpacked (and that action.zip is gone).
+SH_ZIP_EXEC = """#!/bin/sh
+. ./lib/util.sh
+[ -n "$__OW_WAIT_FOR_ACK" ] && echo '{"ok":true}' >&3
+while IFS= read -r line; do
+  echo "zip sh run"
+  files=$(find . -type f | sort | tr '\\n' ' ')
+  printf '{"util":"%s","tool":"%s","files":"%s"}\\n' "$(util_name)" "$(./bin/tool.sh)" "$files" >&3
+done
+"""
+SH_ZIP_UTIL = "util_name() { echo 'util sourced'; }\n"
+SH_ZIP_TOOL = "#!/bin/sh\necho tool ran\n"
+
+
+def zip_of(entries):
+    """A zip in memory; entries: (name, bytes or str, unix mode or None)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if mode is not None:
+                info.create_system = 3
+                info.external_attr = mode << 16
+            else:
+                info.create_system = 0  # as made on Windows: no modes
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
 def b64(data):
     return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
 
@@ -489,6 +567,85 @@ class Native(InvokeCase):
         self.check_record(rec, "garbage", "guest/garbage", "native", init=True)
         self.assertEqual(rec["response"]["result"], {"fine": True})
 
+    # -- zipped native actions ----------------------------------------------
+    def zip_action(self, name, entries):
+        self.put_action(name, {"kind": "native", "code": b64(zip_of(entries)), "binary": True})
+
+    def assert_no_sanitizer_report(self, rec):
+        for line in rec["logs"]:
+            for mark in harness.SANITIZER_MARKS:
+                self.assertNotIn(mark, line, rec["logs"])
+
+    def test_zip_with_c_program_library_and_data(self):
+        d = tempfile.mkdtemp(prefix="wisp-cc-")
+        self.addCleanup(shutil.rmtree, d, True)
+        for fname, src in (("greet.c", C_ZIP_LIB), ("main.c", C_ZIP_MAIN)):
+            with open(os.path.join(d, fname), "w") as f:
+                f.write(src)
+        lib = os.path.join(d, "libgreet.so")
+        exe = os.path.join(d, "exec")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", lib, os.path.join(d, "greet.c")], check=True)
+        subprocess.run(["cc", "-O1", "-o", exe, os.path.join(d, "main.c"), "-L" + d, "-lgreet",
+                        "-Wl,-rpath,$ORIGIN/lib"], check=True)
+        entries = []
+        for arc, path in (("exec", exe), ("lib/libgreet.so", lib)):
+            with open(path, "rb") as f:
+                entries.append((arc, f.read(), 0o100755))
+        entries.append(("data/greeting.txt", "hello from the zip\n", 0o100644))
+        self.zip_action("czip", entries)
+        for i in range(3):
+            rec = self.invoke_ok("czip", {"i": i})
+            self.check_record(rec, "czip", "guest/czip", "native", init=(i == 0))
+            self.assertEqual(rec["response"]["result"],
+                             {"lib": "from libgreet", "data": "hello from the zip", "count": i + 1})
+            self.assertEqual(self.log_parts(rec), [("stdout", "zip c run %d" % (i + 1))])
+            self.assert_no_sanitizer_report(rec)
+
+    def test_zip_with_shell_script_and_modes(self):
+        self.zip_action("shzip", [
+            ("exec", SH_ZIP_EXEC, None),  # no mode: made executable all the same
+            ("lib/", "", 0o40755),
+            ("lib/util.sh", SH_ZIP_UTIL, 0o100644),
+            ("bin/tool.sh", SH_ZIP_TOOL, 0o100755),
+        ])
+        rec = self.invoke_ok("shzip", {"a": 1})
+        self.check_record(rec, "shzip", "guest/shzip", "native", init=True)
+        self.assertEqual(rec["response"]["result"],
+                         {"util": "util sourced", "tool": "tool ran",
+                          "files": "./bin/tool.sh ./exec ./lib/util.sh "})
+        self.assertEqual(self.log_parts(rec), [("stdout", "zip sh run")])
+        rec = self.invoke_ok("shzip", {"a": 2})
+        self.check_record(rec, "shzip", "guest/shzip", "native", init=False)
+
+    def assert_zip_refused(self, name, entries_or_bytes, error_part):
+        code = entries_or_bytes if isinstance(entries_or_bytes, bytes) else zip_of(entries_or_bytes)
+        self.put_action(name, {"kind": "native", "code": b64(code), "binary": True})
+        for _ in range(2):  # a new worker each time, the same answer
+            rec = self.assert_failed(self.invoke(name, {}), "action developer error", error_part,
+                                     name, "guest/" + name, "native")
+            err = rec["response"]["result"]["error"]
+            self.assertRegex(err.lower(), "initiali[sz]")
+            self.assertIn(("stderr", "wisp-unzip-exec: " + err.split(": ", 1)[1]),
+                          self.log_parts(rec))
+            self.assert_no_sanitizer_report(rec)
+        # the good zipped action still runs
+        rec = self.invoke_ok("shzip", {})
+        self.assertEqual(rec["response"]["result"]["util"], "util sourced")
+
+    def test_bad_zips_are_developer_errors_and_the_next_works(self):
+        self.zip_action("shzip", [("exec", SH_ZIP_EXEC, 0o100755), ("lib/util.sh", SH_ZIP_UTIL, None),
+                                  ("bin/tool.sh", SH_ZIP_TOOL, 0o100755)])
+        self.assert_zip_refused("noexec", [("main.sh", SH_ZIP_EXEC, 0o100755)],
+                                "has no executable named 'exec' at its root")
+        self.assert_zip_refused("dotdot", [("exec", SH_ZIP_EXEC, 0o100755), ("../x", "out", None)],
+                                "entry '../x': '..' leaves the action's directory")
+        self.assert_zip_refused("notzip", b"PK\x03\x04" + b"this is not a zip archive" * 4,
+                                "not a zip file")
+        self.assert_zip_refused("zlink", [("exec", "/bin/sh", 0o120777)], "entry 'exec' is a symlink")
+        # exec as a directory is no program
+        self.assert_zip_refused("execdir", [("exec/", "", 0o40755), ("exec/x", "x", None)],
+                                "'exec' in the action's zip file is not a regular file")
+
 
 class NativePrivateParent(InvokeCase):
     def test_native_action_when_the_data_dirs_parent_is_private(self):
@@ -499,6 +656,13 @@ class NativePrivateParent(InvokeCase):
         r = self.invoke("shecho", {"i": 1})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["response"]["result"]["msg"]["value"], {"i": 1})
+        # and a zipped one: its unpacking helper must be reachable too
+        zipped = zip_of([("exec", SH_ZIP_EXEC, 0o100755), ("lib/util.sh", SH_ZIP_UTIL, None),
+                         ("bin/tool.sh", SH_ZIP_TOOL, 0o100755)])
+        self.put_action("shzip", {"kind": "native", "code": b64(zipped), "binary": True})
+        r = self.invoke("shzip", {})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["response"]["result"]["tool"], "tool ran")
 
 
 # ==== 4. failures ============================================================
