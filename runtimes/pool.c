@@ -349,6 +349,32 @@ static void on_run_timeout(evutil_socket_t fd, short what, void *arg)
     worker_kill(r->w, POOL_TIMEOUT, msg);
 }
 
+/* A run waiting for its worker to start or initialize has the same time
+ * limit for that (as OpenWhisk bounds /init): a hanging init ends as a
+ * timeout instead of a request that never returns. send_run re-arms the
+ * timer for the run itself. */
+static void on_init_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct run *r = arg;
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "The action exceeded its time limits of %u milliseconds during initialization.",
+             r->timeout_ms);
+    worker_kill(r->w, POOL_TIMEOUT, msg);
+}
+
+static void arm_init_timeout(struct worker *w, struct run *r)
+{
+    if (r->ev)
+        event_free(r->ev);
+    r->ev = evtimer_new(w->p->base, on_init_timeout, r);
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    if (r->ev)
+        evtimer_add(r->ev, &tv);
+}
+
 static void send_run(struct worker *w, struct run *r)
 {
     r->sent = true;
@@ -383,6 +409,8 @@ static void attach_run(struct worker *w, struct run *r)
         r->start_us = plat_clock_mono_us();
     if (w->state == WK_READY)
         send_run(w, r);
+    else
+        arm_init_timeout(w, r);
 }
 
 static struct run *detach_head(struct worker *w)

@@ -727,6 +727,19 @@ def main(a):
         self.assertIn(("stdout", "mode sleep"), self.log_parts(rec))
         self.assert_next_works(init=True)  # a new worker
 
+    def test_init_that_hangs_times_out(self):
+        # python (from a stem cell) and node (a cold start): code that never
+        # finishes loading ends with the action's time limit
+        self.py("hang", "while True:\n    pass\ndef main(a):\n    return a\n", limits={"timeout": 300})
+        self.put_action("nhang", {"kind": "nodejs:20", "code": "for (;;) {}\nfunction main(a) { return a }"},
+                        limits={"timeout": 300})
+        for name, kind in (("hang", "python:3"), ("nhang", "nodejs:20")):
+            msg = "The action exceeded its time limits of 300 milliseconds during initialization."
+            rec = self.assert_failed(self.invoke(name, {}), "action developer error", msg, name,
+                                     "guest/" + name, kind, timeout=True)
+            self.assertEqual(rec["response"]["result"], {"error": msg})
+        self.assert_next_works(init=True)
+
     def test_crash_then_next_works(self):
         rec = self.assert_failed(self.run_mode("crash"), "action developer error", None, "f", "guest/f", "python:3")
         self.assertIn(("stdout", "mode crash"), self.log_parts(rec))
