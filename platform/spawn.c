@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -77,7 +78,7 @@ static void set_rlimit(int errfd, int res, uint64_t v)
         child_fail(errfd, STEP_RLIMIT, errno);
 }
 
-static void child(const struct plat_spawn_opts *o, int errfd)
+static void child(const struct plat_spawn_opts *o, int errfd, pid_t parent)
 {
     /* Signals: libevent installed handlers in the parent; the program
      * starts with defaults and nothing blocked. */
@@ -150,6 +151,13 @@ static void child(const struct plat_spawn_opts *o, int errfd)
     } else if (o->rl.nproc && getuid() != 0) {
         set_rlimit(errfd, RLIMIT_NPROC, o->rl.nproc);
     }
+    /* The program dies with its parent, even one killed with SIGKILL; set
+     * after the credential change, which clears it. A parent already gone
+     * leaves nothing to run for. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        child_fail(errfd, STEP_PRIVS, errno);
+    if (getppid() != parent)
+        child_fail(errfd, STEP_EXEC, ESRCH);
     execve(o->path, o->argv, o->envp);
     child_fail(errfd, STEP_EXEC, errno);
 }
@@ -160,6 +168,7 @@ int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid_out, struct wisp_err 
     int rc = plat_pipe(ep, -1);
     if (rc < 0)
         return wisp_err_set(err, rc, "pipe: %s", strerror(-rc));
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -169,7 +178,7 @@ int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid_out, struct wisp_err 
     }
     if (pid == 0) {
         close(ep[0]);
-        child(o, ep[1]);
+        child(o, ep[1], parent);
     }
     close(ep[1]);
     setpgid(pid, pid); /* both sides, so kill(-pid) works at once */

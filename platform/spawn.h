@@ -4,7 +4,9 @@
  * exactly fds 0..3 from the parent's, everything else closed), its own
  * process group (so a kill reaches everything it started), optional
  * resource limits, optional cgroup membership and, when wispd runs as
- * root, an unprivileged uid/gid. It returns once the child has exec'd (or
+ * root, an unprivileged uid/gid; the child dies with the thread that
+ * spawned it (PR_SET_PDEATHSIG), so a wispd killed with SIGKILL leaves no
+ * workers behind. It returns once the child has exec'd (or
  * reports why it could not): the wait is bounded by the child's exec, a
  * few hundred microseconds, and never by the program that runs.
  *

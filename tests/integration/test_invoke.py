@@ -1238,6 +1238,32 @@ class Persistence(InvokeCase):
         self.assertEqual(w2.api("GET", "activations?count=true").json(), {"activations": 6})
         self.assertEqual(w2.stop(), 0)
 
+    def test_workers_die_with_a_killed_wispd(self):
+        # a worker busy in its action (not reading its stdin, so the closed
+        # pipe does not stop it) still goes when wispd is killed
+        self.py("busy", "import os, time\ndef main(a):\n"
+                        "    open(a['pidfile'], 'w').write(str(os.getpid()))\n"
+                        "    time.sleep(120)\n    return {}\n", limits={"timeout": 300000})
+        pidfile = self.gate.path("pid")
+        self.assertEqual(self.invoke("busy", {"pidfile": pidfile}, blocking=False).status, 202)
+        def read_pid():
+            try:
+                with open(pidfile) as f:
+                    return int(f.read() or 0)
+            except FileNotFoundError:
+                return 0
+        pid = wait_for(read_pid, 30, "the action to run")
+
+        def alive():
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    return "\nState:\tZ" not in f.read()
+            except FileNotFoundError:
+                return False
+        self.assertTrue(alive())
+        self.w.kill9()
+        wait_for(lambda: not alive(), 30, "worker %d to die with wispd" % pid)
+
     def test_sigterm_drains_activations_in_flight(self):
         self.py("gated", PY_GATED, limits={"timeout": 60000, "memory": 128})
         go = self.gate.path("go")
