@@ -10,31 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plat.h"
 #include "wjson.h"
 
 static int buf_write(void *data, const char *p, size_t n)
 {
-    struct codec_buf *b = data;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-void codec_buf_fini(struct codec_buf *buf)
-{
-    free(buf->data);
-    buf->data = NULL;
-    buf->len = buf->cap = 0;
+    return plat_buf_add(data, p, n) < 0 ? -1 : 0;
 }
 
 static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
@@ -89,7 +70,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
     return -EINVAL;
 }
 
-int codec_record_pack(struct codec_buf *buf, enum rec_kind kind, int64_t updated_ms,
+int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
                       const json_t *doc)
 {
     msgpack_packer pk;

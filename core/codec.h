@@ -14,6 +14,8 @@
 
 #include "wisp.h"
 
+struct plat_buf;
+
 #define CODEC_SCHEMA_VERSION 1
 
 enum rec_kind {
@@ -26,14 +28,9 @@ enum rec_kind {
     REC_META = 7,
 };
 
-struct codec_buf {
-    char *data;
-    size_t len, cap;
-};
-
 /* Encodes a record into buf (reset first; buf owns its memory, release with
- * codec_buf_fini). 0, -ENOMEM, or -EINVAL for values msgpack cannot hold. */
-int codec_record_pack(struct codec_buf *buf, enum rec_kind kind, int64_t updated_ms,
+ * plat_buf_fini). 0, -ENOMEM, or -EINVAL for values msgpack cannot hold. */
+int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
                       const json_t *doc) WISP_MUST_CHECK;
 /* Decodes a record; *doc is a new reference. 0, -EBADMSG (not a record,
  * truncated, too deep), -EPROTO (schema version newer than this build). */
@@ -41,7 +38,6 @@ int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64
                         json_t **doc) WISP_MUST_CHECK;
 /* The kind of a record from its first bytes, or -EBADMSG. */
 int codec_record_peek_kind(const void *data, size_t len) WISP_MUST_CHECK;
-void codec_buf_fini(struct codec_buf *buf);
 
 /* Fuzz entry point: decodes arbitrary bytes, discards the result. */
 int codec_fuzz_one(const uint8_t *data, size_t len);

@@ -62,7 +62,7 @@ struct store {
     size_t map_len;
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
     struct store_stats stats;
-    struct codec_buf pack; /* reused by puts (one writer at a time) */
+    struct plat_buf pack; /* reused by puts (one writer at a time) */
 
     /* entity cache */
     struct cache_ent **buckets;
@@ -464,7 +464,7 @@ void store_close(struct store *st)
         pthread_join(st->sync_thread, NULL);
     }
     sync_complete(st, true);
-    codec_buf_fini(&st->pack);
+    plat_buf_fini(&st->pack);
     if (st->sync_ev)
         event_free(st->sync_ev);
     if (st->sync_fd >= 0)
@@ -509,6 +509,18 @@ static int decode(MDB_val *v, enum rec_kind *kind, int64_t *upd, json_t **doc)
     return 0;
 }
 
+struct decoded {
+    enum rec_kind kind;
+    int64_t updated;
+    json_t *doc;
+};
+
+static int decode_fn(void *arg, const void *data, size_t len)
+{
+    struct decoded *d = arg;
+    return codec_record_unpack(data, len, &d->kind, &d->updated, &d->doc);
+}
+
 int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
               enum rec_kind *kind, int64_t *updated_ms, json_t **doc)
 {
@@ -527,25 +539,17 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen,
         }
         st->stats.cache_misses++;
     }
-    MDB_txn *txn;
-    int rc = rtxn_begin(st, &txn);
+    struct decoded d = {0};
+    int rc = store_get_raw(st, db, key, klen, decode_fn, &d);
     if (rc < 0)
         return rc;
-    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
-    rc = map_rc(st, mdb_get(txn, st->dbi[db], &k, &v));
-    enum rec_kind kd = 0;
-    int64_t upd = 0;
-    if (rc == 0)
-        rc = decode(&v, &kd, &upd, doc);
-    rtxn_end(st, txn);
-    if (rc < 0)
-        return rc;
+    *doc = d.doc;
     if (db == STORE_ENTITIES)
-        cache_put(st, key, klen, kd, upd, *doc);
+        cache_put(st, key, klen, d.kind, d.updated, *doc);
     if (kind)
-        *kind = kd;
+        *kind = d.kind;
     if (updated_ms)
-        *updated_ms = upd;
+        *updated_ms = d.updated;
     return 0;
 }
 
@@ -734,7 +738,7 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind kind, int64_t updated_ms, const json_t *doc)
 {
-    struct codec_buf *buf = &t->st->pack;
+    struct plat_buf *buf = &t->st->pack;
     int rc = codec_record_pack(buf, kind, updated_ms, doc);
     if (rc == 0) {
         MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
@@ -742,7 +746,7 @@ int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t
         rc = map_rc(t->st, mdb_put(t->txn, t->st->dbi[db], &k, &v, 0));
     }
     if (buf->cap > (1u << 20)) /* keep a small one, not the largest record ever */
-        codec_buf_fini(buf);
+        plat_buf_fini(buf);
     if (rc == 0 && db == STORE_ENTITIES)
         cache_drop(t->st, key, klen);
     return rc;

@@ -241,6 +241,30 @@ static int b64val(unsigned char c)
     return -1;
 }
 
+int plat_buf_add(struct plat_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void plat_buf_fini(struct plat_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
 bool plat_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
                         size_t *outlen)
 {

@@ -34,6 +34,15 @@ int plat_read_file(const char *path, size_t max, char **out, size_t *len) WISP_M
  * that need not survive a crash, such as a worker's program. 0 or -errno. */
 int plat_write_file_fast(const char *path, const void *data, size_t len, unsigned mode)
     WISP_MUST_CHECK;
+/* A growing byte buffer; zero-initialize, release with plat_buf_fini. */
+struct plat_buf {
+    char *data;
+    size_t len, cap;
+};
+/* Appends n bytes (keeping room for a terminating NUL). 0 or -ENOMEM. */
+int plat_buf_add(struct plat_buf *b, const void *p, size_t n) WISP_MUST_CHECK;
+void plat_buf_fini(struct plat_buf *b);
+
 /* Decodes standard base64 (padding optional, no whitespace). False when the
  * input is not base64 or out is too small; *outlen gets the decoded size. */
 bool plat_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,

@@ -1,6 +1,8 @@
 /* platform/wjson.c - see wjson.h. */
 #include "wjson.h"
 
+#include "plat.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,44 +17,24 @@ json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err)
     return j;
 }
 
-struct dumpbuf {
-    char *buf;
-    size_t len, cap;
-};
-
 static int dump_add(const char *chunk, size_t n, void *arg)
 {
-    struct dumpbuf *d = arg;
-    if (d->len + n + 1 > d->cap) {
-        size_t cap = d->cap;
-        while (cap < d->len + n + 1)
-            cap *= 2;
-        char *b = realloc(d->buf, cap);
-        if (!b)
-            return -1;
-        d->buf = b;
-        d->cap = cap;
-    }
-    memcpy(d->buf + d->len, chunk, n);
-    d->len += n;
-    return 0;
+    return plat_buf_add(arg, chunk, n);
 }
 
 /* One pass into a growing buffer: json_dumpb(NULL) to size and then again
  * to fill costs a second serialization on every invoke. */
 char *wjson_dump(const json_t *j, size_t *len)
 {
-    struct dumpbuf d = {.buf = malloc(256), .cap = 256};
-    if (!d.buf)
-        return NULL;
+    struct plat_buf d = {0};
     if (json_dump_callback(j, dump_add, &d, JSON_COMPACT | JSON_ENCODE_ANY) < 0 || d.len == 0) {
-        free(d.buf);
+        plat_buf_fini(&d);
         return NULL;
     }
-    d.buf[d.len] = '\0';
+    d.data[d.len] = '\0';
     if (len)
         *len = d.len;
-    return d.buf;
+    return d.data;
 }
 
 int wjson_depth(const json_t *j)

@@ -338,53 +338,35 @@ static void send_line(struct worker *w, const char *s, size_t len)
 
 /* ==== runs on a worker ================================================ */
 
+/* A run's time limit covers its worker's start and init too (as OpenWhisk
+ * bounds /init): a hanging init ends as a timeout instead of a request
+ * that never returns. The clock starts again for the run itself once it
+ * is sent. */
 static void on_run_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct run *r = arg;
     char msg[128];
-    snprintf(msg, sizeof msg, "The action exceeded its time limits of %u milliseconds.",
-             r->timeout_ms);
+    snprintf(msg, sizeof msg, "The action exceeded its time limits of %u milliseconds%s.",
+             r->timeout_ms, r->sent ? "" : " during initialization");
     worker_kill(r->w, POOL_TIMEOUT, msg);
 }
 
-/* A run waiting for its worker to start or initialize has the same time
- * limit for that (as OpenWhisk bounds /init): a hanging init ends as a
- * timeout instead of a request that never returns. send_run re-arms the
- * timer for the run itself. */
-static void on_init_timeout(evutil_socket_t fd, short what, void *arg)
+static void arm_timeout(struct worker *w, struct run *r)
 {
-    (void)fd;
-    (void)what;
-    struct run *r = arg;
-    char msg[128];
-    snprintf(msg, sizeof msg,
-             "The action exceeded its time limits of %u milliseconds during initialization.",
-             r->timeout_ms);
-    worker_kill(r->w, POOL_TIMEOUT, msg);
-}
-
-static void arm_init_timeout(struct worker *w, struct run *r)
-{
-    if (r->ev)
-        event_free(r->ev);
-    r->ev = evtimer_new(w->p->base, on_init_timeout, r);
+    if (!r->ev)
+        r->ev = evtimer_new(w->p->base, on_run_timeout, r);
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
     if (r->ev)
-        evtimer_add(r->ev, &tv);
+        evtimer_add(r->ev, &tv); /* re-adding restarts the clock */
 }
 
 static void send_run(struct worker *w, struct run *r)
 {
     r->sent = true;
     r->start_us = r->start_us ? r->start_us : plat_clock_mono_us();
-    if (r->ev)
-        event_free(r->ev);
-    r->ev = evtimer_new(w->p->base, on_run_timeout, r);
-    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
-    if (r->ev)
-        evtimer_add(r->ev, &tv);
+    arm_timeout(w, r);
     send_line(w, r->msg, r->len);
 }
 
@@ -410,7 +392,7 @@ static void attach_run(struct worker *w, struct run *r)
     if (w->state == WK_READY)
         send_run(w, r);
     else
-        arm_init_timeout(w, r);
+        arm_timeout(w, r);
 }
 
 static struct run *detach_head(struct worker *w)
@@ -856,15 +838,17 @@ static unsigned count_stems(struct pool *p, const struct rt_kind *k)
     return n;
 }
 
-/* Stops idle workers, least recently used first (stem cells only when
- * stems is set), until need_mb fits. True when it fits. */
-static bool make_room(struct pool *p, uint64_t need_mb, bool stems)
+/* Stops idle warm workers last used before idle_before, least recently
+ * used first, then (when stems is set) stem cells, until need_mb fits.
+ * True when it fits. */
+static bool make_room(struct pool *p, uint64_t need_mb, bool stems, int64_t idle_before)
 {
     while (p->reserved_mb + need_mb > p->cfg.memory_budget_mb) {
         struct worker *victim = NULL;
         for (int pass = 0; pass < 2 && !victim; pass++) {
             for (struct worker *w = p->workers; w; w = w->next) {
-                bool idle = pass == 0 ? (w->state == WK_READY && w->nruns == 0)
+                bool idle = pass == 0 ? (w->state == WK_READY && w->nruns == 0 &&
+                                         w->last_used_us <= idle_before)
                                       : (stems && w->state == WK_STEM);
                 if (idle && (!victim || w->last_used_us < victim->last_used_us))
                     victim = w;
@@ -901,7 +885,7 @@ static bool try_start(struct pool *p, struct run *r)
         if (w->state != WK_STEM || w->kind != k)
             continue;
         uint64_t extra = r->memory_mb > w->reserved_mb ? r->memory_mb - w->reserved_mb : 0;
-        if (!make_room(p, extra, false))
+        if (!make_room(p, extra, false, INT64_MAX))
             break;
         p->reserved_mb = p->reserved_mb - w->reserved_mb + r->memory_mb;
         w->reserved_mb = r->memory_mb;
@@ -927,7 +911,7 @@ static bool try_start(struct pool *p, struct run *r)
         return true;
     }
     /* 3. a new worker */
-    if (!make_room(p, r->memory_mb, true))
+    if (!make_room(p, r->memory_mb, true, INT64_MAX))
         return false;
     struct wisp_err err = {0};
     struct worker *w = worker_spawn(p, k, r, r->memory_mb, &err);
@@ -947,20 +931,10 @@ static bool try_start(struct pool *p, struct run *r)
  * new action would otherwise pay a cold start for as long as they stay. */
 static bool room_for_stem(struct pool *p)
 {
+    if (!p->cfg.stem_reclaim_s || p->queue)
+        return p->reserved_mb + p->cfg.stem_memory_mb <= p->cfg.memory_budget_mb;
     int64_t cutoff = plat_clock_mono_us() - (int64_t)p->cfg.stem_reclaim_s * 1000000;
-    while (p->reserved_mb + p->cfg.stem_memory_mb > p->cfg.memory_budget_mb) {
-        struct worker *victim = NULL;
-        for (struct worker *w = p->workers; w && p->cfg.stem_reclaim_s && !p->queue;
-             w = w->next)
-            if (w->state == WK_READY && w->nruns == 0 && w->last_used_us <= cutoff &&
-                (!victim || w->last_used_us < victim->last_used_us))
-                victim = w;
-        if (!victim)
-            return false;
-        p->stats.evictions++;
-        worker_kill(victim, POOL_CRASHED, "replaced by a stem cell");
-    }
-    return true;
+    return make_room(p, p->cfg.stem_memory_mb, false, cutoff);
 }
 
 static void replenish(struct pool *p)

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "codec.h"
+#include "plat.h"
 #include "wjson.h"
 
 /* ==== helpers =========================================================== */
@@ -18,11 +19,11 @@
  * the decoded document (new reference) or NULL. */
 static json_t *round_trip(enum rec_kind kind, int64_t upd, const json_t *doc)
 {
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     int rc = codec_record_pack(&buf, kind, upd, doc);
     CHECK_EQ_INT(rc, 0);
     if (rc != 0) {
-        codec_buf_fini(&buf);
+        plat_buf_fini(&buf);
         return NULL;
     }
     enum rec_kind k = 0;
@@ -35,7 +36,7 @@ static json_t *round_trip(enum rec_kind kind, int64_t upd, const json_t *doc)
     CHECK(out != NULL);
     if (out)
         CHECK(json_equal(out, (json_t *)doc));
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     return out;
 }
 
@@ -221,7 +222,7 @@ static void codec_round_trips_long_object_keys(void)
         key[lens[i]] = '\0';
         json_t *doc = json_object();
         json_object_set_new(doc, key, json_integer(1));
-        struct codec_buf buf = {0};
+        struct plat_buf buf = {0};
         int prc = codec_record_pack(&buf, REC_ACTION, 1700000000000LL, doc);
         if (prc == 0) {
             enum rec_kind k;
@@ -234,7 +235,7 @@ static void codec_round_trips_long_object_keys(void)
             CHECK(out && json_equal(out, doc));
             json_decref(out);
         }
-        codec_buf_fini(&buf);
+        plat_buf_fini(&buf);
         json_decref(doc);
         free(key);
     }
@@ -284,7 +285,7 @@ static void empty_strings_body(void)
         for (size_t i = 0; i < WISP_ARRAY_LEN(docs); i++) {
             json_t *doc = json_loads(docs[i], JSON_DECODE_ANY, NULL);
             CHECK(doc != NULL);
-            struct codec_buf buf = {0};
+            struct plat_buf buf = {0};
             CHECK_EQ_INT(codec_record_pack(&buf, REC_META, times[t], doc), 0);
             enum rec_kind k;
             int64_t u;
@@ -296,7 +297,7 @@ static void empty_strings_body(void)
             CHECK_EQ_INT(rc, 0);
             CHECK(out && json_equal(out, doc));
             json_decref(out);
-            codec_buf_fini(&buf);
+            plat_buf_fini(&buf);
             json_decref(doc);
         }
     }
@@ -355,7 +356,7 @@ static void codec_preserves_object_key_order(void)
 
 static void codec_buf_is_reset_between_packs(void)
 {
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     json_t *big = sample_doc(), *small = json_object();
     CHECK_EQ_INT(codec_record_pack(&buf, REC_ACTION, 1, big), 0);
     size_t big_len = buf.len;
@@ -371,7 +372,7 @@ static void codec_buf_is_reset_between_packs(void)
     json_decref(out);
     json_decref(big);
     json_decref(small);
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     CHECK(buf.data == NULL && buf.len == 0 && buf.cap == 0);
 }
 
@@ -381,10 +382,10 @@ static void codec_peek_kind_reads_kind_from_record_head(void)
 {
     json_t *doc = sample_doc();
     for (int k = REC_ACTION; k <= REC_META; k++) {
-        struct codec_buf buf = {0};
+        struct plat_buf buf = {0};
         CHECK_EQ_INT(codec_record_pack(&buf, (enum rec_kind)k, -3, doc), 0);
         CHECK_EQ_INT(codec_record_peek_kind(buf.data, buf.len), k);
-        codec_buf_fini(&buf);
+        plat_buf_fini(&buf);
     }
     json_decref(doc);
 }
@@ -405,7 +406,7 @@ static void codec_peek_kind_rejects_short_or_foreign_bytes(void)
 static void codec_unpack_rejects_every_truncated_prefix(void)
 {
     json_t *doc = sample_doc();
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     CHECK_EQ_INT(codec_record_pack(&buf, REC_ACTION, 123456789, doc), 0);
     CHECK(buf.len > 20);
     for (size_t n = 0; n < buf.len; n++) {
@@ -420,14 +421,14 @@ static void codec_unpack_rejects_every_truncated_prefix(void)
         free(p);
     }
     CHECK_EQ_INT(unpack_rc(buf.data, buf.len), 0);
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     json_decref(doc);
 }
 
 static void codec_unpack_rejects_trailing_garbage(void)
 {
     json_t *doc = sample_doc();
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     CHECK_EQ_INT(codec_record_pack(&buf, REC_ACTION, 1, doc), 0);
     char *p = malloc(buf.len + 3);
     memcpy(p, buf.data, buf.len);
@@ -441,7 +442,7 @@ static void codec_unpack_rejects_trailing_garbage(void)
     CHECK_EQ_INT(unpack_rc(two, 2 * buf.len), -EBADMSG);
     free(two);
     free(p);
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     json_decref(doc);
 }
 
@@ -665,7 +666,7 @@ static void codec_max_depth_document_round_trips(void)
 static void codec_document_40_deep_fails_cleanly(void)
 {
     json_t *doc = nested_arrays(40, json_integer(1));
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     int rc = codec_record_pack(&buf, REC_ACTION, 0, doc);
     if (rc == 0) {
         /* If the packer accepted it, the unpacker must refuse it cleanly. */
@@ -673,7 +674,7 @@ static void codec_document_40_deep_fails_cleanly(void)
     } else {
         CHECK_EQ_INT(rc, -EINVAL);
     }
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     json_decref(doc);
 
     /* Hand-made 40-deep record bytes: refused, no crash. */
@@ -704,7 +705,7 @@ static void codec_every_packable_depth_unpacks(void)
         json_t *leaves[] = {NULL, json_integer(1), json_object()};
         for (size_t l = 0; l < WISP_ARRAY_LEN(leaves); l++) {
             json_t *doc = nested_arrays(d, leaves[l]);
-            struct codec_buf buf = {0};
+            struct plat_buf buf = {0};
             if (codec_record_pack(&buf, REC_ACTION, 0, doc) == 0) {
                 enum rec_kind k;
                 int64_t u;
@@ -716,7 +717,7 @@ static void codec_every_packable_depth_unpacks(void)
                 CHECK(out && json_equal(out, doc));
                 json_decref(out);
             }
-            codec_buf_fini(&buf);
+            plat_buf_fini(&buf);
             json_decref(doc);
         }
     }
@@ -755,7 +756,7 @@ static void codec_mutated_records_never_crash(void)
 {
     rng_state = 777;
     json_t *doc = sample_doc();
-    struct codec_buf buf = {0};
+    struct plat_buf buf = {0};
     CHECK_EQ_INT(codec_record_pack(&buf, REC_ACTION, 42, doc), 0);
     for (int it = 0; it < 4000; it++) {
         unsigned char *p = malloc(buf.len);
@@ -774,7 +775,7 @@ static void codec_mutated_records_never_crash(void)
         json_decref(out);
         free(p);
     }
-    codec_buf_fini(&buf);
+    plat_buf_fini(&buf);
     json_decref(doc);
 }
 
