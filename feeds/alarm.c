@@ -72,16 +72,13 @@ static const char *const kind_names[] = {"alarm", "interval", "once"};
 
 struct alarm_self {
     struct feed_env env;
-    struct feed_binding *head;
+    struct feed_set set;
     struct feed_counters totals;
-    int busy;  /* callbacks into core in progress */
-    bool dead; /* stop() ran inside one; the last to return frees */
 };
 
 struct feed_binding {
+    struct feed_link link; /* first: the set's links are bindings */
     struct alarm_self *self;
-    struct feed_binding *prev, *next;
-    bool linked;
     char *ns, *trigger;
     enum alarm_kind kind;
     json_t *given;   /* the schedule parameters as given, for status */
@@ -93,7 +90,7 @@ struct feed_binding {
     int64_t date_ms;                /* once */
     enum after_fire daf;            /* once */
     int64_t start_ms, stop_ms;      /* -1 when absent */
-    bool paused, busy, dead;
+    bool paused;
     bool catchup;                /* the timer is the catch-up fire */
     bool delete_due;             /* the timer asks core to delete the trigger */
     bool done;                   /* a once that had its turn */
@@ -380,15 +377,7 @@ static bool stop_passed(const struct feed_binding *b, int64_t now)
 static void binding_free(struct feed_binding *b)
 {
     struct alarm_self *s = b->self;
-    if (b->linked) {
-        if (b->prev)
-            b->prev->next = b->next;
-        else
-            s->head = b->next;
-        if (b->next)
-            b->next->prev = b->prev;
-        b->linked = false;
-    }
+    feed_set_remove(&s->set, &b->link);
     if (b->timer)
         event_free(b->timer);
     json_decref(b->given);
@@ -418,28 +407,25 @@ static json_t *state_json(const struct feed_binding *b)
  * the binding was freed meanwhile. */
 static void enter(struct feed_binding *b)
 {
-    b->busy = true;
-    b->self->busy++;
+    feed_enter(&b->self->set, &b->link);
 }
 
 static bool leave(struct feed_binding *b)
 {
     struct alarm_self *s = b->self;
-    b->busy = false;
-    s->busy--;
-    if (b->dead) {
-        binding_free(b);
-        if (s->dead && s->busy == 0)
-            free(s);
-        return false;
-    }
-    return true;
+    int r = feed_leave(&s->set, &b->link);
+    if (r == FEED_LEFT)
+        return true;
+    binding_free(b);
+    if (r == FEED_GONE_ALL)
+        free(s);
+    return false;
 }
 
 static void ask_delete(struct feed_binding *b)
 {
     struct alarm_self *s = b->self;
-    if (b->kind == AK_ONCE && b->daf != DAF_KEEP && !b->dead && s->env.delete_trigger) {
+    if (b->kind == AK_ONCE && b->daf != DAF_KEEP && !b->link.dead && s->env.delete_trigger) {
         wlog_debug("alarm", "once fired, asking to delete trigger=%s/%s%s", b->ns, b->trigger,
                    b->daf == DAF_RULES ? " and its rules" : "");
         s->env.delete_trigger(s->env.ctx, b->ns, b->trigger, b, b->daf == DAF_RULES);
@@ -470,7 +456,7 @@ static bool deliver(struct feed_binding *b, int64_t at)
     }
     if (b->kind == AK_ONCE)
         b->done = true;
-    if ((ok || b->kind == AK_ONCE) && !b->dead && s->env.save) {
+    if ((ok || b->kind == AK_ONCE) && !b->link.dead && s->env.save) {
         json_t *st = state_json(b);
         if (st)
             s->env.save(s->env.ctx, b->ns, b->trigger, st);
@@ -571,22 +557,15 @@ static void alarm_stop(void *self)
     struct alarm_self *s = self;
     if (!s)
         return;
-    while (s->head) {
-        struct feed_binding *b = s->head;
-        if (b->busy) { /* stop() from inside this binding's fire: deliver() frees it */
-            b->dead = true;
+    while (s->set.head) {
+        struct feed_binding *b = (struct feed_binding *)s->set.head;
+        if (!feed_retire(&s->set, &b->link)) { /* inside its fire: leave() frees it */
             evtimer_del(b->timer);
-            s->head = b->next;
-            if (b->next)
-                b->next->prev = NULL;
-            b->linked = false;
             continue;
         }
         binding_free(b);
     }
-    if (s->busy)
-        s->dead = true;
-    else
+    if (feed_set_stop(&s->set))
         free(s);
 }
 
@@ -615,11 +594,7 @@ static int alarm_bind(void *self, const char *ns, const char *trigger, const jso
         binding_free(b);
         return rc;
     }
-    b->next = s->head;
-    if (s->head)
-        s->head->prev = b;
-    s->head = b;
-    b->linked = true;
+    feed_set_add(&s->set, &b->link);
     restore(b, state, now);
     wlog_debug("alarm", "bound trigger=%s/%s kind=%s next=%lld catchup=%d", ns, trigger,
                kind_names[b->kind], (long long)b->next_ms, b->catchup);
@@ -632,8 +607,7 @@ static void alarm_unbind(void *self, struct feed_binding *b)
     (void)self;
     if (!b)
         return;
-    if (b->busy) { /* from inside its own fire: deliver() frees it */
-        b->dead = true;
+    if (!feed_retire(&b->self->set, &b->link)) { /* inside its own fire: leave() frees it */
         evtimer_del(b->timer);
         return;
     }

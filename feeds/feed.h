@@ -129,6 +129,36 @@ const char *feed_webhook_id(const struct feed_binding *b);
 
 /* ==== shared helpers (feeds/feed_util.c) =============================== */
 
+/* Bindings whose callbacks into core may unbind them, or stop the adapter,
+ * from inside (alarm, poll, webhook). An adapter's struct feed_binding
+ * starts with a struct feed_link; its self holds a struct feed_set.
+ * Callbacks into core run between feed_enter() and feed_leave(). */
+struct feed_link {
+    struct feed_link *prev, *next;
+    bool linked;
+    bool busy; /* inside a callback into core */
+    bool dead; /* unbound or stopped meanwhile: the callback's end frees it */
+};
+struct feed_set {
+    struct feed_link *head;
+    int busy;  /* callbacks into core in progress */
+    bool dead; /* stopped inside one: the last to end frees the adapter */
+};
+enum { FEED_LEFT, FEED_GONE, FEED_GONE_ALL };
+void feed_set_add(struct feed_set *s, struct feed_link *k);
+void feed_set_remove(struct feed_set *s, struct feed_link *k); /* no-op when not in */
+void feed_enter(struct feed_set *s, struct feed_link *k);
+/* Ends a callback: FEED_LEFT, the binding goes on; FEED_GONE, the caller
+ * frees it; FEED_GONE_ALL, the caller frees it and then the adapter. */
+int feed_leave(struct feed_set *s, struct feed_link *k);
+/* Unbinding (or stopping) k: true when the caller frees it now; false when
+ * it is inside a callback, marked dead and out of the set (the caller only
+ * stops its timers; feed_leave() hands it back to free). */
+bool feed_retire(struct feed_set *s, struct feed_link *k);
+/* stop(): true when the adapter can be freed now, else the last callback
+ * to end frees it (feed_leave says FEED_GONE_ALL). */
+bool feed_set_stop(struct feed_set *s);
+
 /* MQTT topic filter matching with + and # (and $share/group/ prefixes
  * stripped from the filter). */
 bool feed_topic_matches(const char *filter, const char *topic);

@@ -60,3 +60,61 @@ int feed_ip_literal(const char *host, char *ip, size_t cap, bool *v6)
     unsigned char addr[16];
     return inet_pton(*v6 ? AF_INET6 : AF_INET, ip, addr) == 1 ? 0 : -EINVAL;
 }
+
+/* ==== binding sets ==================================================== */
+
+void feed_set_add(struct feed_set *s, struct feed_link *k)
+{
+    k->prev = NULL;
+    k->next = s->head;
+    if (s->head)
+        s->head->prev = k;
+    s->head = k;
+    k->linked = true;
+}
+
+void feed_set_remove(struct feed_set *s, struct feed_link *k)
+{
+    if (!k->linked)
+        return;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        s->head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+    k->linked = false;
+}
+
+void feed_enter(struct feed_set *s, struct feed_link *k)
+{
+    k->busy = true;
+    s->busy++;
+}
+
+int feed_leave(struct feed_set *s, struct feed_link *k)
+{
+    k->busy = false;
+    s->busy--;
+    if (!k->dead)
+        return FEED_LEFT;
+    return s->dead && s->busy == 0 ? FEED_GONE_ALL : FEED_GONE;
+}
+
+bool feed_retire(struct feed_set *s, struct feed_link *k)
+{
+    if (!k->busy)
+        return true;
+    k->dead = true;
+    feed_set_remove(s, k);
+    return false;
+}
+
+bool feed_set_stop(struct feed_set *s)
+{
+    if (s->busy == 0)
+        return true;
+    s->dead = true;
+    return false;
+}

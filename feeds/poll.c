@@ -89,10 +89,8 @@
 
 struct poll_self {
     struct feed_env env;
-    struct feed_binding *head;
+    struct feed_set set;
     struct feed_counters totals;
-    int busy;  /* callbacks into core in progress */
-    bool dead; /* stop() ran inside one; the last to return frees */
     /* shared by all bindings, made on first use (see resolver(), tls()) */
     struct evdns_base *dns;
     struct tls_client *tls;
@@ -113,9 +111,8 @@ struct outcome {
 };
 
 struct feed_binding {
+    struct feed_link link; /* first: the set's links are bindings */
     struct poll_self *self;
-    struct feed_binding *prev, *next;
-    bool linked;
     char *ns, *trigger;
     /* parameters */
     char *url;
@@ -137,7 +134,7 @@ struct feed_binding {
     bool inflight; /* a request is out or its outcome not handled yet */
     struct outcome out;
     struct event *tick, *deadline, *done_ev;
-    bool paused, busy, dead;
+    bool paused;
     /* status */
     int last_status; /* 0: none */
     char last_error[200];
@@ -432,15 +429,7 @@ static void drop_request(struct feed_binding *b)
 static void binding_free(struct feed_binding *b)
 {
     struct poll_self *s = b->self;
-    if (b->linked) {
-        if (b->prev)
-            b->prev->next = b->next;
-        else
-            s->head = b->next;
-        if (b->next)
-            b->next->prev = b->prev;
-        b->linked = false;
-    }
+    feed_set_remove(&s->set, &b->link);
     drop_request(b);
     if (b->tick)
         event_free(b->tick);
@@ -798,11 +787,10 @@ static bool deliver(struct feed_binding *b, const unsigned char hash[32])
         s->totals.drops++;
         return true;
     }
-    b->busy = true;
-    s->busy++;
+    feed_enter(&s->set, &b->link);
     int rc = s->env.fire(s->env.ctx, b->ns, b->trigger, params);
     json_decref(params);
-    if (rc == 0 && !b->dead) {
+    if (rc == 0 && !b->link.dead) {
         b->fires++;
         s->totals.fires++;
         /* the change is delivered: advance the validators */
@@ -828,15 +816,13 @@ static bool deliver(struct feed_binding *b, const unsigned char hash[32])
         b->drops++;
         s->totals.drops++;
     }
-    b->busy = false;
-    s->busy--;
-    if (b->dead) {
-        binding_free(b);
-        if (s->dead && s->busy == 0)
-            self_free(s);
-        return false;
-    }
-    return true;
+    int left = feed_leave(&s->set, &b->link);
+    if (left == FEED_LEFT)
+        return true;
+    binding_free(b);
+    if (left == FEED_GONE_ALL)
+        self_free(s);
+    return false;
 }
 
 static void handle_outcome(struct feed_binding *b)
@@ -922,22 +908,15 @@ static void poll_stop(void *self)
     struct poll_self *s = self;
     if (!s)
         return;
-    while (s->head) {
-        struct feed_binding *b = s->head;
-        if (b->busy) { /* stop() from inside this binding's fire: deliver() frees it */
-            b->dead = true;
+    while (s->set.head) {
+        struct feed_binding *b = (struct feed_binding *)s->set.head;
+        if (!feed_retire(&s->set, &b->link)) { /* inside its fire: deliver() frees it */
             evtimer_del(b->tick);
-            s->head = b->next;
-            if (b->next)
-                b->next->prev = NULL;
-            b->linked = false;
             continue;
         }
         binding_free(b);
     }
-    if (s->busy)
-        s->dead = true;
-    else
+    if (feed_set_stop(&s->set))
         self_free(s);
 }
 
@@ -967,11 +946,7 @@ static int poll_bind(void *self, const char *ns, const char *trigger, const json
         return rc;
     }
     restore(b, state);
-    b->next = s->head;
-    if (s->head)
-        s->head->prev = b;
-    s->head = b;
-    b->linked = true;
+    feed_set_add(&s->set, &b->link);
     add_ms(b->tick, 0); /* the first poll, from the loop */
     wlog_debug("poll", "bound trigger=%s/%s interval=%d restored=%d", ns, trigger, b->interval,
                b->have_hash);
@@ -984,8 +959,7 @@ static void poll_unbind(void *self, struct feed_binding *b)
     (void)self;
     if (!b)
         return;
-    if (b->busy) { /* from inside its own fire: deliver() frees it */
-        b->dead = true;
+    if (!feed_retire(&b->self->set, &b->link)) { /* inside its fire: deliver() frees it */
         evtimer_del(b->tick);
         return;
     }
@@ -1000,9 +974,9 @@ static void poll_set_paused(void *self, struct feed_binding *b, bool paused)
     b->paused = paused;
     if (paused) {
         evtimer_del(b->tick);
-        if (!b->busy) /* abandon the request in progress */
+        if (!b->link.busy) /* abandon the request in progress */
             drop_request(b);
-    } else if (!b->dead) {
+    } else if (!b->link.dead) {
         add_ms(b->tick, 0);
     }
 }

@@ -46,23 +46,20 @@
 
 struct hook_self {
     struct feed_env env;
-    struct feed_binding *head;
+    struct feed_set set;
     struct feed_counters totals;
-    int busy;  /* callbacks into core in progress */
-    bool dead; /* stop() ran inside one; the last to return frees */
 };
 
 struct feed_binding {
+    struct feed_link link; /* first: the set's links are bindings */
     struct hook_self *self;
-    struct feed_binding *prev, *next;
-    bool linked;
     char *ns, *trigger;
     char id[ID_LEN + 1];
     unsigned char *secret;
     size_t secret_len;
     json_t *payload;
     struct event *save_ev;
-    bool paused, busy, dead;
+    bool paused;
     uint64_t requests, rejected, fires, drops;
 };
 
@@ -71,15 +68,7 @@ struct feed_binding {
 static void binding_free(struct feed_binding *b)
 {
     struct hook_self *s = b->self;
-    if (b->linked) {
-        if (b->prev)
-            b->prev->next = b->next;
-        else
-            s->head = b->next;
-        if (b->next)
-            b->next->prev = b->prev;
-        b->linked = false;
-    }
+    feed_set_remove(&s->set, &b->link);
     if (b->save_ev)
         event_free(b->save_ev);
     if (b->secret) {
@@ -96,21 +85,18 @@ static void binding_free(struct feed_binding *b)
 static bool leave(struct feed_binding *b)
 {
     struct hook_self *s = b->self;
-    b->busy = false;
-    s->busy--;
-    if (b->dead) {
-        binding_free(b);
-        if (s->dead && s->busy == 0)
-            free(s);
-        return false;
-    }
-    return true;
+    int r = feed_leave(&s->set, &b->link);
+    if (r == FEED_LEFT)
+        return true;
+    binding_free(b);
+    if (r == FEED_GONE_ALL)
+        free(s);
+    return false;
 }
 
 static void enter(struct feed_binding *b)
 {
-    b->busy = true;
-    b->self->busy++;
+    feed_enter(&b->self->set, &b->link);
 }
 
 static void on_save(evutil_socket_t fd, short what, void *arg)
@@ -147,9 +133,11 @@ static struct feed_binding *find_id(struct hook_self *s, const char *id)
         return NULL;
     /* every binding is compared, in constant time, so the time taken does
      * not tell how much of an id was right */
-    for (struct feed_binding *b = s->head; b; b = b->next)
-        if (plat_ct_equal(b->id, id, ID_LEN) && !b->dead)
+    for (struct feed_link *k = s->set.head; k; k = k->next) {
+        struct feed_binding *b = (struct feed_binding *)k;
+        if (plat_ct_equal(b->id, id, ID_LEN)) /* dead ones are out of the set */
             found = b;
+    }
     return found;
 }
 
@@ -415,22 +403,15 @@ static void hook_stop(void *self)
     struct hook_self *s = self;
     if (!s)
         return;
-    while (s->head) {
-        struct feed_binding *b = s->head;
-        if (b->busy) { /* from inside this binding's callback: leave() frees it */
-            b->dead = true;
+    while (s->set.head) {
+        struct feed_binding *b = (struct feed_binding *)s->set.head;
+        if (!feed_retire(&s->set, &b->link)) { /* inside its callback: leave() frees it */
             event_del(b->save_ev);
-            s->head = b->next;
-            if (b->next)
-                b->next->prev = NULL;
-            b->linked = false;
             continue;
         }
         binding_free(b);
     }
-    if (s->busy)
-        s->dead = true;
-    else
+    if (feed_set_stop(&s->set))
         free(s);
 }
 
@@ -473,11 +454,7 @@ static int hook_bind(void *self, const char *ns, const char *trigger, const json
             plat_hex(raw, sizeof raw, b->id);
         } while (find_id(s, b->id));
     }
-    b->next = s->head;
-    if (s->head)
-        s->head->prev = b;
-    s->head = b;
-    b->linked = true;
+    feed_set_add(&s->set, &b->link);
     struct timeval zero = {0, 0};
     evtimer_add(b->save_ev, &zero);
     wlog_debug("webhook", "bound trigger=%s/%s reused=%d", ns, trigger,
@@ -491,8 +468,7 @@ static void hook_unbind(void *self, struct feed_binding *b)
     (void)self;
     if (!b)
         return;
-    if (b->busy) { /* from inside its own callback: leave() frees it */
-        b->dead = true;
+    if (!feed_retire(&b->self->set, &b->link)) { /* inside its callback: leave() frees it */
         event_del(b->save_ev);
         return;
     }
