@@ -326,6 +326,23 @@ static int parse_body(struct rq *r, struct wisp_err *err)
     return r->body ? 0 : -EINVAL;
 }
 
+/* The body of an invoke or a fire: a JSON object of parameters (empty:
+ * none). Replies with the error itself and returns < 0 otherwise. */
+static int parse_params_body(struct rq *r)
+{
+    struct wisp_err err = {0};
+    if (parse_body(r, &err) < 0) {
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+        return -1;
+    }
+    if (!json_is_object(r->body)) {
+        reply_error(r, 400, "The request content was malformed: the parameters must be a JSON "
+                            "object.");
+        return -1;
+    }
+    return 0;
+}
+
 /* ==== store access ===================================================== */
 
 static int ent_key(const char *ns, const char *path, char *key, size_t *klen)
@@ -1008,15 +1025,8 @@ static void do_invoke(struct rq *r, const char *ns, const char *path)
         reply_err(r, &err);
         return;
     }
-    if (parse_body(r, &err) < 0) {
-        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+    if (parse_params_body(r) < 0)
         return;
-    }
-    if (!json_is_object(r->body)) {
-        reply_error(r, 400, "The request content was malformed: the parameters must be a JSON "
-                            "object.");
-        return;
-    }
     struct invoke_req ireq = {
         .ns = ns,
         .path = path,
@@ -1052,15 +1062,8 @@ static void do_invoke(struct rq *r, const char *ns, const char *path)
 static void do_fire(struct rq *r, const char *ns, const char *name)
 {
     struct wisp_err err = {0};
-    if (parse_body(r, &err) < 0) {
-        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+    if (parse_params_body(r) < 0)
         return;
-    }
-    if (!json_is_object(r->body)) {
-        reply_error(r, 400, "The request content was malformed: the parameters must be a JSON "
-                            "object.");
-        return;
-    }
     char id[33];
     int rc = trigger_fire(r->api->trig, ns, name, r->ns, r->body, id, &err);
     if (rc == 1) { /* no active rule: nothing ran, nothing recorded */
