@@ -20,8 +20,14 @@
 
 /* Parses len bytes (any JSON value). NULL on error with err->msg set. */
 json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err);
-/* Compact serialisation; caller frees with free(). NULL on ENOMEM. */
+/* Compact serialisation, the bytes json_dumps(JSON_COMPACT | JSON_ENCODE_ANY)
+ * gives; caller frees with free(). NULL on ENOMEM or what jansson cannot
+ * write either (invalid UTF-8, a NaN). */
 char *wjson_dump(const json_t *j, size_t *len);
+struct plat_buf;
+/* The same, appended to b (NUL-terminated after). 0, -ENOMEM or -EINVAL
+ * (b is then as it was). */
+int wjson_dump_to(struct plat_buf *b, const json_t *j) WISP_MUST_CHECK;
 /* Nesting depth: scalars 0, [] / {} 1, [[1]] 2, ... */
 int wjson_depth(const json_t *j);
 /* Borrowed string member or NULL when absent or not a string. */

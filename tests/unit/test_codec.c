@@ -801,6 +801,57 @@ static void huge_container_body(void)
     }
 }
 
+/* The JSON writer gives json_dumps' bytes for every kind of value, and
+ * refuses what jansson refuses (invalid UTF-8 in a string made unchecked). */
+static void wjson_dump_matches_jansson(void)
+{
+    static const char *const docs[] = {
+        "{}", "[]", "\"\"", "0", "-1", "9223372036854775807", "-9223372036854775808",
+        "1.5", "-0.0", "1e22", "0.1", "3.0", "1.7976931348623157e308", "true", "false", "null",
+        "{\"a\":1,\"b\":[true,false,null,{\"c\":[[]]}]}",
+        "\"\\u0000\\u0001\\u001f\\u007f \\b\\f\\n\\r\\t \\\" \\\\ / \"",
+        "\"caf\u00e9 \u20ac \U0001F600\"", "{\"k\\u00e9\":1,\"\":2,\"\\\"\":3}",
+        "[\"\\ud83d\\ude00\",\"\\u00ff\",\"\\uffff\"]"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        json_error_t je;
+        json_t *j = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        if (!j)
+            fprintf(stderr, "  %s: %s\n", docs[i], je.text);
+        CHECK(j != NULL);
+        size_t n = 0;
+        char *ours = wjson_dump(j, &n);
+        char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+        CHECK(ours != NULL && theirs != NULL);
+        if (ours && theirs) {
+            CHECK_EQ_INT((long long)n, (long long)strlen(theirs));
+            CHECK_STREQ(ours, theirs);
+        }
+        free(ours);
+        free(theirs);
+        json_decref(j);
+    }
+    /* appended to what a buffer holds; a failure leaves it as it was */
+    struct plat_buf b = {0};
+    CHECK_EQ_INT(plat_buf_add(&b, "x=", 2), 0);
+    json_t *o = json_pack("{s:i}", "k", 7);
+    CHECK_EQ_INT(wjson_dump_to(&b, o), 0);
+    CHECK_STREQ(b.data, "x={\"k\":7}");
+    static const char *const bad[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "\xe2\x82", "ok\xc3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *s = json_stringn_nocheck(bad[i], strlen(bad[i]));
+        json_t *a = json_pack("[O]", s);
+        CHECK(json_dumps(a, JSON_COMPACT) == NULL);
+        CHECK(wjson_dump(a, NULL) == NULL);
+        CHECK_EQ_INT(wjson_dump_to(&b, a), -EINVAL);
+        CHECK_STREQ(b.data, "x={\"k\":7}");
+        json_decref(a);
+        json_decref(s);
+    }
+    json_decref(o);
+    plat_buf_fini(&b);
+}
+
 static void codec_unpack_huge_declared_container_fails_cleanly(void)
 {
     in_child(huge_container_body, "huge container");
@@ -846,6 +897,7 @@ static const struct check_test tests[] = {
     {"codec_every_packable_depth_unpacks", codec_every_packable_depth_unpacks},
     {"codec_unpack_huge_declared_container_fails_cleanly",
      codec_unpack_huge_declared_container_fails_cleanly},
+    {"wjson_dump_matches_jansson", wjson_dump_matches_jansson},
     {"codec_random_bytes_never_crash", codec_random_bytes_never_crash},
     {"codec_mutated_records_never_crash", codec_mutated_records_never_crash},
 };
