@@ -83,6 +83,11 @@ need dpkg; need apt-get; need apt-cache; need realpath
 # --- 1. dpkg architecture + package lists -----------------------------------
 if [ "$(dpkg --print-architecture)" != "$ARCH" ] &&
    ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "sysroot.sh: dpkg does not know architecture $ARCH yet. As root, run once:" >&2
+    echo "  sudo dpkg --add-architecture $ARCH && sudo apt-get update" >&2
+    exit 1
+  fi
   echo "sysroot.sh: adding dpkg architecture $ARCH"
   dpkg --add-architecture "$ARCH"
 fi
@@ -110,6 +115,11 @@ have_lists() {
   return 1
 }
 if ! have_lists || [ -n "$(missing_lists)" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "sysroot.sh: $ARCH package lists missing or incomplete. As root, run:" >&2
+    echo "  sudo apt-get update" >&2
+    exit 1
+  fi
   echo "sysroot.sh: $ARCH package lists missing or incomplete; running apt-get update"
   # Unreachable third-party repositories only produce warnings; what matters
   # is that the Debian lists for $ARCH arrive, which is checked right after.

@@ -3,7 +3,9 @@
 # (and says which); otherwise it prints the exact apt line and fails.
 
 WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev"
-WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl"
+WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm"
+# what the action kinds of runtimes/kinds.json run on (python:3, nodejs)
+WISP_RUNTIME_PKGS="python3 nodejs"
 WISP_FUZZ_PKGS="clang libclang-rt-14-dev"
 WISP_CROSS_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user"
 
@@ -20,14 +22,15 @@ wisp_missing() {
 # wisp_deps PKG... : installs what is missing, or explains how.
 wisp_deps() {
     missing=$(wisp_missing "$@")
-    # node and npm: any installation will do (Debian's nodejs/npm, or another
-    # packaging of them already on PATH).
-    case " $* " in
-        *" nodejs "*)
-            if command -v node >/dev/null && command -v npm >/dev/null; then
-                missing=$(echo "$missing" | sed -e 's/ nodejs//' -e 's/ npm//')
-            fi ;;
-    esac
+    # node and npm: any installation will do (Debian's nodejs and npm, or
+    # another packaging of them already on PATH; Debian's nodejs comes
+    # without npm, which is a package of its own there).
+    if command -v node >/dev/null; then
+        missing=$(echo "$missing " | sed -e 's/ nodejs / /')
+    fi
+    if command -v npm >/dev/null; then
+        missing=$(echo "$missing " | sed -e 's/ npm / /')
+    fi
     missing=$(echo "$missing" | tr -s ' ')
     [ -z "${missing# }" ] && return 0
     if [ "$(id -u)" = 0 ]; then
