@@ -713,16 +713,72 @@ static int pkg_scan_fn(void *arg, const struct store_rec *rec)
     return 0;
 }
 
+struct rule_unlink {
+    const char *rule_fq;
+    char triggers[64][ENTITY_NAME_MAX + 1];
+    size_t n;
+};
+
+static int rule_unlink_scan(void *arg, const struct store_rec *rec)
+{
+    struct rule_unlink *u = arg;
+    json_t *doc = NULL;
+    size_t klen;
+    const char *key = store_rec_key(rec, &klen);
+    const char *name = memchr(key, '\0', klen);
+    if (store_rec_kind(rec) != REC_TRIGGER || !name || store_rec_doc(rec, &doc) < 0)
+        return 0;
+    name++;
+    size_t nl = klen - (size_t)(name - key);
+    if (json_object_get(json_object_get(doc, "rules"), u->rule_fq) && nl <= ENTITY_NAME_MAX &&
+        u->n < WISP_ARRAY_LEN(u->triggers)) {
+        memcpy(u->triggers[u->n], name, nl);
+        u->triggers[u->n++][nl] = '\0';
+    }
+    json_decref(doc);
+    return 0;
+}
+
+/* A damaged record can still be deleted, so it never blocks its name. Its
+ * own links cannot be read: a damaged rule is taken out of every trigger of
+ * its namespace that lists it. */
+static int unlink_damaged_rule(struct write_ctx *w, struct store_txn *t)
+{
+    static struct rule_unlink u; /* loop thread only; too big for the stack */
+    char fq[AUTH_NS_MAX + ENTITY_NAME_MAX + 2], prefix[STORE_MAX_KEY];
+    size_t plen;
+    snprintf(fq, sizeof fq, "%s/%s", w->ns, w->name);
+    u.rule_fq = fq;
+    u.n = 0;
+    int rc = ent_key(w->ns, "", prefix, &plen);
+    if (rc < 0 || (rc = store_txn_scan(t, STORE_ENTITIES, prefix, plen, rule_unlink_scan, &u)) < 0)
+        return rc;
+    for (size_t i = 0; i < u.n; i++) {
+        json_t *ref = json_pack("{s:s, s:s}", "path", w->ns, "name", u.triggers[i]);
+        rc = ref ? txn_trigger_rule(t, ref, fq, NULL, NULL, w->now) : -ENOMEM;
+        json_decref(ref);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int del_fn(struct store_txn *t, void *arg)
 {
     struct write_ctx *w = arg;
     json_t *old = NULL;
     json_decref(w->result);
     w->result = NULL;
-    int rc = load_target(w, t, &old);
-    if (rc < 0)
+    enum rec_kind kind = 0;
+    int rc = txn_get_entity(t, w->ns, w->path, &kind, &old);
+    bool damaged = rc == -EBADMSG || rc == -EPROTO;
+    json_decref(old);
+    old = NULL;
+    if (damaged && kind && kind != colls[w->coll].kind)
+        return fail(w, -EEXIST, MSG_WRONG_COLL);
+    if (!damaged && (rc = load_target(w, t, &old)) < 0)
         return rc;
-    if (!old)
+    if (!damaged && !old)
         return fail(w, -ENOENT, MSG_NOT_FOUND);
     if (w->coll == COLL_PACKAGES) {
         /* A package goes only when empty, or with its actions under force. */
@@ -754,13 +810,18 @@ static int del_fn(struct store_txn *t, void *arg)
     if (w->coll == COLL_RULES) {
         char fq[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
         snprintf(fq, sizeof fq, "%s/%s", w->ns, w->name);
-        if ((rc = txn_trigger_rule(t, json_object_get(old, "trigger"), fq, NULL, NULL, w->now)) <
-            0)
+        rc = damaged ? unlink_damaged_rule(w, t)
+                     : txn_trigger_rule(t, json_object_get(old, "trigger"), fq, NULL, NULL, w->now);
+        if (rc < 0)
             goto out;
     }
     if ((rc = txn_del_entity(t, w->ns, w->path)) < 0)
         goto out;
-    if (w->coll == COLL_RULES) { /* OpenWhisk answers with the rule as it is now: off */
+    if (damaged) { /* nothing to show of it but its name */
+        wlog_warn("api", "deleted the unreadable record of %s/%s", w->ns, w->path);
+        old = json_pack("{s:s, s:s}", "namespace", w->ns, "name", w->name);
+        rc = old ? 0 : -ENOMEM;
+    } else if (w->coll == COLL_RULES) { /* OpenWhisk answers with the rule as it is now: off */
         json_t *copy = json_deep_copy(old);
         json_decref(old);
         old = copy;

@@ -500,8 +500,13 @@ static int decode(MDB_val *v, enum rec_kind *kind, int64_t *upd, json_t **doc)
     enum rec_kind k;
     int64_t u;
     int rc = codec_record_unpack(v->mv_data, v->mv_size, &k, &u, doc);
-    if (rc < 0)
+    if (rc < 0) {
+        /* what the head says, where it says anything: 0 when unknown */
+        int peek = codec_record_peek_kind(v->mv_data, v->mv_size);
+        if (kind)
+            *kind = peek > 0 ? (enum rec_kind)peek : (enum rec_kind)0;
         return rc;
+    }
     if (kind)
         *kind = k;
     if (upd)

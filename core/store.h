@@ -95,6 +95,8 @@ int store_scan(struct store *st, enum store_db db, const void *prefix, size_t pl
 typedef int store_write_fn(struct store_txn *txn, void *arg);
 int store_write(struct store *st, store_write_fn *fn, void *arg, struct wisp_err *err)
     WISP_MUST_CHECK;
+/* A record that cannot be decoded gives -EBADMSG (-EPROTO: a newer schema)
+ * with *kind what its head names, or 0. */
 int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,

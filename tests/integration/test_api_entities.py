@@ -2,6 +2,8 @@
 packages, triggers and rules, OpenWhisk's error shapes, and bad input that
 must change nothing stored."""
 import json
+import os
+import subprocess
 import unittest
 
 from harness import GUEST_KEY, WispTestCase
@@ -209,6 +211,38 @@ class TriggersAndRules(WispTestCase):
         self.assertEqual(r.json()["action"], {"path": "guest/pb", "name": "a"})
 
 
+    def test_rule_update_moves_it_between_triggers(self):
+        for t in ("t1", "t2"):
+            self.assertEqual(self.w.api("PUT", "triggers/" + t, {}).status, 200)
+        for a in ("a1", "a2"):
+            self.assertEqual(self.w.api("PUT", "actions/" + a, {"exec": NODE}).status, 200)
+        r = self.w.api("PUT", "rules/r", {"trigger": "/_/t1", "action": "/_/a1"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["version"], "0.0.1")
+        self.assertError(self.w.api("PUT", "rules/r", {"trigger": "/_/t2", "action": "/_/a2"}), 409)
+
+        u = self.w.api("PUT", "rules/r?overwrite=true", {"trigger": "/_/t2", "action": "/_/a2"})
+        self.assertEqual(u.status, 200, u)
+        rule = u.json()
+        self.assertEqual(rule["version"], "0.0.2")
+        self.assertEqual(rule["trigger"], {"path": "guest", "name": "t2"})
+        self.assertEqual(rule["action"], {"path": "guest", "name": "a2"})
+        self.assertEqual(self.w.api("GET", "rules/r").json()["action"], {"path": "guest", "name": "a2"})
+        self.assertEqual(self.w.api("GET", "triggers/t1").json()["rules"], {})
+        self.assertEqual(self.w.api("GET", "triggers/t2").json()["rules"],
+                         {"guest/r": {"action": {"path": "guest", "name": "a2"}, "status": "active"}})
+
+        # an update naming a missing action is refused and changes nothing
+        self.assertError(self.w.api("PUT", "rules/r?overwrite=true", {"trigger": "/_/t1", "action": "/_/gone"}), 400)
+        self.assertEqual(self.w.api("GET", "rules/r").json()["version"], "0.0.2")
+        self.assertEqual(list(self.w.api("GET", "triggers/t2").json()["rules"]), ["guest/r"])
+
+        # a fire of t2 runs a2 now; t1 has no rule left
+        self.assertEqual(self.w.api("POST", "triggers/t1", {}).status, 204)
+        f = self.w.api("POST", "triggers/t2", {"x": 1})
+        self.assertEqual(f.status, 202, f)
+
+
 class ErrorsAndBadInput(WispTestCase):
     def snapshot(self):
         out = {}
@@ -257,6 +291,34 @@ class ErrorsAndBadInput(WispTestCase):
         self.assertError(self.w.request("PUT", "/api/v1/namespaces/other/actions/x", {"exec": NODE}), 403)
         self.assertEqual(self.w.request("GET", "/api/v1/namespaces/guest/actions").status, 200)
         self.assertEqual(self.w.request("GET", "/api/v1/namespaces").json(), ["guest"])
+
+    def test_writes_without_the_right_key_change_nothing(self):
+        self.w.api("PUT", "actions/keep", {"exec": NODE})
+        self.w.api("PUT", "triggers/keept", {})
+        before = self.snapshot()
+        wrong = GUEST_KEY[:-1] + ("x" if GUEST_KEY[-1] != "x" else "y")
+        writes = [("PUT", "actions/keep?overwrite=true", {"exec": NODE, "limits": {"memory": 128}}),
+                  ("PUT", "actions/new", {"exec": NODE}),
+                  ("DELETE", "actions/keep", None),
+                  ("PUT", "triggers/keept?overwrite=true", {"parameters": [{"key": "a", "value": 1}]}),
+                  ("DELETE", "triggers/keept", None),
+                  ("POST", "triggers/keept", {}),
+                  ("POST", "actions/keep?blocking=true", {})]
+        for method, path, body in writes:
+            with self.subTest(method=method, path=path):
+                self.assertError(self.w.api(method, path, body, auth=False), 401)
+                self.assertError(self.w.api(method, path, body, key=wrong), 401)
+                self.assertError(self.w.request(method, "/api/v1/namespaces/other/" + path, body), 403)
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.w.api("GET", "activations").json(), [])
+
+    def test_action_code_over_the_limit_is_413(self):
+        self.w.api("PUT", "actions/keep", {"exec": NODE})
+        before = self.snapshot()
+        big = {"exec": {"kind": "nodejs:default", "code": "//" + "x" * (49152 * 1024)}}
+        self.assertError(self.w.api("PUT", "actions/keep?overwrite=true", big), 413)
+        self.assertError(self.w.api("PUT", "actions/other", big), 413)
+        self.assertEqual(self.snapshot(), before)
 
     def test_routes_and_methods(self):
         self.assertEqual(self.w.request("GET", "/ping", auth=False).status, 200)
@@ -344,3 +406,80 @@ class ErrorsAndBadInput(WispTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+POKE = os.environ.get("WISP_LMDB_POKE")
+
+
+class DamagedStore(WispTestCase):
+    """A record that cannot be decoded fails only the requests that read it,
+    and can be deleted."""
+
+    @unittest.skipUnless(POKE, "needs lmdb_poke (WISP_LMDB_POKE), built with the tests")
+    def test_undecodable_record_is_500_for_its_requests_only(self):
+        for name in ("good", "bad", "newer"):
+            self.assertEqual(self.w.api("PUT", "actions/" + name, {"exec": NODE}).status, 200)
+        self.assertEqual(self.w.api("PUT", "triggers/t", {}).status, 200)
+        self.assertEqual(self.w.api("PUT", "rules/r", {"trigger": "t", "action": "good"}).status, 200)
+        self.w.stop()
+        # garbage, and a well-formed record of a schema this build does not know
+        subprocess.run([POKE, self.w.data, "entities", "guest", "bad", "c1c2c3ff00"], check=True)
+        subprocess.run([POKE, self.w.data, "entities", "guest", "newer", "94630100c0"], check=True)
+        subprocess.run([POKE, self.w.data, "entities", "guest", "r", "9401"], check=True)
+        self.w.start()
+        # a damaged rule: unreadable, deletable, and gone from its trigger
+        self.assertError(self.w.api("GET", "rules/r"), 500)
+        self.assertEqual(self.w.api("DELETE", "rules/r").status, 200)
+        self.assertEqual(self.w.api("GET", "triggers/t").json()["rules"], {})
+        self.assertEqual(self.w.api("POST", "triggers/t", {}).status, 204)
+        # a head that names another collection keeps its own collection's rules
+        self.assertError(self.w.api("DELETE", "triggers/newer"), 409)
+        for name in ("bad", "newer"):
+            with self.subTest(name=name):
+                self.assertError(self.w.api("GET", "actions/" + name), 500)
+                self.assertError(self.w.api("POST", "actions/%s?blocking=true" % name, {}), 500)
+        self.assertEqual(self.w.api("GET", "actions/good").status, 200)
+        names = [a["name"] for a in self.w.api("GET", "actions").json()]
+        self.assertIn("good", names)
+        r = self.w.api("POST", "actions/good?blocking=true&result=true", {"v": 1})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"v": 1})
+        # the damaged record can be deleted, and the name used again
+        self.assertEqual(self.w.api("DELETE", "actions/bad").status, 200)
+        self.assertEqual(self.w.api("PUT", "actions/bad", {"exec": NODE}).status, 200)
+        self.assertEqual(self.w.api("GET", "actions/bad").status, 200)
+        self.assertEqual(self.w.api("DELETE", "actions/newer").status, 200)
+        self.assertError(self.w.api("GET", "actions/newer"), 404)
+
+
+class FullStore(WispTestCase):
+    """A full store answers 503 and loses nothing it acknowledged."""
+
+    wispd_args = ("--store-map-mb", "1", "--store-map-max-mb", "1")
+
+    def test_full_store_is_503_and_keeps_what_it_acknowledged(self):
+        def code(i):
+            return "// %d %s\nfunction main(a) { return a }" % (i, "x" * 60000)
+
+        stored = []
+        for i in range(64):
+            r = self.w.api("PUT", "actions/a%d" % i, {"exec": {"kind": "nodejs:default", "code": code(i)}})
+            if r.status == 503:
+                self.assertError(r, 503, "full")
+                break
+            self.assertEqual(r.status, 200, r)
+            stored.append(i)
+        else:
+            self.fail("a 1 MB store took 64 actions of 60 kB")
+        self.assertGreater(len(stored), 2)
+        self.assertError(self.w.api("GET", "actions/a%d" % (stored[-1] + 1)), 404)
+        for i in stored:
+            self.assertEqual(self.w.api("GET", "actions/a%d" % i).json()["exec"]["code"], code(i))
+        # deleting makes room again
+        self.assertEqual(self.w.api("DELETE", "actions/a%d" % stored[0]).status, 200)
+        self.assertEqual(self.w.api("PUT", "actions/small", {"exec": NODE}).status, 200)
+        self.w.stop()
+        self.w.start()
+        for i in stored[1:]:
+            self.assertEqual(self.w.api("GET", "actions/a%d" % i).json()["exec"]["code"], code(i))
+        self.assertEqual(self.w.api("GET", "actions/small").status, 200)

@@ -387,6 +387,23 @@ describe('triggers and rules', () => {
     assert.equal((await ow.rules.get('rule1')).status, 'active')
   })
 
+  test('rule update points it at another action and back', async () => {
+    await ow.actions.create({ name: 'act2', action: CODE1 })
+    const u = await ow.rules.update({ name: 'rule1', trigger: 'tick', action: 'act2' })
+    assert.equal(u.version, '0.0.2')
+    assert.deepEqual(u.action, { path: 'guest', name: 'act2' })
+    assert.deepEqual((await ow.rules.get('rule1')).action, { path: 'guest', name: 'act2' })
+    assert.deepEqual((await ow.triggers.get('tick')).rules,
+      { 'guest/rule1': { action: { path: 'guest', name: 'act2' }, status: 'active' } })
+    await rejectsWith(ow.rules.update({ name: 'rule1', trigger: 'tick', action: 'nope' }), 400)
+    assert.equal((await ow.rules.get('rule1')).version, '0.0.2')
+    const back = await ow.rules.update({ name: 'rule1', trigger: 'tick', action: 'act' })
+    assert.equal(back.version, '0.0.3')
+    assert.deepEqual((await ow.triggers.get('tick')).rules['guest/rule1'].action,
+      { path: 'guest', name: 'act' })
+    await ow.actions.delete('act2')
+  })
+
   let deletedRule
   test('rule delete, then trigger delete', async () => {
     const d = deletedRule = await ow.rules.delete('rule1')
