@@ -1525,6 +1525,23 @@ static void metrics(struct rq *r)
     finish(r);
 }
 
+/* Another namespace's published package can be read, and the actions in
+ * it read and invoked, as OpenWhisk entitles every subject to a public
+ * package; everything else there stays 403. */
+static bool public_entitled(struct rq *r, const char *ns, char **s, int n)
+{
+    bool get = is(r, "GET"), post = is(r, "POST");
+    if (!((n == 6 && strcmp(s[4], "packages") == 0 && get) ||
+          (n == 7 && strcmp(s[4], "actions") == 0 && (get || post))))
+        return false;
+    json_t *doc = NULL;
+    enum rec_kind kind;
+    bool ok = store_entity_get(r->api->st, ns, s[5], &kind, &doc) == 0 && kind == REC_PACKAGE &&
+              json_is_true(json_object_get(doc, "publish"));
+    json_decref(doc);
+    return ok;
+}
+
 static void route(struct rq *r)
 {
     char **s = r->segs;
@@ -1597,7 +1614,7 @@ static void route(struct rq *r)
         system_action(r, s[5], s[6]);
         return;
     }
-    if (strcmp(ns, r->ns) != 0) {
+    if (strcmp(ns, r->ns) != 0 && !public_entitled(r, ns, s, n)) {
         reply_error(r, 403, MSG_FORBIDDEN);
         return;
     }

@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from harness import GUEST_KEY, WispTestCase
+from harness import GUEST_KEY, WISP_CLI, WispTestCase
 
 NODE = {"kind": "nodejs:default", "code": "function main(a) { return a }"}
 
@@ -168,6 +168,42 @@ class Packages(WispTestCase):
         self.assertError(self.w.api("GET", "actions/iot/read"), 404)
         self.assertEqual([p["name"] for p in self.w.api("GET", "packages").json()], ["iotb"])
         self.assertEqual(self.w.api("GET", "actions").json(), [])
+
+
+    def test_published_package_is_readable_and_invokable_from_another_namespace(self):
+        r = subprocess.run([WISP_CLI, "admin", "--data", self.w.data, "user", "create", "team1"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = r.stdout.strip()
+        self.assertEqual(self.w.api("PUT", "packages/pub", {"publish": True}).status, 200)
+        self.assertEqual(self.w.api("PUT", "packages/priv", {}).status, 200)
+        for p in ("pub", "priv"):
+            self.assertEqual(self.w.api("PUT", "actions/%s/echo" % p, {"exec": NODE}).status, 200)
+        base = "/api/v1/namespaces/guest/"
+        self.assertEqual(self.w.request("GET", base + "packages/pub", key=other).json()["name"], "pub")
+        a = self.w.request("GET", base + "actions/pub/echo", key=other)
+        self.assertEqual(a.status, 200, a)
+        self.assertEqual(a.json()["namespace"], "guest/pub")
+        inv = self.w.request("POST", base + "actions/pub/echo?blocking=true&result=true", {"x": 1}, key=other)
+        self.assertEqual(inv.status, 200, inv)
+        self.assertEqual(inv.json(), {"x": 1})
+        # the activation is the invoker's
+        acts = self.w.request("GET", "/api/v1/namespaces/team1/activations", key=other).json()
+        self.assertEqual([x["name"] for x in acts], ["echo"])
+        # nothing else of guest's: private packages, writes, lists, other collections
+        for method, path, body in [("GET", "packages/priv", None), ("GET", "actions/priv/echo", None),
+                                   ("POST", "actions/priv/echo", {}),
+                                   ("PUT", "actions/pub/echo?overwrite=true", {"exec": NODE}),
+                                   ("DELETE", "actions/pub/echo", None), ("DELETE", "packages/pub", None),
+                                   ("PUT", "packages/pub?overwrite=true", {"publish": False}),
+                                   ("GET", "packages", None), ("GET", "actions", None),
+                                   ("GET", "packages/nope", None), ("GET", "actions/nope/x", None)]:
+            with self.subTest(method=method, path=path):
+                self.assertError(self.w.request(method, base + path, body, key=other), 403)
+        self.assertEqual(self.w.api("GET", "actions/pub/echo").json()["version"], "0.0.1")
+        # unpublished, it is private again
+        self.assertEqual(self.w.api("PUT", "packages/pub?overwrite=true", {"publish": False}).status, 200)
+        self.assertError(self.w.request("GET", base + "actions/pub/echo", key=other), 403)
 
 
 class TriggersAndRules(WispTestCase):
