@@ -13,59 +13,130 @@
 #include "plat.h"
 #include "wjson.h"
 
-static int buf_write(void *data, const char *p, size_t n)
+/* ==== packing =========================================================
+ * Written straight into the buffer, in the encodings msgpack-c's packer
+ * picks (smallest that fits; str8 for short strings), so records read back
+ * by any msgpack reader. msgpack-c's packer calls a write callback per
+ * token: a visible share of an event's CPU. */
+
+static unsigned char *room(struct plat_buf *b, size_t n)
 {
-    return plat_buf_add(data, p, n) < 0 ? -1 : 0;
+    if (plat_buf_reserve(b, n) < 0)
+        return NULL;
+    unsigned char *p = (unsigned char *)b->data + b->len;
+    b->len += n;
+    return p;
 }
 
-static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
+static void put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+/* a head: tag byte then a big-endian value of `bytes` bytes */
+static int head(struct plat_buf *b, unsigned tag, uint64_t v, int bytes)
+{
+    unsigned char *p = room(b, 1 + (size_t)bytes);
+    if (!p)
+        return -ENOMEM;
+    p[0] = (unsigned char)tag;
+    put_be(p + 1, v, bytes);
+    return 0;
+}
+
+static int pack_len(struct plat_buf *b, size_t n, unsigned fix, unsigned fixmax, unsigned t8,
+                    unsigned t16, unsigned t32)
+{
+    if (n <= fixmax)
+        return head(b, fix | (unsigned)n, 0, 0);
+    if (t8 && n < 256)
+        return head(b, t8, n, 1);
+    if (n < 65536)
+        return head(b, t16, n, 2);
+    if (n <= UINT32_MAX)
+        return head(b, t32, n, 4);
+    return -E2BIG;
+}
+
+static int pack_str(struct plat_buf *b, const char *s, size_t n)
+{
+    if (pack_len(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb) < 0)
+        return -ENOMEM;
+    unsigned char *p = room(b, n);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, s, n);
+    return 0;
+}
+
+static int pack_int(struct plat_buf *b, int64_t d)
+{
+    if (d >= -32 && d < 128)
+        return head(b, (unsigned)(d & 0xff), 0, 0);
+    if (d < 0) {
+        if (d >= INT8_MIN)
+            return head(b, 0xd0, (uint64_t)d, 1);
+        if (d >= INT16_MIN)
+            return head(b, 0xd1, (uint64_t)d, 2);
+        if (d >= INT32_MIN)
+            return head(b, 0xd2, (uint64_t)d, 4);
+        return head(b, 0xd3, (uint64_t)d, 8);
+    }
+    if (d < 256)
+        return head(b, 0xcc, (uint64_t)d, 1);
+    if (d < 65536)
+        return head(b, 0xcd, (uint64_t)d, 2);
+    if (d <= UINT32_MAX)
+        return head(b, 0xce, (uint64_t)d, 4);
+    return head(b, 0xcf, (uint64_t)d, 8);
+}
+
+static int pack_json(struct plat_buf *b, const json_t *j, int depth)
 {
     if (depth > 30)
         return -EINVAL;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
-        const char *k;
-        json_t *v;
-        if (msgpack_pack_map(pk, json_object_size(j)))
+        if (pack_len(b, json_object_size(j), 0x80, 15, 0, 0xde, 0xdf) < 0)
             return -ENOMEM;
-        json_object_foreach((json_t *)j, k, v) {
-            size_t kl = strlen(k);
-            if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, k, kl))
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            if (pack_str(b, json_object_iter_key(it), json_object_iter_key_len(it)) < 0)
                 return -ENOMEM;
-            int rc = pack_json(pk, v, depth + 1);
+            int rc = pack_json(b, json_object_iter_value(it), depth + 1);
             if (rc < 0)
                 return rc;
         }
         return 0;
     }
     case JSON_ARRAY: {
-        size_t i;
-        json_t *v;
-        if (msgpack_pack_array(pk, json_array_size(j)))
+        size_t n = json_array_size(j);
+        if (pack_len(b, n, 0x90, 15, 0, 0xdc, 0xdd) < 0)
             return -ENOMEM;
-        json_array_foreach(j, i, v) {
-            int rc = pack_json(pk, v, depth + 1);
+        for (size_t i = 0; i < n; i++) {
+            int rc = pack_json(b, json_array_get(j, i), depth + 1);
             if (rc < 0)
                 return rc;
         }
         return 0;
     }
-    case JSON_STRING: {
-        size_t n = json_string_length(j);
-        return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, json_string_value(j), n)
-                   ? -ENOMEM
-                   : 0;
-    }
+    case JSON_STRING:
+        return pack_str(b, json_string_value(j), json_string_length(j));
     case JSON_INTEGER:
-        return msgpack_pack_int64(pk, json_integer_value(j)) ? -ENOMEM : 0;
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(j)) ? -ENOMEM : 0;
+        return pack_int(b, json_integer_value(j));
+    case JSON_REAL: {
+        double d = json_real_value(j);
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        return head(b, 0xcb, u, 8);
+    }
     case JSON_TRUE:
-        return msgpack_pack_true(pk) ? -ENOMEM : 0;
+        return head(b, 0xc3, 0, 0);
     case JSON_FALSE:
-        return msgpack_pack_false(pk) ? -ENOMEM : 0;
+        return head(b, 0xc2, 0, 0);
     case JSON_NULL:
-        return msgpack_pack_nil(pk) ? -ENOMEM : 0;
+        return head(b, 0xc0, 0, 0);
     }
     return -EINVAL;
 }
@@ -73,13 +144,11 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
 int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
                       const json_t *doc)
 {
-    msgpack_packer pk;
     buf->len = 0;
-    msgpack_packer_init(&pk, buf, buf_write);
-    if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, CODEC_SCHEMA_VERSION) ||
-        msgpack_pack_uint8(&pk, (uint8_t)kind) || msgpack_pack_int64(&pk, updated_ms))
+    if (head(buf, 0x94, 0, 0) < 0 || pack_int(buf, CODEC_SCHEMA_VERSION) < 0 ||
+        pack_int(buf, (int64_t)kind) < 0 || pack_int(buf, updated_ms) < 0)
         return -ENOMEM;
-    return pack_json(&pk, doc, 0);
+    return pack_json(buf, doc, 0);
 }
 
 static json_t *unpack_obj(const msgpack_object *o)

@@ -68,6 +68,7 @@ struct invoke {
     char *api_host;
     struct quota quota;
     unsigned pending;
+    struct plat_buf line; /* the run line being written (reused) */
 };
 
 static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
@@ -162,8 +163,12 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
             }
         }
     }
-    if (payload)
+    if (payload && json_object_size(p) == 0) { /* nothing to merge: the payload itself */
+        json_decref(p);
+        p = json_incref((json_t *)payload);
+    } else if (payload) {
         json_object_update(p, (json_t *)payload);
+    }
     *action = doc;
     *params = p;
     doc = p = NULL;
@@ -371,30 +376,37 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     unsigned timeout = lim(limits, "timeout", 60000);
     char name[FQ_MAX + 1];
     snprintf(name, sizeof name, "/%s", a->fq); /* OpenWhisk's names start with a slash */
-    json_t *msg = json_object();
-    set(msg, "value", json_incref(params));
-    set(msg, "namespace", json_string(a->subject));
-    set(msg, "action_name", json_string(name));
-    set(msg, "activation_id", json_string(a->id));
-    set(msg, "transaction_id", json_string(a->id));
-    set(msg, "deadline", json_integer(plat_clock_real_ms() + timeout));
-    set(msg, "api_host", json_string(inv->api_host));
-    if (json_object_size(msg) != 7) {
-        json_decref(msg);
-        msg = NULL;
+    /* the actionloop run line, written straight out (keys in OpenWhisk's
+     * order; a json_t built only to be dumped was a visible share of a run) */
+    struct plat_buf *b = &inv->line;
+    b->len = 0;
+    int64_t deadline = plat_clock_real_ms() + timeout;
+    bool with_key = api_key &&
+               json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "provide-api-key"));
+    int wrc = plat_buf_add(b, "{\"value\":", 9);
+    if (!wrc)
+        wrc = wjson_dump_to(b, params);
+    const char *keys[] = {",\"namespace\":", ",\"action_name\":", ",\"activation_id\":",
+                          ",\"transaction_id\":", ",\"api_host\":", ",\"api_key\":"};
+    const char *vals[] = {a->subject, name, a->id, a->id, inv->api_host,
+                          with_key ? api_key : NULL};
+    for (size_t i = 0; !wrc && i < WISP_ARRAY_LEN(keys); i++) {
+        if (i == 4 && !(wrc = plat_buf_add(b, ",\"deadline\":", 12)))
+            wrc = wjson_put_int(b, deadline);
+        if (!wrc && vals[i] && !(wrc = plat_buf_add(b, keys[i], strlen(keys[i]))))
+            wrc = wjson_put_str(b, vals[i], strlen(vals[i]));
     }
-    if (msg && api_key &&
-        json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "provide-api-key")))
-        json_object_set_new(msg, "api_key", json_string(api_key));
-    size_t len;
-    char *line = msg ? wjson_dump(msg, &len) : NULL;
-    json_decref(msg);
-    if (!line)
-        return wisp_err_set(err, -ENOMEM, "out of memory");
+    if (!wrc)
+        wrc = plat_buf_add(b, "}", 1);
+    if (wrc < 0)
+        return wisp_err_set(err, wrc == -EINVAL ? -EINVAL : -ENOMEM,
+                            wrc == -EINVAL ? "The parameters are not valid JSON text."
+                                           : "out of memory");
+    char *line = b->data;
+    size_t len = b->len;
     /* the run line holds the parameters: only a long line needs them sized */
     size_t plen = len > inv->cfg.max_payload_bytes ? json_dumpb(params, NULL, 0, JSON_COMPACT) : 0;
     if (plen > inv->cfg.max_payload_bytes) {
-        free(line);
         return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.", plen,
                             inv->cfg.max_payload_bytes);
     }
@@ -414,8 +426,9 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
         .log_limit_bytes = (size_t)json_integer_value(json_object_get(limits, "logs")) << 20,
         .result_limit_bytes = inv->cfg.max_result_bytes,
     };
-    int rc = pool_run(inv->pool, &pa, line, len, on_pool_done, a);
-    free(line);
+    int rc = pool_run(inv->pool, &pa, line, len, on_pool_done, a); /* it copies the line */
+    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest line ever */
+        plat_buf_fini(b);
     if (rc == -ENOTSUP)
         return wisp_err_set(err, -ENOTSUP, "Actions of kind %s cannot run on this appliance yet.",
                             a->kind);
@@ -626,5 +639,6 @@ void invoke_close(struct invoke *inv)
     if (!inv)
         return;
     free(inv->api_host);
+    plat_buf_fini(&inv->line);
     free(inv);
 }

@@ -25,6 +25,7 @@ struct trigger {
     struct trigger_cfg cfg;
     struct quota quota;
     struct trigger_stats stats;
+    struct plat_buf line; /* a log line being written (reused) */
 };
 
 static json_t *kv(const char *k, const char *v)
@@ -98,16 +99,23 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
         t->stats.limited++;
         goto out;
     }
-    args = json_object();
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(doc, "parameters"), i, p) {
-        const char *k = wjson_str(p, "key");
-        if (k && json_object_get(p, "value"))
-            json_object_set(args, k, json_object_get(p, "value"));
+    /* the event's parameters over the trigger's; without any of the
+     * trigger's own, the event's object itself (nothing changes it after) */
+    const json_t *tparams = json_object_get(doc, "parameters");
+    if (json_array_size(tparams) == 0 && json_is_object(payload)) {
+        args = json_incref((json_t *)payload);
+    } else {
+        args = json_object();
+        size_t i;
+        json_t *p;
+        json_array_foreach(tparams, i, p) {
+            const char *k = wjson_str(p, "key");
+            if (k && json_object_get(p, "value"))
+                json_object_set(args, k, json_object_get(p, "value"));
+        }
+        if (json_is_object(payload))
+            json_object_update(args, (json_t *)payload);
     }
-    if (json_is_object(payload))
-        json_object_update(args, (json_t *)payload);
     act_new_id(id);
     int64_t start = plat_clock_real_ms();
     logs = json_array();
@@ -142,21 +150,22 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
         json_decref(rdoc);
         char afq[AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4];
         snprintf(afq, sizeof afq, "%s/%s", apath ? apath : "", aname ? aname : "");
-        /* built with direct calls: json_pack's format parsing is a visible
-         * share of an MQTT-triggered run */
-        json_t *line = json_object();
-        json_object_set_new_nocheck(line, "statusCode",
-                                    json_integer(irc == 0 ? 0 : irc == -ENOENT ? 1 : 2));
-        json_object_set_new_nocheck(line, "success", json_boolean(irc == 0));
-        json_object_set_new_nocheck(line, irc == 0 ? "activationId" : "error",
-                                    json_string(irc == 0 ? aid : ierr.msg));
-        json_object_set_new_nocheck(line, "rule", json_string(rname));
-        json_object_set_new_nocheck(line, "action", json_string(afq));
-        char *s = line ? wjson_dump(line, NULL) : NULL;
-        if (s)
-            json_array_append_new(logs, json_string(s));
-        free(s);
-        json_decref(line);
+        /* the log line, written straight out: OpenWhisk's keys and order */
+        struct plat_buf *b = &t->line;
+        b->len = 0;
+        const char *open = irc == 0 ? "{\"statusCode\":0,\"success\":true,\"activationId\":"
+                           : irc == -ENOENT ? "{\"statusCode\":1,\"success\":false,\"error\":"
+                                            : "{\"statusCode\":2,\"success\":false,\"error\":";
+        int wrc = plat_buf_add(b, open, strlen(open));
+        const char *msg = irc == 0 ? aid : ierr.msg;
+        if (!wrc)
+            wrc = wjson_put_str(b, msg, strlen(msg));
+        if (!wrc && !(wrc = plat_buf_add(b, ",\"rule\":", 8)))
+            wrc = wjson_put_str(b, rname, strlen(rname));
+        if (!wrc && !(wrc = plat_buf_add(b, ",\"action\":", 10)))
+            wrc = wjson_put_str(b, afq, strlen(afq));
+        if (!wrc && !(wrc = plat_buf_add(b, "}", 1)))
+            json_array_append_new(logs, json_stringn_nocheck(b->data, b->len));
         t->stats.rule_runs += irc == 0;
         t->stats.rule_errors += irc != 0;
     }
@@ -196,6 +205,8 @@ int trigger_open(struct store *st, struct invoke *inv, struct act *act,
 
 void trigger_close(struct trigger *t)
 {
+    if (t)
+        plat_buf_fini(&t->line);
     free(t);
 }
 

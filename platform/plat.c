@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -241,18 +242,25 @@ static int b64val(unsigned char c)
     return -1;
 }
 
+int plat_buf_grow(struct plat_buf *b, size_t n)
+{
+    if (n > SIZE_MAX / 4 - b->len)
+        return -ENOMEM;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d)
+        return -ENOMEM;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
 int plat_buf_add(struct plat_buf *b, const void *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d)
-            return -ENOMEM;
-        b->data = d;
-        b->cap = cap;
-    }
+    if (plat_buf_reserve(b, n) < 0)
+        return -ENOMEM;
     memcpy(b->data + b->len, p, n);
     b->len += n;
     return 0;

@@ -41,6 +41,12 @@ struct plat_buf {
 };
 /* Appends n bytes (keeping room for a terminating NUL). 0 or -ENOMEM. */
 int plat_buf_add(struct plat_buf *b, const void *p, size_t n) WISP_MUST_CHECK;
+int plat_buf_grow(struct plat_buf *b, size_t n) WISP_MUST_CHECK; /* plat_buf_reserve's slow path */
+/* Room for n more bytes (and the NUL) at b->data + b->len. 0 or -ENOMEM. */
+static inline int plat_buf_reserve(struct plat_buf *b, size_t n)
+{
+    return b->len + n + 1 <= b->cap ? 0 : plat_buf_grow(b, n);
+}
 void plat_buf_fini(struct plat_buf *b);
 
 /* Decodes standard base64 (padding optional, no whitespace). False when the

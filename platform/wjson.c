@@ -168,6 +168,20 @@ static int put_value(struct plat_buf *b, const json_t *j, int depth)
     return -EINVAL;
 }
 
+int wjson_put_str(struct plat_buf *b, const char *s, size_t n)
+{
+    size_t mark = b->len;
+    int rc = put_string(b, s, n);
+    if (rc < 0)
+        b->len = mark;
+    return rc;
+}
+
+int wjson_put_int(struct plat_buf *b, long long v)
+{
+    return put_integer(b, v);
+}
+
 int wjson_dump_to(struct plat_buf *b, const json_t *j)
 {
     size_t mark = b->len;

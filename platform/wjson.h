@@ -28,6 +28,10 @@ struct plat_buf;
 /* The same, appended to b (NUL-terminated after). 0, -ENOMEM or -EINVAL
  * (b is then as it was). */
 int wjson_dump_to(struct plat_buf *b, const json_t *j) WISP_MUST_CHECK;
+/* For JSON written piece by piece: a quoted, escaped string of n bytes
+ * (-EINVAL for invalid UTF-8), and an integer. 0 or a negative errno. */
+int wjson_put_str(struct plat_buf *b, const char *s, size_t n) WISP_MUST_CHECK;
+int wjson_put_int(struct plat_buf *b, long long v) WISP_MUST_CHECK;
 /* Nesting depth: scalars 0, [] / {} 1, [[1]] 2, ... */
 int wjson_depth(const json_t *j);
 /* Borrowed string member or NULL when absent or not a string. */

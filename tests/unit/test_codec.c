@@ -801,6 +801,81 @@ static void huge_container_body(void)
     }
 }
 
+/* msgpack-c's own packer, token by token: the reference the codec's
+ * direct packer must match byte for byte. */
+static void ref_pack(msgpack_packer *pk, const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(j));
+        for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it)) {
+            pack_cstr(pk, json_object_iter_key(it), json_object_iter_key_len(it));
+            ref_pack(pk, json_object_iter_value(it));
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        msgpack_pack_array(pk, json_array_size(j));
+        for (size_t i = 0; i < json_array_size(j); i++)
+            ref_pack(pk, json_array_get(j, i));
+        break;
+    case JSON_STRING: pack_cstr(pk, json_string_value(j), json_string_length(j)); break;
+    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(j)); break;
+    case JSON_REAL: msgpack_pack_double(pk, json_real_value(j)); break;
+    case JSON_TRUE: msgpack_pack_true(pk); break;
+    case JSON_FALSE: msgpack_pack_false(pk); break;
+    case JSON_NULL: msgpack_pack_nil(pk); break;
+    }
+}
+
+static void codec_pack_matches_msgpack_c(void)
+{
+    static const long long ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536,
+                                     4294967295LL, 4294967296LL, INT64_MAX, -1, -31, -32, -33,
+                                     -127, -128, -129, -32768, -32769, -2147483648LL,
+                                     -2147483649LL, INT64_MIN};
+    json_t *doc = json_object(), *arr = json_array();
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        json_array_append_new(arr, json_integer(ints[i]));
+    json_object_set_new(doc, "ints", arr);
+    json_object_set_new(doc, "reals", json_pack("[f,f,f]", 0.0, -1.5, 1e300));
+    json_object_set_new(doc, "lit", json_pack("[b,b,n]", 1, 0));
+    size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536};
+    json_t *strs = json_array(), *big = json_array(), *wide = json_object();
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        char *t = malloc(lens[i] + 1);
+        memset(t, 'a' + (int)i, lens[i]);
+        json_array_append_new(strs, json_stringn(t, lens[i]));
+        free(t);
+    }
+    for (int i = 0; i < 70000; i++)
+        json_array_append_new(big, json_integer(i));
+    for (int i = 0; i < 20; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        json_object_set_new(wide, k, json_integer(i));
+    }
+    json_object_set_new(doc, "strs", strs);
+    json_object_set_new(doc, "big", big);
+    json_object_set_new(doc, "wide", wide);
+    json_object_set_new(doc, "nested", json_pack("{s:[{},[],{s:[]}]}", "x", "y"));
+    int64_t upds[] = {0, 1700000000000LL, -5, INT64_MAX};
+    for (size_t u = 0; u < sizeof upds / sizeof upds[0]; u++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        sbuf_init(&sb, &pk);
+        pack_header(&pk, CODEC_SCHEMA_VERSION, REC_ACTIVATION, upds[u]);
+        ref_pack(&pk, doc);
+        struct plat_buf b = {0};
+        CHECK_EQ_INT(codec_record_pack(&b, REC_ACTIVATION, upds[u], doc), 0);
+        CHECK_EQ_INT((long long)b.len, (long long)sb.size);
+        CHECK(b.len == sb.size && memcmp(b.data, sb.data, b.len) == 0);
+        plat_buf_fini(&b);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    json_decref(doc);
+}
+
 /* The JSON writer gives json_dumps' bytes for every kind of value, and
  * refuses what jansson refuses (invalid UTF-8 in a string made unchecked). */
 static void wjson_dump_matches_jansson(void)
@@ -898,6 +973,7 @@ static const struct check_test tests[] = {
     {"codec_unpack_huge_declared_container_fails_cleanly",
      codec_unpack_huge_declared_container_fails_cleanly},
     {"wjson_dump_matches_jansson", wjson_dump_matches_jansson},
+    {"codec_pack_matches_msgpack_c", codec_pack_matches_msgpack_c},
     {"codec_random_bytes_never_crash", codec_random_bytes_never_crash},
     {"codec_mutated_records_never_crash", codec_mutated_records_never_crash},
 };
