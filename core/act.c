@@ -29,7 +29,10 @@
 struct pending {
     struct pending *next;
     char ns[AUTH_NS_MAX];
-    json_t *doc;
+    char id[33];
+    int64_t start;
+    unsigned char *idx; /* the index value, then the record (one allocation) */
+    size_t idx_len, rec_len;
     act_committed_fn *cb;
     void *arg;
 };
@@ -52,6 +55,7 @@ struct act {
     struct commit_ns commit_ns[8]; /* the namespaces of the commit being made */
     unsigned ncommit_ns;
     struct act_stats stats;
+    struct plat_buf idx_buf, rec_buf; /* encoding space, reused */
 };
 
 /* 32 lowercase hex like OpenWhisk's ids, but time-ordered (as UUIDv7): 48
@@ -177,15 +181,16 @@ static int prune_fn(struct store_txn *t, void *arg)
 /* What the index keeps besides its key: what a name filter needs. Lists
  * read the records themselves (older stores kept the whole summary here,
  * which name_matches still reads). */
-static json_t *index_value(const json_t *doc)
+static int index_value(struct plat_buf *b, int64_t start, const char *name, const char *path)
 {
-    json_t *s = json_object();
-    const char *name = wjson_str(doc, "name");
-    const char *path = json_string_value(wjson_kv_get(json_object_get(doc, "annotations"), "path"));
-    json_object_set_new_nocheck(s, "name", json_string(name ? name : ""));
-    if (path)
-        json_object_set_new_nocheck(s, "path", json_string(path));
-    return s;
+    int rc = codec_record_begin(b, REC_ACTIVATION, start);
+    if (!rc)
+        rc = codec_put_map(b, path ? 2 : 1);
+    if (!rc && !(rc = codec_put_str(b, "name")))
+        rc = codec_put_str(b, name);
+    if (!rc && path && !(rc = codec_put_str(b, "path")))
+        rc = codec_put_str(b, path);
+    return rc;
 }
 
 /* Count retention rides on each group commit: a namespace over max_count
@@ -233,16 +238,12 @@ static int flush_fn(struct store_txn *t, void *arg)
         }
         if (i < a->ncommit_ns)
             a->commit_ns[i].added++;
-        const char *id = wjson_str(p->doc, "activationId");
-        int64_t start = json_integer_value(json_object_get(p->doc, "start"));
         unsigned char k[IDX_MAX];
-        size_t kl = idx_key(p->ns, start, id, k);
-        json_t *s = index_value(p->doc);
-        int rc = s ? store_txn_put(t, STORE_ACTIVATIONS, id, 32, REC_ACTIVATION, start, p->doc)
-                   : -ENOMEM;
+        size_t kl = idx_key(p->ns, p->start, p->id, k);
+        int rc = store_txn_put_raw(t, STORE_ACTIVATIONS, p->id, 32, p->idx + p->idx_len,
+                                   p->rec_len);
         if (rc == 0)
-            rc = store_txn_put(t, STORE_ACT_INDEX, k, kl, REC_ACTIVATION, start, s);
-        json_decref(s);
+            rc = store_txn_put_raw(t, STORE_ACT_INDEX, k, kl, p->idx, p->idx_len);
         if (rc < 0)
             return rc;
     }
@@ -288,7 +289,7 @@ static void flush(struct act *a)
         }
         if (p->cb)
             p->cb(p->arg, rc);
-        json_decref(p->doc);
+        free(p->idx);
         free(p);
         p = next;
     }
@@ -301,21 +302,28 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush(arg);
 }
 
-int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
+int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
+                   void *arg)
 {
-    if (a->nqueued >= a->cfg.queue_max || strlen(ns) >= AUTH_NS_MAX ||
-        !wjson_str(doc, "activationId") || strlen(wjson_str(doc, "activationId")) != 32) {
+    if (a->nqueued >= a->cfg.queue_max || strlen(ns) >= AUTH_NS_MAX || !r->id ||
+        strlen(r->id) != 32) {
         a->stats.dropped++;
-        json_decref(doc);
         return -EAGAIN;
     }
+    struct plat_buf *b = &a->idx_buf;
     struct pending *p = calloc(1, sizeof *p);
-    if (!p) {
-        json_decref(doc);
+    if (!p || index_value(b, r->start, r->name ? r->name : "", r->path) < 0 ||
+        !(p->idx = malloc(b->len + r->len))) {
+        free(p);
         return -ENOMEM;
     }
+    memcpy(p->idx, b->data, b->len);
+    memcpy(p->idx + b->len, r->rec, r->len);
+    p->idx_len = b->len;
+    p->rec_len = r->len;
     strcpy(p->ns, ns);
-    p->doc = doc;
+    memcpy(p->id, r->id, 33);
+    p->start = r->start;
     p->cb = cb;
     p->arg = arg;
     if (a->tail)
@@ -332,6 +340,29 @@ int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, vo
         evtimer_add(a->ev_flush, &tv);
     }
     return 0;
+}
+
+int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
+{
+    struct act_rec r = {
+        .id = wjson_str(doc, "activationId"),
+        .start = json_integer_value(json_object_get(doc, "start")),
+        .name = wjson_str(doc, "name"),
+        .path = json_string_value(wjson_kv_get(json_object_get(doc, "annotations"), "path")),
+    };
+    struct plat_buf *b = &a->rec_buf;
+    int rc = -EAGAIN;
+    if (r.id && codec_record_pack(b, REC_ACTIVATION, r.start, doc) == 0) {
+        r.rec = b->data;
+        r.len = b->len;
+        rc = act_put_packed(a, ns, &r, cb, arg);
+    } else {
+        a->stats.dropped++;
+    }
+    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest record ever */
+        plat_buf_fini(b);
+    json_decref(doc);
+    return rc;
 }
 
 int act_get(struct act *a, const char *ns, const char *id, json_t **doc)
@@ -565,6 +596,8 @@ void act_close(struct act *a)
     if (a->ev_tick)
         event_free(a->ev_tick);
     json_decref(a->counts);
+    plat_buf_fini(&a->idx_buf);
+    plat_buf_fini(&a->rec_buf);
     free(a);
 }
 

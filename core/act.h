@@ -40,6 +40,18 @@ typedef void act_committed_fn(void *arg, int rc);
  * dropped and counted). */
 int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
     WISP_MUST_CHECK;
+/* A record already encoded (codec_record_begin...: kind REC_ACTIVATION,
+ * updated = start), with what its index needs. Copied; the same results. */
+struct act_rec {
+    const char *id;   /* 32 hex digits */
+    int64_t start;    /* epoch ms */
+    const char *name; /* the record's name, and its "path" annotation (or NULL) */
+    const char *path;
+    const void *rec;
+    size_t len;
+};
+int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
+                   void *arg) WISP_MUST_CHECK;
 /* The record with this id in ns (new reference). 0, -ENOENT, -EIO. */
 int act_get(struct act *a, const char *ns, const char *id, json_t **doc) WISP_MUST_CHECK;
 

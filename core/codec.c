@@ -94,7 +94,7 @@ static int pack_int(struct plat_buf *b, int64_t d)
 
 static int pack_json(struct plat_buf *b, const json_t *j, int depth)
 {
-    if (depth > 30)
+    if (depth > 30) /* (documents inside records start a few levels down) */
         return -EINVAL;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
@@ -141,14 +141,50 @@ static int pack_json(struct plat_buf *b, const json_t *j, int depth)
     return -EINVAL;
 }
 
-int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
-                      const json_t *doc)
+int codec_record_begin(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms)
 {
     buf->len = 0;
     if (head(buf, 0x94, 0, 0) < 0 || pack_int(buf, CODEC_SCHEMA_VERSION) < 0 ||
         pack_int(buf, (int64_t)kind) < 0 || pack_int(buf, updated_ms) < 0)
         return -ENOMEM;
-    return pack_json(buf, doc, 0);
+    return 0;
+}
+
+int codec_put_map(struct plat_buf *buf, size_t n)
+{
+    return pack_len(buf, n, 0x80, 15, 0, 0xde, 0xdf) < 0 ? -ENOMEM : 0;
+}
+
+int codec_put_array(struct plat_buf *buf, size_t n)
+{
+    return pack_len(buf, n, 0x90, 15, 0, 0xdc, 0xdd) < 0 ? -ENOMEM : 0;
+}
+
+int codec_put_str(struct plat_buf *buf, const char *s)
+{
+    return pack_str(buf, s, strlen(s));
+}
+
+int codec_put_int(struct plat_buf *buf, int64_t v)
+{
+    return pack_int(buf, v);
+}
+
+int codec_put_bool(struct plat_buf *buf, bool v)
+{
+    return head(buf, v ? 0xc3 : 0xc2, 0, 0);
+}
+
+int codec_put_json(struct plat_buf *buf, const json_t *j, int depth)
+{
+    return pack_json(buf, j, depth);
+}
+
+int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
+                      const json_t *doc)
+{
+    int rc = codec_record_begin(buf, kind, updated_ms);
+    return rc < 0 ? rc : pack_json(buf, doc, 0);
 }
 
 static json_t *unpack_obj(const msgpack_object *o)

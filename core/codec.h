@@ -9,6 +9,7 @@
  * is -EBADMSG / -EPROTO for that record, never a crash. */
 #pragma once
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,20 @@ enum rec_kind {
  * plat_buf_fini). 0, -ENOMEM, or -EINVAL for values msgpack cannot hold. */
 int codec_record_pack(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms,
                       const json_t *doc) WISP_MUST_CHECK;
+/* Writing a record piece by piece, for records built where they are made
+ * (an activation) instead of as a json_t first: begin (resets buf), then
+ * exactly one document made of these. Strings are NUL-terminated UTF-8.
+ * Each gives 0 or -ENOMEM (-EINVAL from codec_put_json as above). */
+int codec_record_begin(struct plat_buf *buf, enum rec_kind kind, int64_t updated_ms)
+    WISP_MUST_CHECK;
+int codec_put_map(struct plat_buf *buf, size_t n) WISP_MUST_CHECK;
+int codec_put_array(struct plat_buf *buf, size_t n) WISP_MUST_CHECK;
+int codec_put_str(struct plat_buf *buf, const char *s) WISP_MUST_CHECK;
+int codec_put_int(struct plat_buf *buf, int64_t v) WISP_MUST_CHECK;
+int codec_put_bool(struct plat_buf *buf, bool v) WISP_MUST_CHECK;
+/* depth: how deep j sits in the document (the document itself: 0), so the
+ * record keeps to the nesting codec_record_pack allows */
+int codec_put_json(struct plat_buf *buf, const json_t *j, int depth) WISP_MUST_CHECK;
 /* Decodes a record; *doc is a new reference. 0, -EBADMSG (not a record,
  * truncated, too deep), -EPROTO (schema version newer than this build). */
 int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64_t *updated_ms,

@@ -756,8 +756,8 @@ static void on_mqtt_connect(void *arg)
 
 /* Expands {topic}, {1}..{9} (levels of the topic the activation was fired
  * from), {action} and {activationId} in a result topic template. */
-static int expand_topic(const char *tpl, const char *in_topic, const json_t *record, char *out,
-                        size_t cap)
+static int expand_topic(const char *tpl, const char *in_topic, const char *action,
+                        const char *activation_id, char *out, size_t cap)
 {
     size_t o = 0;
     for (const char *p = tpl; *p;) {
@@ -770,9 +770,9 @@ static int expand_topic(const char *tpl, const char *in_topic, const json_t *rec
             if (close && nl == 5 && strncmp(p + 1, "topic", 5) == 0 && in_topic) {
                 val = in_topic;
             } else if (close && nl == 6 && strncmp(p + 1, "action", 6) == 0) {
-                val = wjson_str(record, "name");
+                val = action;
             } else if (close && nl == 12 && strncmp(p + 1, "activationId", 12) == 0) {
-                val = wjson_str(record, "activationId");
+                val = activation_id;
             } else if (close && nl == 1 && p[1] >= '1' && p[1] <= '9' && in_topic) {
                 int want = p[1] - '0', lvl = 1;
                 const char *s = in_topic;
@@ -805,8 +805,8 @@ static int expand_topic(const char *tpl, const char *in_topic, const json_t *rec
     return 0;
 }
 
-void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
-                     const json_t *record)
+void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic, const char *name,
+                     const char *activation_id, const json_t *result)
 {
     struct feeds *f = ctx;
     if (!f->ad[AD_MQTT].self) {
@@ -814,7 +814,8 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
         return;
     }
     char topic[1024];
-    if (expand_topic(wjson_str(publish, "topic"), in_topic, record, topic, sizeof topic) < 0) {
+    if (expand_topic(wjson_str(publish, "topic"), in_topic, name, activation_id, topic,
+                     sizeof topic) < 0) {
         f->stats.outbox_dropped++;
         wlog_debug("feeds", "result topic template %s gives no valid topic",
                    wjson_str(publish, "topic"));
@@ -831,8 +832,7 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
     if (!o)
         return;
     o->topic = strdup(topic);
-    o->payload = wjson_dump(json_object_get(json_object_get(record, "response"), "result"),
-                            &o->len);
+    o->payload = wjson_dump(result, &o->len);
     o->qos = json_is_integer(qv) && json_integer_value(qv) >= 0 && json_integer_value(qv) <= 2
                  ? (int)json_integer_value(qv)
                  : 1;

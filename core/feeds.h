@@ -54,8 +54,8 @@ json_t *feeds_trigger_status(struct feeds *f, const char *ns, const char *trigge
 int feeds_webhook(struct feeds *f, const char *id, const char *sig, const char *ctype,
                   const char *body, size_t len, struct wisp_err *err) WISP_MUST_CHECK;
 /* invoke_result_fn for result bindings. */
-void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic,
-                     const json_t *record);
+void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic, const char *name,
+                     const char *activation_id, const json_t *result);
 
 struct feeds_stats {
     unsigned long long events_in, fires, drops, published, publish_failed, outbox_dropped;

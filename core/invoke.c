@@ -16,6 +16,7 @@
 
 #include "act.h"
 #include "auth.h"
+#include "codec.h"
 #include "entity.h"
 #include "quota.h"
 #include "log.h"
@@ -69,6 +70,7 @@ struct invoke {
     struct quota quota;
     unsigned pending;
     struct plat_buf line; /* the run line being written (reused) */
+    struct plat_buf rec;  /* a record being encoded (reused) */
 };
 
 static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
@@ -183,21 +185,6 @@ out:
 
 /* ==== records ========================================================= */
 
-/* Records are built with direct calls: json_pack's format parsing showed
- * up in invoke profiles. Keys keep insertion order. */
-static void set(json_t *o, const char *k, json_t *v)
-{
-    json_object_set_new_nocheck(o, k, v);
-}
-
-static json_t *kv(const char *k, json_t *v)
-{
-    json_t *o = json_object();
-    set(o, "key", json_string(k));
-    set(o, "value", v);
-    return o;
-}
-
 /* The record is built and queued: answer the waiter and let go. (Reads of
  * activations flush the queue first, so the record is there for a caller
  * who asks right after the answer.) */
@@ -222,59 +209,134 @@ static void activation_done(struct activation *a)
     free(a);
 }
 
+struct run_end { /* how a run ended, for its record */
+    enum act_status st;
+    const json_t *result, *logs;
+    int64_t end, wait_ms, init_ms; /* init_ms < 0: no initTime */
+    bool timed_out;
+};
+
+static int put_kv(struct plat_buf *b, const char *k)
+{
+    int rc = codec_put_map(b, 2);
+    if (!rc && !(rc = codec_put_str(b, "key")) && !(rc = codec_put_str(b, k)))
+        rc = codec_put_str(b, "value");
+    return rc;
+}
+
+/* The record, encoded where it is made (building a json_t only to encode
+ * and free it was a visible share of every event): OpenWhisk's fields in
+ * its order. 0, -ENOMEM, or -EINVAL for a result nested too deeply. */
+static int pack_record(struct plat_buf *b, const struct activation *a, const struct run_end *e)
+{
+    size_t nann = 5 + (e->init_ms >= 0) + (a->parent != NULL) + (a->components && !a->parent);
+    int rc = codec_record_begin(b, REC_ACTIVATION, a->start_ms);
+#define PUT(x) \
+    if (!rc)   \
+    rc = (x)
+    PUT(codec_put_map(b, a->cause[0] ? 13 : 12));
+    const char *strs[][2] = {{"namespace", a->subject}, {"name", a->name},
+                             {"subject", a->subject}, {"activationId", a->id},
+                             {"version", a->version}};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(strs); i++) {
+        PUT(codec_put_str(b, strs[i][0]));
+        PUT(codec_put_str(b, strs[i][1]));
+    }
+    PUT(codec_put_str(b, "publish"));
+    PUT(codec_put_bool(b, false));
+    const char *ints[] = {"start", "end", "duration"};
+    int64_t ivals[] = {a->start_ms, e->end, e->end - a->start_ms};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(ints); i++) {
+        PUT(codec_put_str(b, ints[i]));
+        PUT(codec_put_int(b, ivals[i]));
+    }
+    PUT(codec_put_str(b, "response"));
+    PUT(codec_put_map(b, 4));
+    PUT(codec_put_str(b, "status"));
+    PUT(codec_put_str(b, status_names[e->st]));
+    PUT(codec_put_str(b, "statusCode"));
+    PUT(codec_put_int(b, (int)e->st));
+    PUT(codec_put_str(b, "success"));
+    PUT(codec_put_bool(b, e->st == ST_SUCCESS));
+    PUT(codec_put_str(b, "result"));
+    PUT(e->result ? codec_put_json(b, e->result, 2) : codec_put_map(b, 0));
+    PUT(codec_put_str(b, "logs"));
+    PUT(e->logs ? codec_put_json(b, e->logs, 1) : codec_put_array(b, 0));
+    PUT(codec_put_str(b, "annotations"));
+    PUT(codec_put_array(b, nann));
+    PUT(put_kv(b, "path"));
+    PUT(codec_put_str(b, a->fq));
+    PUT(put_kv(b, "waitTime"));
+    PUT(codec_put_int(b, e->wait_ms));
+    PUT(put_kv(b, "kind"));
+    PUT(codec_put_str(b, a->kind));
+    PUT(put_kv(b, "timeout"));
+    PUT(codec_put_bool(b, e->timed_out));
+    PUT(put_kv(b, "limits"));
+    PUT(a->limits ? codec_put_json(b, a->limits, 3) : codec_put_map(b, 0));
+    if (e->init_ms >= 0) {
+        PUT(put_kv(b, "initTime"));
+        PUT(codec_put_int(b, e->init_ms));
+    }
+    if (a->parent) {
+        PUT(put_kv(b, "causedBy"));
+        PUT(codec_put_str(b, "sequence"));
+    }
+    if (a->components && !a->parent) {
+        PUT(put_kv(b, "topmost"));
+        PUT(codec_put_bool(b, true));
+    }
+    if (a->cause[0]) {
+        PUT(codec_put_str(b, "cause"));
+        PUT(codec_put_str(b, a->cause));
+    }
+#undef PUT
+    return rc;
+}
+
 static void finish(struct activation *a, enum act_status st, json_t *result, json_t *logs,
                    int64_t wait_ms, int64_t init_ms, bool timed_out)
 {
     struct invoke *inv = a->inv;
-    int64_t end = plat_clock_real_ms();
-    json_t *response = json_object();
-    set(response, "status", json_string(status_names[st]));
-    set(response, "statusCode", json_integer((int)st));
-    set(response, "success", json_boolean(st == ST_SUCCESS));
-    set(response, "result", result ? json_incref(result) : json_object());
-    json_t *ann = json_array();
-    json_array_append_new(ann, kv("path", json_string(a->fq)));
-    json_array_append_new(ann, kv("waitTime", json_integer(wait_ms)));
-    json_array_append_new(ann, kv("kind", json_string(a->kind)));
-    json_array_append_new(ann, kv("timeout", json_boolean(timed_out)));
-    json_array_append_new(ann, kv("limits", json_incref(a->limits ? a->limits : json_object())));
-    if (init_ms >= 0)
-        json_array_append_new(ann, kv("initTime", json_integer(init_ms)));
-    if (a->parent)
-        json_array_append_new(ann, kv("causedBy", json_string("sequence")));
-    if (a->components && !a->parent)
-        json_array_append_new(ann, kv("topmost", json_true()));
-    json_t *rec = json_object();
-    set(rec, "namespace", json_string(a->subject));
-    set(rec, "name", json_string(a->name));
-    set(rec, "subject", json_string(a->subject));
-    set(rec, "activationId", json_string(a->id));
-    set(rec, "version", json_string(a->version));
-    set(rec, "publish", json_false());
-    set(rec, "start", json_integer(a->start_ms));
-    set(rec, "end", json_integer(end));
-    set(rec, "duration", json_integer(end - a->start_ms));
-    set(rec, "response", json_incref(response));
-    set(rec, "logs", logs ? json_incref(logs) : json_array());
-    set(rec, "annotations", ann);
-    /* a part that could not be made (out of memory) leaves no record */
-    a->record = response && ann && json_object_size(rec) == 12 ? rec : NULL;
-    if (!a->record)
-        json_decref(rec);
-    if (a->record && a->cause[0])
-        json_object_set_new(a->record, "cause", json_string(a->cause));
+    struct run_end e = {.st = st, .result = result, .logs = logs, .end = plat_clock_real_ms(),
+                        .wait_ms = wait_ms, .init_ms = init_ms, .timed_out = timed_out};
+    struct plat_buf *b = &inv->rec;
+    json_t *deep = NULL;
+    int rc = pack_record(b, a, &e);
+    if (rc == -EINVAL) { /* a result too deep to store: the record says so instead */
+        char msg[128];
+        snprintf(msg, sizeof msg, "The action produced a response nested deeper than %d levels.",
+                 WJSON_MAX_DEPTH);
+        e.st = ST_DEV_ERROR;
+        e.result = deep = json_pack("{s:s}", "error", msg);
+        rc = e.result ? pack_record(b, a, &e) : -ENOMEM;
+    }
     quota_inflight(&inv->quota, a->subject, -1);
     struct activation *parent = a->parent;
     if (parent) { /* the sequence goes on with this component's response */
         json_decref(parent->last_response);
-        parent->last_response = json_incref(response);
+        parent->last_response =
+            json_pack("{s:s, s:i, s:b, s:o}", "status", status_names[e.st], "statusCode",
+                      (int)e.st, "success", e.st == ST_SUCCESS, "result",
+                      e.result ? json_incref((json_t *)e.result) : json_object());
         json_array_append_new(parent->seq_logs, json_string(a->id));
     }
-    json_decref(response);
-    if (a->record && a->publish && st == ST_SUCCESS && inv->cfg.on_result)
-        inv->cfg.on_result(inv->cfg.ctx, a->publish, a->in_topic, a->record);
-    if (!a->record || act_put(inv->act, a->subject, json_incref(a->record), NULL, NULL) < 0)
+    if (rc == 0 && a->publish && e.st == ST_SUCCESS && inv->cfg.on_result)
+        inv->cfg.on_result(inv->cfg.ctx, a->publish, a->in_topic, a->name, a->id, e.result);
+    /* who waits gets the record as it is stored */
+    if (rc == 0 && a->waiter) {
+        enum rec_kind kind;
+        int64_t upd;
+        if (codec_record_unpack(b->data, b->len, &kind, &upd, &a->record) < 0)
+            a->record = NULL;
+    }
+    struct act_rec r = {.id = a->id, .start = a->start_ms, .name = a->name, .path = a->fq,
+                        .rec = b->data, .len = b->len};
+    if (rc < 0 || act_put_packed(inv->act, a->subject, &r, NULL, NULL) < 0)
         wlog_err("invoke", "activation %s could not be queued for storage", a->id);
+    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest record ever */
+        plat_buf_fini(b);
+    json_decref(deep);
     if (parent)
         seq_next(parent);
     activation_done(a);
@@ -640,5 +702,6 @@ void invoke_close(struct invoke *inv)
         return;
     free(inv->api_host);
     plat_buf_fini(&inv->line);
+    plat_buf_fini(&inv->rec);
     free(inv);
 }

@@ -24,8 +24,11 @@ struct invoke_waiter;
 /* A finished activation with a result binding (the rule's, else the
  * action's "mqtt-publish" annotation): in_topic is the "topic" parameter it
  * ran with (for topic templates), or NULL. All borrowed for the call. */
+/* A successful activation with a result binding: the binding, the topic of
+ * the message that caused it (or NULL), the action's name, the activation's
+ * id, its result. */
 typedef void invoke_result_fn(void *ctx, const json_t *publish, const char *in_topic,
-                              const json_t *record);
+                              const char *name, const char *activation_id, const json_t *result);
 
 struct invoke_cfg {
     invoke_result_fn *on_result; /* NULL: result bindings are ignored */

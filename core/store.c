@@ -740,20 +740,26 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
     return decode(&v, kind, updated_ms, doc);
 }
 
+int store_txn_put_raw(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                      const void *rec, size_t len)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    MDB_val v = {.mv_size = len, .mv_data = (void *)rec};
+    int rc = map_rc(t->st, mdb_put(t->txn, t->st->dbi[db], &k, &v, 0));
+    if (rc == 0 && db == STORE_ENTITIES)
+        cache_drop(t->st, key, klen);
+    return rc;
+}
+
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind kind, int64_t updated_ms, const json_t *doc)
 {
     struct plat_buf *buf = &t->st->pack;
     int rc = codec_record_pack(buf, kind, updated_ms, doc);
-    if (rc == 0) {
-        MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
-        MDB_val v = {.mv_size = buf->len, .mv_data = buf->data};
-        rc = map_rc(t->st, mdb_put(t->txn, t->st->dbi[db], &k, &v, 0));
-    }
+    if (rc == 0)
+        rc = store_txn_put_raw(t, db, key, klen, buf->data, buf->len);
     if (buf->cap > (1u << 20)) /* keep a small one, not the largest record ever */
         plat_buf_fini(buf);
-    if (rc == 0 && db == STORE_ENTITIES)
-        cache_drop(t->st, key, klen);
     return rc;
 }
 

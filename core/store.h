@@ -101,6 +101,9 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
                   enum rec_kind *kind, int64_t *updated_ms, json_t **doc) WISP_MUST_CHECK;
 int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
                   enum rec_kind kind, int64_t updated_ms, const json_t *doc) WISP_MUST_CHECK;
+/* A record already encoded (codec_record_pack or codec_record_begin...). */
+int store_txn_put_raw(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                      const void *rec, size_t len) WISP_MUST_CHECK;
 /* store_scan inside a write, seeing the write's own changes. The callback
  * must not write (collect keys, then delete them after the scan). */
 int store_txn_scan(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,

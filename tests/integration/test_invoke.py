@@ -687,6 +687,11 @@ def main(a):
         return [1, 2]
     if mode == "big":
         return {"big": "x" * (1024 * 1024 + 100)}
+    if mode == "deep":
+        r = {}
+        for _ in range(40):
+            r = {"d": r}
+        return r
     return {"ok": mode}
 """
 
@@ -751,6 +756,18 @@ def main(a):
         # arrays are results (OpenWhisk accepts them since 1.0's array results)
         rec = self.invoke_ok("f", {"mode": "array"})
         self.assertEqual(rec["response"]["result"], [1, 2])
+
+    def test_result_nested_too_deep_to_store_is_developer_error(self):
+        # stored and answered alike, and the records committed with it are kept
+        others = [self.invoke("f", {"mode": "n%d" % i}, blocking=False).json()["activationId"]
+                  for i in range(3)]
+        rec = self.assert_failed(self.run_mode("deep"), "action developer error",
+                                 "The action produced a response nested deeper than 24 levels.",
+                                 "f", "guest/f", "python:3")
+        self.assertEqual(self.get_record(rec["activationId"])["response"], rec["response"])
+        for aid in others:
+            self.assertEqual(self.wait_record(aid)["response"]["status"], "success")
+        self.assert_next_works(init=None)
 
     def test_oversized_result(self):
         rec = self.assert_failed(self.run_mode("big"), "action developer error", "exceeded the allowed length",
