@@ -342,6 +342,61 @@ int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_c
     return 0;
 }
 
+static const char *const status_names[] = {"success", "application error",
+                                           "action developer error", "whisk internal error"};
+
+const char *act_status_name(int status_code)
+{
+    return status_code >= 0 && status_code < (int)WISP_ARRAY_LEN(status_names)
+               ? status_names[status_code]
+               : NULL;
+}
+
+int act_pack_head(struct plat_buf *b, const struct act_head *h)
+{
+    if (h->status_code < 0 || h->status_code >= (int)WISP_ARRAY_LEN(status_names))
+        return -EINVAL;
+    int rc = codec_record_begin(b, REC_ACTIVATION, h->start);
+#define PUT(x) \
+    if (!rc)   \
+    rc = (x)
+    PUT(codec_put_map(b, h->nfields));
+    const char *strs[][2] = {{"namespace", h->subject}, {"name", h->name},
+                             {"subject", h->subject}, {"activationId", h->id},
+                             {"version", h->version}};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(strs); i++) {
+        PUT(codec_put_str(b, strs[i][0]));
+        PUT(codec_put_str(b, strs[i][1]));
+    }
+    PUT(codec_put_str(b, "publish"));
+    PUT(codec_put_bool(b, false));
+    const char *ints[] = {"start", "end", "duration"};
+    int64_t ivals[] = {h->start, h->end, h->end - h->start};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(ints); i++) {
+        PUT(codec_put_str(b, ints[i]));
+        PUT(codec_put_int(b, ivals[i]));
+    }
+    PUT(codec_put_str(b, "response"));
+    PUT(codec_put_map(b, 4));
+    PUT(codec_put_str(b, "status"));
+    PUT(codec_put_str(b, status_names[h->status_code]));
+    PUT(codec_put_str(b, "statusCode"));
+    PUT(codec_put_int(b, h->status_code));
+    PUT(codec_put_str(b, "success"));
+    PUT(codec_put_bool(b, h->status_code == 0));
+    PUT(codec_put_str(b, "result"));
+#undef PUT
+    return rc;
+}
+
+int act_pack_annotation(struct plat_buf *b, const char *key)
+{
+    int rc = codec_put_map(b, 2);
+    if (!rc && !(rc = codec_put_str(b, "key")) && !(rc = codec_put_str(b, key)))
+        rc = codec_put_str(b, "value");
+    return rc;
+}
+
 int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
 {
     struct act_rec r = {

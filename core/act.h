@@ -16,6 +16,7 @@
 #include "wisp.h"
 
 struct event_base;
+struct plat_buf;
 struct store;
 struct act;
 
@@ -52,6 +53,23 @@ struct act_rec {
 };
 int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
                    void *arg) WISP_MUST_CHECK;
+
+/* Encoding a record (into buf, reset): what every activation record starts
+ * with, OpenWhisk's fields in its order: a map of nfields, then namespace,
+ * name, subject, activationId, version, publish, start, end, duration and
+ * response (status, statusCode, success) up to the key "result". The caller
+ * writes the result, "logs", "annotations" and any more fields. */
+struct act_head {
+    const char *subject, *name, *id, *version;
+    int64_t start, end;
+    int status_code; /* 0 success .. 3 whisk internal error */
+    size_t nfields;  /* 12, or more */
+};
+int act_pack_head(struct plat_buf *buf, const struct act_head *h) WISP_MUST_CHECK;
+/* "success", "application error", ... for statusCode 0..3; else NULL. */
+const char *act_status_name(int status_code);
+/* An annotation's {"key": key, "value": ...} up to the value. */
+int act_pack_annotation(struct plat_buf *buf, const char *key) WISP_MUST_CHECK;
 /* The record with this id in ns (new reference). 0, -ENOENT, -EIO. */
 int act_get(struct act *a, const char *ns, const char *id, json_t **doc) WISP_MUST_CHECK;
 

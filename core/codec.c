@@ -165,6 +165,11 @@ int codec_put_str(struct plat_buf *buf, const char *s)
     return pack_str(buf, s, strlen(s));
 }
 
+int codec_put_strn(struct plat_buf *buf, const char *s, size_t n)
+{
+    return pack_str(buf, s, n);
+}
+
 int codec_put_int(struct plat_buf *buf, int64_t v)
 {
     return pack_int(buf, v);

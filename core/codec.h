@@ -42,6 +42,7 @@ int codec_record_begin(struct plat_buf *buf, enum rec_kind kind, int64_t updated
 int codec_put_map(struct plat_buf *buf, size_t n) WISP_MUST_CHECK;
 int codec_put_array(struct plat_buf *buf, size_t n) WISP_MUST_CHECK;
 int codec_put_str(struct plat_buf *buf, const char *s) WISP_MUST_CHECK;
+int codec_put_strn(struct plat_buf *buf, const char *s, size_t n) WISP_MUST_CHECK;
 int codec_put_int(struct plat_buf *buf, int64_t v) WISP_MUST_CHECK;
 int codec_put_bool(struct plat_buf *buf, bool v) WISP_MUST_CHECK;
 /* depth: how deep j sits in the document (the document itself: 0), so the

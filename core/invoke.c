@@ -28,8 +28,6 @@
 #define FQ_MAX (AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4)
 
 enum act_status { ST_SUCCESS = 0, ST_APP_ERROR = 1, ST_DEV_ERROR = 2, ST_INTERNAL = 3 };
-static const char *const status_names[] = {"success", "application error",
-                                           "action developer error", "whisk internal error"};
 
 struct invoke_waiter {
     struct activation *a;
@@ -216,74 +214,44 @@ struct run_end { /* how a run ended, for its record */
     bool timed_out;
 };
 
-static int put_kv(struct plat_buf *b, const char *k)
-{
-    int rc = codec_put_map(b, 2);
-    if (!rc && !(rc = codec_put_str(b, "key")) && !(rc = codec_put_str(b, k)))
-        rc = codec_put_str(b, "value");
-    return rc;
-}
-
 /* The record, encoded where it is made (building a json_t only to encode
- * and free it was a visible share of every event): OpenWhisk's fields in
- * its order. 0, -ENOMEM, or -EINVAL for a result nested too deeply. */
+ * and free it was a visible share of every event). 0, -ENOMEM, or -EINVAL
+ * for a result nested too deeply. */
 static int pack_record(struct plat_buf *b, const struct activation *a, const struct run_end *e)
 {
     size_t nann = 5 + (e->init_ms >= 0) + (a->parent != NULL) + (a->components && !a->parent);
-    int rc = codec_record_begin(b, REC_ACTIVATION, a->start_ms);
+    struct act_head h = {.subject = a->subject, .name = a->name, .id = a->id,
+                         .version = a->version, .start = a->start_ms, .end = e->end,
+                         .status_code = (int)e->st, .nfields = a->cause[0] ? 13 : 12};
+    int rc = act_pack_head(b, &h);
 #define PUT(x) \
     if (!rc)   \
     rc = (x)
-    PUT(codec_put_map(b, a->cause[0] ? 13 : 12));
-    const char *strs[][2] = {{"namespace", a->subject}, {"name", a->name},
-                             {"subject", a->subject}, {"activationId", a->id},
-                             {"version", a->version}};
-    for (size_t i = 0; i < WISP_ARRAY_LEN(strs); i++) {
-        PUT(codec_put_str(b, strs[i][0]));
-        PUT(codec_put_str(b, strs[i][1]));
-    }
-    PUT(codec_put_str(b, "publish"));
-    PUT(codec_put_bool(b, false));
-    const char *ints[] = {"start", "end", "duration"};
-    int64_t ivals[] = {a->start_ms, e->end, e->end - a->start_ms};
-    for (size_t i = 0; i < WISP_ARRAY_LEN(ints); i++) {
-        PUT(codec_put_str(b, ints[i]));
-        PUT(codec_put_int(b, ivals[i]));
-    }
-    PUT(codec_put_str(b, "response"));
-    PUT(codec_put_map(b, 4));
-    PUT(codec_put_str(b, "status"));
-    PUT(codec_put_str(b, status_names[e->st]));
-    PUT(codec_put_str(b, "statusCode"));
-    PUT(codec_put_int(b, (int)e->st));
-    PUT(codec_put_str(b, "success"));
-    PUT(codec_put_bool(b, e->st == ST_SUCCESS));
-    PUT(codec_put_str(b, "result"));
     PUT(e->result ? codec_put_json(b, e->result, 2) : codec_put_map(b, 0));
     PUT(codec_put_str(b, "logs"));
     PUT(e->logs ? codec_put_json(b, e->logs, 1) : codec_put_array(b, 0));
     PUT(codec_put_str(b, "annotations"));
     PUT(codec_put_array(b, nann));
-    PUT(put_kv(b, "path"));
+    PUT(act_pack_annotation(b, "path"));
     PUT(codec_put_str(b, a->fq));
-    PUT(put_kv(b, "waitTime"));
+    PUT(act_pack_annotation(b, "waitTime"));
     PUT(codec_put_int(b, e->wait_ms));
-    PUT(put_kv(b, "kind"));
+    PUT(act_pack_annotation(b, "kind"));
     PUT(codec_put_str(b, a->kind));
-    PUT(put_kv(b, "timeout"));
+    PUT(act_pack_annotation(b, "timeout"));
     PUT(codec_put_bool(b, e->timed_out));
-    PUT(put_kv(b, "limits"));
+    PUT(act_pack_annotation(b, "limits"));
     PUT(a->limits ? codec_put_json(b, a->limits, 3) : codec_put_map(b, 0));
     if (e->init_ms >= 0) {
-        PUT(put_kv(b, "initTime"));
+        PUT(act_pack_annotation(b, "initTime"));
         PUT(codec_put_int(b, e->init_ms));
     }
     if (a->parent) {
-        PUT(put_kv(b, "causedBy"));
+        PUT(act_pack_annotation(b, "causedBy"));
         PUT(codec_put_str(b, "sequence"));
     }
     if (a->components && !a->parent) {
-        PUT(put_kv(b, "topmost"));
+        PUT(act_pack_annotation(b, "topmost"));
         PUT(codec_put_bool(b, true));
     }
     if (a->cause[0]) {
@@ -316,7 +284,7 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
     if (parent) { /* the sequence goes on with this component's response */
         json_decref(parent->last_response);
         parent->last_response =
-            json_pack("{s:s, s:i, s:b, s:o}", "status", status_names[e.st], "statusCode",
+            json_pack("{s:s, s:i, s:b, s:o}", "status", act_status_name((int)e.st), "statusCode",
                       (int)e.st, "success", e.st == ST_SUCCESS, "result",
                       e.result ? json_incref((json_t *)e.result) : json_object());
         json_array_append_new(parent->seq_logs, json_string(a->id));
@@ -539,7 +507,7 @@ static void seq_next(struct activation *seq)
     } else {
         json_t *e = json_pack("{s:s}", "error", rc == -ENOENT ? "Sequence component does not exist."
                                                               : err.msg);
-        json_t *r2 = json_pack("{s:s, s:i, s:b, s:o}", "status", status_names[ST_APP_ERROR],
+        json_t *r2 = json_pack("{s:s, s:i, s:b, s:o}", "status", act_status_name(ST_APP_ERROR),
                                "statusCode", ST_APP_ERROR, "success", 0, "result", e);
         json_decref(seq->last_response);
         seq->last_response = r2;

@@ -10,6 +10,7 @@
 
 #include "act.h"
 #include "auth.h"
+#include "codec.h"
 #include "entity.h"
 #include "invoke.h"
 #include "quota.h"
@@ -26,53 +27,38 @@ struct trigger {
     struct quota quota;
     struct trigger_stats stats;
     struct plat_buf line; /* a log line being written (reused) */
+    struct plat_buf logs; /* a fire's log lines, encoded (reused) */
+    struct plat_buf rec;  /* a fire's record, encoded (reused) */
 };
 
-static json_t *kv(const char *k, const char *v)
+/* The fire's own record (OpenWhisk's trigger activation), encoded into
+ * t->rec: the fired parameters as its result, one log line per rule (nlogs
+ * msgpack strings already in t->logs). */
+static int trigger_record(struct trigger *t, const char *subject, const char *name,
+                          const char *id, const char *version, int64_t start, const json_t *args,
+                          size_t nlogs, const char *tpath)
 {
-    json_t *o = json_object();
-    json_object_set_new_nocheck(o, "key", json_string(k));
-    json_object_set_new_nocheck(o, "value", json_string(v));
-    return o;
-}
-
-/* The fire's own record (OpenWhisk's trigger activation). NULL when out of
- * memory. */
-static json_t *trigger_record(const char *subject, const char *name, const char *id,
-                              const char *version, int64_t start, json_t *args, json_t *logs,
-                              const char *tpath)
-{
-    json_t *resp = json_object(), *ann = json_array(), *rec = json_object();
-    json_object_set_new_nocheck(resp, "status", json_string("success"));
-    json_object_set_new_nocheck(resp, "statusCode", json_integer(0));
-    json_object_set_new_nocheck(resp, "success", json_true());
-    json_object_set_new_nocheck(resp, "result", json_incref(args));
-    json_array_append_new(ann, kv("path", tpath));
-    json_array_append_new(ann, kv("kind", "trigger"));
-    json_object_set_new_nocheck(rec, "namespace", json_string(subject));
-    json_object_set_new_nocheck(rec, "name", json_string(name));
-    json_object_set_new_nocheck(rec, "subject", json_string(subject));
-    json_object_set_new_nocheck(rec, "activationId", json_string(id));
-    json_object_set_new_nocheck(rec, "version", json_string(version ? version : "0.0.1"));
-    json_object_set_new_nocheck(rec, "publish", json_false());
-    json_object_set_new_nocheck(rec, "start", json_integer(start));
-    json_object_set_new_nocheck(rec, "end", json_integer(start));
-    json_object_set_new_nocheck(rec, "duration", json_integer(0));
-    json_object_set_new_nocheck(rec, "response", resp);
-    json_object_set_new_nocheck(rec, "logs", json_incref(logs));
-    json_object_set_new_nocheck(rec, "annotations", ann);
-    if (!resp || !ann || json_object_size(rec) != 12 || json_object_size(resp) != 4 ||
-        json_array_size(ann) != 2) {
-        json_decref(rec);
-        return NULL;
-    }
-    return rec;
+    struct plat_buf *b = &t->rec;
+    struct act_head h = {.subject = subject, .name = name, .id = id,
+                         .version = version ? version : "0.0.1", .start = start, .end = start,
+                         .status_code = 0, .nfields = 12};
+    int rc = act_pack_head(b, &h);
+    if (!rc)
+        rc = codec_put_json(b, args, 2);
+    if (!rc && !(rc = codec_put_str(b, "logs")) && !(rc = codec_put_array(b, nlogs)))
+        rc = plat_buf_add(b, t->logs.data, t->logs.len);
+    if (!rc && !(rc = codec_put_str(b, "annotations")) && !(rc = codec_put_array(b, 2)) &&
+        !(rc = act_pack_annotation(b, "path")) && !(rc = codec_put_str(b, tpath)) &&
+        !(rc = act_pack_annotation(b, "kind")))
+        rc = codec_put_str(b, "trigger");
+    return rc;
 }
 
 int trigger_fire(struct trigger *t, const char *ns, const char *name, const char *subject,
                  const json_t *payload, char id[33], struct wisp_err *err)
 {
-    json_t *doc = NULL, *args = NULL, *logs = NULL, *record = NULL;
+    json_t *doc = NULL, *args = NULL;
+    size_t nlogs = 0;
     enum rec_kind kind;
     int rc = store_entity_get(t->st, ns, name, &kind, &doc);
     if (rc == -ENOENT || (rc == 0 && kind != REC_TRIGGER)) {
@@ -118,7 +104,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     }
     act_new_id(id);
     int64_t start = plat_clock_real_ms();
-    logs = json_array();
+    t->logs.len = 0;
     json_object_foreach(rules, rname, rule) {
         if (strcmp(wjson_str(rule, "status") ? wjson_str(rule, "status") : "", "active") != 0)
             continue;
@@ -164,27 +150,32 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
             wrc = wjson_put_str(b, rname, strlen(rname));
         if (!wrc && !(wrc = plat_buf_add(b, ",\"action\":", 10)))
             wrc = wjson_put_str(b, afq, strlen(afq));
-        if (!wrc && !(wrc = plat_buf_add(b, "}", 1)))
-            json_array_append_new(logs, json_stringn_nocheck(b->data, b->len));
+        if (!wrc && !(wrc = plat_buf_add(b, "}", 1)) &&
+            codec_put_strn(&t->logs, b->data, b->len) == 0)
+            nlogs++;
         t->stats.rule_runs += irc == 0;
         t->stats.rule_errors += irc != 0;
     }
     char tpath[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
     snprintf(tpath, sizeof tpath, "%s/%s", ns, name);
-    record = trigger_record(subject, name, id, wjson_str(doc, "version"), start, args, logs,
-                            tpath);
-    if (!record || act_put(t->act, subject, record, NULL, NULL) < 0) {
-        record = NULL;
-        wlog_err("trigger", "the record of fire %s could not be queued", id);
+    int prc = trigger_record(t, subject, name, id, wjson_str(doc, "version"), start, args, nlogs,
+                             tpath);
+    if (prc == 0) {
+        struct act_rec r = {.id = id, .start = start, .name = name, .path = tpath,
+                            .rec = t->rec.data, .len = t->rec.len};
+        prc = act_put_packed(t->act, subject, &r, NULL, NULL);
     }
-    record = NULL; /* act_put took it */
+    if (prc < 0)
+        wlog_err("trigger", "the record of fire %s could not be queued", id);
+    if (t->rec.cap > (1u << 20)) /* keep small buffers, not the largest record ever */
+        plat_buf_fini(&t->rec);
+    if (t->logs.cap > (1u << 20))
+        plat_buf_fini(&t->logs);
     t->stats.fires++;
     rc = 0;
 out:
     json_decref(doc);
     json_decref(args);
-    json_decref(logs);
-    json_decref(record);
     return rc;
 }
 
@@ -205,8 +196,11 @@ int trigger_open(struct store *st, struct invoke *inv, struct act *act,
 
 void trigger_close(struct trigger *t)
 {
-    if (t)
+    if (t) {
         plat_buf_fini(&t->line);
+        plat_buf_fini(&t->logs);
+        plat_buf_fini(&t->rec);
+    }
     free(t);
 }
 
