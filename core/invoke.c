@@ -554,7 +554,7 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
                                      : wjson_kv_get(json_object_get(doc, "annotations"),
                                                     "mqtt-publish");
     if (json_is_object(pub) && wjson_str(pub, "topic")) {
-        a->publish = json_deep_copy(pub);
+        a->publish = json_incref((json_t *)pub); /* a cached document: never changed */
         const char *t = wjson_str(params, "topic");
         a->in_topic = t ? strdup(t) : NULL;
     }

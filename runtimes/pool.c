@@ -59,7 +59,8 @@ struct run {
     struct run *next;
     struct pool *p;
     struct worker *w;
-    char *key, *kind, *name, *main;
+    char *key, *name, *main; /* in the run's own allocation, after the struct */
+    const char *kind;        /* the kind table's */
     json_t *code;
     bool binary;
     unsigned memory_mb, timeout_ms, concurrency;
@@ -136,11 +137,6 @@ static void run_free(struct run *r)
         event_free(r->ev);
     json_decref(r->code);
     json_decref(r->logs);
-    free(r->key);
-    free(r->kind);
-    free(r->name);
-    free(r->main);
-    free(r->msg);
     free(r->fin_error);
     free(r);
 }
@@ -1010,14 +1006,19 @@ int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_
         return -ENOTSUP;
     if (a->memory_mb > p->cfg.memory_budget_mb)
         return -E2BIG;
-    struct run *r = calloc(1, sizeof *r);
+    /* one allocation: the run, then its key, name, main and message */
+    size_t kl = strlen(a->key) + 1, nl = strlen(a->name) + 1, ml = a->main ? strlen(a->main) + 1 : 0;
+    struct run *r = calloc(1, sizeof *r + kl + nl + ml + len);
     if (!r)
         return -ENOMEM;
+    char *tail = (char *)(r + 1);
     r->p = p;
-    r->key = strdup(a->key);
-    r->kind = strdup(k->kind);
-    r->name = strdup(a->name);
-    r->main = a->main ? strdup(a->main) : NULL;
+    r->key = memcpy(tail, a->key, kl);
+    r->name = memcpy(tail + kl, a->name, nl);
+    r->main = a->main ? memcpy(tail + kl + nl, a->main, ml) : NULL;
+    r->msg = tail + kl + nl + ml;
+    memcpy(r->msg, msg, len);
+    r->kind = k->kind;
     r->code = json_incref(a->code);
     r->binary = a->binary;
     r->memory_mb = a->memory_mb;
@@ -1025,18 +1026,16 @@ int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_
     r->concurrency = a->concurrency;
     r->log_limit = a->log_limit_bytes;
     r->result_limit = a->result_limit_bytes;
-    r->msg = malloc(len);
     r->len = len;
     r->done = done;
     r->arg = arg;
     r->enq_us = plat_clock_mono_us();
     r->init_ms = -1;
     r->logs = json_array();
-    if (!r->key || !r->kind || !r->name || (a->main && !r->main) || !r->msg || !r->logs) {
+    if (!r->logs) {
         run_free(r);
         return -ENOMEM;
     }
-    memcpy(r->msg, msg, len);
     if (!p->queue && try_start(p, r))
         return 0;
     if (p->nqueued >= p->cfg.queue_max) {
