@@ -1146,8 +1146,8 @@ static void system_action(struct rq *r, const char *pkg, const char *name)
     }
     json_t *record = NULL;
     int rc = feeds_system_action(r->api->feeds, r->ns, pkg, name, r->body, &record, &err);
-    if (rc < 0) {
-        reply_error(r, rc == -ENOTSUP ? 503 : status_of(rc), err.msg);
+    if (rc < 0 && !record) {
+        reply_error(r, status_of(rc), err.msg);
         return;
     }
     bool result_only = query_bool(r, "result", false) == 1;
@@ -1162,7 +1162,7 @@ static void system_action(struct rq *r, const char *pkg, const char *name)
         json_decref(record);
         record = res;
     }
-    reply_json(r, 200, record);
+    reply_json(r, rc < 0 ? 502 : 200, record);
 }
 
 /* POST /hooks/{id}: signed by the binding's secret instead of an API key. */

@@ -411,16 +411,10 @@ static json_t *binding_status(struct feeds *f, struct binding *b)
     return s;
 }
 
-int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
-                        const char *name, const json_t *body, json_t **record,
-                        struct wisp_err *err)
+/* A lifecycle event for the feed action sa: *out gets its result. */
+static int feed_lifecycle(struct feeds *f, const char *caller_ns, const struct sysaction *sa,
+                          const json_t *body, json_t **out, struct wisp_err *err)
 {
-    const struct sysaction *sa = NULL;
-    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
-        if (strcmp(sysactions[i].pkg, pkg) == 0 && strcmp(sysactions[i].name, name) == 0)
-            sa = &sysactions[i];
-    if (!sa)
-        return wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
     const char *ev = wjson_str(body, "lifecycleEvent"), *tname = wjson_str(body, "triggerName");
     if (!ev || !tname)
         return wisp_err_set(err, -EINVAL, "A feed action needs lifecycleEvent and triggerName.");
@@ -521,7 +515,36 @@ int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
                                         "PAUSE or UNPAUSE.");
         goto out;
     }
-    /* the answer, as an activation of the feed action */
+    *out = result;
+    result = NULL;
+    rc = 0;
+out:
+    json_decref(params);
+    json_decref(result);
+    return rc;
+}
+
+int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
+                        const char *name, const json_t *body, json_t **record,
+                        struct wisp_err *err)
+{
+    const struct sysaction *sa = NULL;
+    for (size_t i = 0; i < WISP_ARRAY_LEN(sysactions); i++)
+        if (strcmp(sysactions[i].pkg, pkg) == 0 && strcmp(sysactions[i].name, name) == 0)
+            sa = &sysactions[i];
+    *record = NULL;
+    if (!sa)
+        return wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
+    json_t *result = NULL;
+    int rc = feed_lifecycle(f, caller_ns, sa, body, &result, err);
+    /* the appliance failing (memory, store) is the API's error; the feed
+     * refusing is the feed action's, an application error as OpenWhisk
+     * reports a failed action */
+    if (rc == -ENOMEM || rc == -ENOSPC || rc == -EIO || rc == -EAGAIN)
+        return rc;
+    bool ok = rc == 0;
+    if (!ok)
+        result = json_pack("{s:s}", "error", err->msg);
     char id[33], path[96];
     act_new_id(id);
     snprintf(path, sizeof path, "whisk.system/%s/%s", sa->pkg, sa->name);
@@ -531,16 +554,16 @@ int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
                         "namespace", caller_ns, "name", sa->name, "subject", caller_ns,
                         "activationId", id, "version", "0.0.1", "publish", 0, "start",
                         (json_int_t)now, "end", (json_int_t)now, "duration", 0, "response",
-                        "status", "success", "statusCode", 0, "success", 1, "result",
-                        result ? result : json_object(), "logs", "annotations", "key", "path",
-                        "value", path, "key", "kind", "value", "feed");
+                        "status", act_status_name(ok ? 0 : 1), "statusCode", ok ? 0 : 1,
+                        "success", ok, "result", result ? result : json_object(), "logs",
+                        "annotations", "key", "path", "value", path, "key", "kind", "value",
+                        "feed");
+    json_decref(result);
     if (*record && act_put(f->act, caller_ns, json_incref(*record), NULL, NULL) < 0)
         wlog_warn("feeds", "the record of a feed action could not be queued");
-    rc = *record ? 0 : wisp_err_set(err, -ENOMEM, "out of memory");
-out:
-    json_decref(params);
-    json_decref(result);
-    return rc;
+    if (!*record)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    return ok ? 0 : rc;
 }
 
 void feeds_trigger_deleted(struct feeds *f, const char *ns, const char *trigger)

@@ -41,8 +41,12 @@ bool feeds_is_system_action(const char *pkg, const char *name);
 bool feeds_is_system_package(const char *pkg);
 /* Runs a lifecycle event (CREATE, READ, UPDATE, DELETE, PAUSE, UNPAUSE) of
  * a built-in feed action for caller ns. *record gets the activation as the
- * API shows it (new reference; also stored). 0, or -EINVAL (400),
- * -ENOENT (404), -EACCES (403), -ENOTSUP (no broker for MQTT: 503). */
+ * API shows it (new reference; also stored), also when the feed refuses
+ * the event: then the result is negative (-EINVAL, -ENOENT, -EACCES,
+ * -ENOTSUP: no broker) and the record an application error with the
+ * message, which the API answers with 502 as OpenWhisk answers a failed
+ * action. Without a record: -ENOENT (no such feed action), -ENOMEM,
+ * -ENOSPC, -EIO. */
 int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
                         const char *name, const json_t *body, json_t **record,
                         struct wisp_err *err) WISP_MUST_CHECK;

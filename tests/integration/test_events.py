@@ -32,6 +32,22 @@ def feed(w, pkg, name, event, trigger, **params):
                      body)
 
 
+def assert_feed_refused(tc, r, message=None):
+    """A feed action that refuses the event: 502 with its activation record,
+    an application error carrying the message (OpenWhisk's failed action)."""
+    tc.assertEqual(r.status, 502, r)
+    rec = r.json()
+    tc.assertEqual(rec["response"]["status"], "application error", rec)
+    tc.assertEqual(rec["response"]["statusCode"], 1)
+    tc.assertFalse(rec["response"]["success"])
+    err = rec["response"]["result"]["error"]
+    tc.assertIsInstance(err, str)
+    if message is not None:
+        tc.assertIn(message, err)
+    tc.assertEqual(r.headers.get("x-openwhisk-activation-id"), rec["activationId"])
+    return rec
+
+
 def activations(w, name):
     return w.api("GET", "activations?docs=true&limit=200&name=" + name).json()
 
@@ -115,7 +131,7 @@ class Alarms(WispTestCase):
         w.start()
         st = feed(w, "alarms", "alarm", "READ", "cron").json()["response"]["result"]
         self.assertTrue(st["paused"])
-        self.assertEqual(feed(w, "alarms", "interval", "READ", "every").status, 404)
+        assert_feed_refused(self, feed(w, "alarms", "interval", "READ", "every"), "has no")
         self.assertEqual(feed(w, "alarms", "alarm", "UNPAUSE", "cron").status, 200)
         n = len(activations(w, "a"))
         wait_for(lambda: len(activations(w, "a")) >= n + 2, 20, "cron fires after restart")
@@ -123,11 +139,25 @@ class Alarms(WispTestCase):
     def test_bad_feed_parameters(self):
         w = self.w
         w.api("PUT", "triggers/t", {})
-        r = feed(w, "alarms", "alarm", "CREATE", "t", cron="61 * * * *")
-        self.assertError(r, 400, "cron")
-        self.assertError(feed(w, "alarms", "alarm", "CREATE", "nope", cron="* * * * *"), 404)
+        rec = assert_feed_refused(self, feed(w, "alarms", "alarm", "CREATE", "t", cron="61 * * * *"), "cron")
+        # the refusal is an activation like any other: stored, listed under the feed's name
+        stored = w.api("GET", "activations/" + rec["activationId"])
+        self.assertEqual(stored.status, 200, stored)
+        self.assertEqual(stored.json()["response"], rec["response"])
+        assert_feed_refused(self, feed(w, "alarms", "alarm", "CREATE", "nope", cron="* * * * *"), "nope")
+        assert_feed_refused(self, w.request("POST", "/api/v1/namespaces/whisk.system/actions/alarms/alarm",
+                                            {"triggerName": "/_/t"}), "lifecycleEvent")
+        r = w.request("POST", "/api/v1/namespaces/whisk.system/actions/alarms/alarm?blocking=true&result=true",
+                      {"lifecycleEvent": "CREATE", "triggerName": "/_/t", "cron": "61 * * * *"})
+        self.assertEqual(r.status, 502, r)
+        self.assertIn("cron", r.json()["error"])
+        # what the API itself refuses keeps its status: no such feed action, a body that is not JSON
+        self.assertError(w.request("POST", "/api/v1/namespaces/whisk.system/actions/alarms/nope",
+                                   {"lifecycleEvent": "READ", "triggerName": "/_/t"}), 404)
         self.assertError(w.request("POST", "/api/v1/namespaces/whisk.system/actions/alarms/alarm",
-                                   {"triggerName": "/_/t"}), 400, "lifecycleEvent")
+                                   raw=b"{", headers={"Content-Type": "application/json"}), 400)
+        # nothing was bound
+        assert_feed_refused(self, feed(w, "alarms", "alarm", "READ", "t"), "has no")
 
 
 class DeleteAfterFire(WispTestCase):
@@ -166,13 +196,13 @@ class DeleteAfterFire(WispTestCase):
                      30, "the fire of %s reaching a" % t)
             self.assertEqual(len(activations(w, t)), 1, t)
         # true: the trigger and its binding went, its rules stay (as in OpenWhisk)
-        self.assertEqual(feed(w, "alarms", "once", "READ", "trig").status, 404)
+        assert_feed_refused(self, feed(w, "alarms", "once", "READ", "trig"))
         for i in (1, 2):
             r = w.api("GET", "rules/trig%d" % i)
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json()["trigger"]["name"], "trig")
         # "rules": the trigger and both rules went
-        self.assertEqual(feed(w, "alarms", "once", "READ", "rules").status, 404)
+        assert_feed_refused(self, feed(w, "alarms", "once", "READ", "rules"))
         for i in (1, 2):
             self.assertError(w.api("GET", "rules/rules%d" % i), 404)
         # false: all kept, the once is done

@@ -85,6 +85,24 @@ async function rejectsWith (promise, status, message) {
   })
 }
 
+/** A feed action that refuses the event: 502 with its activation record,
+ * an application error with the message (OpenWhisk's failed action), which
+ * the client shows. */
+async function refusedWith (promise, message) {
+  await assert.rejects(promise, err => {
+    assert.equal(err.name, 'OpenWhiskError', String(err && err.stack))
+    assert.equal(err.statusCode, 502, err.message)
+    const rec = err.error
+    assert.equal(rec.response.status, 'application error', err.message)
+    assert.equal(rec.response.success, false, err.message)
+    assert.equal(typeof rec.response.result.error, 'string', err.message)
+    assert.match(rec.activationId, /^[0-9a-f]{32}$/)
+    if (message !== undefined) assert.ok(rec.response.result.error.includes(message), err.message)
+    assert.ok(err.message.includes(rec.response.result.error), err.message)
+    return true
+  })
+}
+
 /** A feed action's answer: a successful activation of /whisk.system/<pkg>/<name>. */
 function feedResult (rec, feed) {
   const [, , pkg, name] = feed.split('/')
@@ -302,7 +320,7 @@ describe('alarms/interval through ow.feeds', () => {
     // DELETE: the binding goes, and no more fires come
     assert.deepEqual(feedResult(await ow.feeds.delete({ name: ALARM, trigger: 'tick' }), ALARM),
       { status: 'deleted' })
-    await rejectsWith(ow.feeds.get({ name: ALARM, trigger: 'tick' }), 404, 'has no')
+    await refusedWith(ow.feeds.get({ name: ALARM, trigger: 'tick' }), 'has no')
     assert.equal((await ow.triggers.get({ name: 'tick' })).feed, undefined)
     // a fire already dispatched may still be finishing: count once it settles
     await ticks(2)
@@ -323,7 +341,7 @@ describe('alarms/interval through ow.feeds', () => {
     assert.equal((await read('gone', ALARM)).minutes, 5)
     await ow.triggers.delete({ name: 'gone' })
     assert.equal(await metric('wisp_feed_bindings'), n)
-    await rejectsWith(ow.feeds.get({ name: ALARM, trigger: 'gone' }), 404)
+    await refusedWith(ow.feeds.get({ name: ALARM, trigger: 'gone' }), 'has no')
   })
 
   test('alarms/once with deleteAfterFire "rules": trigger and rules go after the fire', async () => {
@@ -342,7 +360,7 @@ describe('alarms/interval through ow.feeds', () => {
       }
     }, 'the trigger deleted after its fire')
     await rejectsWith(ow.rules.get({ name: 'ronce' }), 404)
-    await rejectsWith(ow.feeds.get({ name: ONCE, trigger: 'once' }), 404)
+    await refusedWith(ow.feeds.get({ name: ONCE, trigger: 'once' }), 'has no')
     // one fire of the trigger (the feed action's own records share its name)
     const path = a => a.annotations.find(x => x.key === 'path').value
     assert.equal((await activations('once')).filter(a => path(a) === 'guest/once').length, 1)
@@ -415,7 +433,7 @@ describe('mqtt/subscribe through ow.feeds', () => {
     const n = await metric('wisp_feed_bindings')
     await ow.triggers.delete({ name: 'sensors' })
     assert.equal(await metric('wisp_feed_bindings'), n - 1)
-    await rejectsWith(ow.feeds.get({ name: MQTT, trigger: 'sensors' }), 404)
+    await refusedWith(ow.feeds.get({ name: MQTT, trigger: 'sensors' }), 'has no')
     // a witness on a wider filter shows when the next message has reached
     // wispd; a binding left behind would fire into the deleted trigger and
     // count a drop
@@ -435,30 +453,30 @@ describe('mqtt/subscribe through ow.feeds', () => {
 // ---- errors --------------------------------------------------------------------
 
 describe('feed errors through the client', () => {
-  test('missing parameters, an unknown feed, a missing trigger: errors, nothing stored', async () => {
+  test('missing parameters, an unknown feed, a missing trigger: errors, nothing bound', async () => {
     await ow.triggers.create({ name: 'bad', trigger: feedAnnotation(ALARM) })
     const before = await snapshot()
 
-    await rejectsWith(ow.feeds.create({ name: ALARM, trigger: 'bad', params: {} }), 400, 'minutes')
-    await rejectsWith(ow.feeds.create({ name: ALARM, trigger: 'bad', params: { minutes: 0 } }), 400,
+    await refusedWith(ow.feeds.create({ name: ALARM, trigger: 'bad', params: {} }), 'minutes')
+    await refusedWith(ow.feeds.create({ name: ALARM, trigger: 'bad', params: { minutes: 0 } }),
       'minutes')
-    await rejectsWith(ow.feeds.create({ name: '/whisk.system/alarms/alarm', trigger: 'bad',
-      params: { cron: '61 * * * *' } }), 400, 'cron')
-    await rejectsWith(ow.feeds.create({ name: HOOK, trigger: 'bad', params: {} }), 400, 'secret')
-    await rejectsWith(ow.feeds.create({ name: MQTT, trigger: 'bad', params: {} }), 400, 'topic')
+    await refusedWith(ow.feeds.create({ name: '/whisk.system/alarms/alarm', trigger: 'bad',
+      params: { cron: '61 * * * *' } }), 'cron')
+    await refusedWith(ow.feeds.create({ name: HOOK, trigger: 'bad', params: {} }), 'secret')
+    await refusedWith(ow.feeds.create({ name: MQTT, trigger: 'bad', params: {} }), 'topic')
     await rejectsWith(ow.feeds.create({ name: '/whisk.system/alarms/nope', trigger: 'bad',
       params: { minutes: 1 } }), 404)
     // a package that is not there: 403, as OpenWhisk answers for another namespace
     await rejectsWith(ow.feeds.create({ name: '/whisk.system/nope/nope', trigger: 'bad',
       params: { minutes: 1 } }), 403)
-    await rejectsWith(ow.feeds.create({ name: ALARM, trigger: 'missing', params: { minutes: 1 } }),
-      404, 'missing')
-    await rejectsWith(ow.feeds.feed('PAUSE', { name: ALARM, trigger: 'bad' }), 404)
-    await rejectsWith(ow.feeds.delete({ name: ALARM, trigger: 'bad' }), 404)
-    await rejectsWith(ow.feeds.get({ name: ALARM, trigger: 'bad' }), 404)
+    await refusedWith(ow.feeds.create({ name: ALARM, trigger: 'missing', params: { minutes: 1 } }),
+      'missing')
+    await refusedWith(ow.feeds.feed('PAUSE', { name: ALARM, trigger: 'bad' }), 'has no')
+    await refusedWith(ow.feeds.delete({ name: ALARM, trigger: 'bad' }), 'has no')
+    await refusedWith(ow.feeds.get({ name: ALARM, trigger: 'bad' }), 'has no')
     // another namespace's trigger
-    await rejectsWith(ow.feeds.create({ name: ALARM, trigger: '/other/bad', params: { minutes: 1 } }),
-      403)
+    await refusedWith(ow.feeds.create({ name: ALARM, trigger: '/other/bad', params: { minutes: 1 } }),
+      'not authorized')
     // the client refuses a feed call without a trigger before sending it
     assert.throws(() => ow.feeds.create({ name: ALARM, params: { minutes: 1 } }), /trigger/i)
 
