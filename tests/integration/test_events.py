@@ -219,7 +219,9 @@ class DeleteAfterFire(WispTestCase):
         m = w.request("GET", "/metrics", auth=False).body
         self.assertIn("wisp_feed_triggers_deleted_total 2\n", m)
         self.assertIn("wisp_feed_bindings 2\n", m)
-        self.assertIn("deleted trigger guest/rules and its 2 rules after its fire", w.log())
+        # logged once the deletion is on disk (the fsync may take a moment)
+        wait_for(lambda: "deleted trigger guest/rules and its 2 rules after its fire" in w.log(), 20,
+                 "the deletion logged once durable")
         # a restart brings nothing back and fires nothing again
         w.stop()
         w.start()
