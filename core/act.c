@@ -414,8 +414,7 @@ int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, vo
     } else {
         a->stats.dropped++;
     }
-    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest record ever */
-        plat_buf_fini(b);
+    plat_buf_trim(b);
     json_decref(doc);
     return rc;
 }

@@ -302,8 +302,7 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
                         .rec = b->data, .len = b->len};
     if (rc < 0 || act_put_packed(inv->act, a->subject, &r, NULL, NULL) < 0)
         wlog_err("invoke", "activation %s could not be queued for storage", a->id);
-    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest record ever */
-        plat_buf_fini(b);
+    plat_buf_trim(b);
     json_decref(deep);
     if (parent)
         seq_next(parent);
@@ -457,8 +456,7 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
         .result_limit_bytes = inv->cfg.max_result_bytes,
     };
     int rc = pool_run(inv->pool, &pa, line, len, on_pool_done, a); /* it copies the line */
-    if (b->cap > (1u << 20)) /* keep a small buffer, not the largest line ever */
-        plat_buf_fini(b);
+    plat_buf_trim(b);
     if (rc == -ENOTSUP)
         return wisp_err_set(err, -ENOTSUP, "Actions of kind %s cannot run on this appliance yet.",
                             a->kind);

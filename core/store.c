@@ -758,8 +758,7 @@ int store_txn_put(struct store_txn *t, enum store_db db, const void *key, size_t
     int rc = codec_record_pack(buf, kind, updated_ms, doc);
     if (rc == 0)
         rc = store_txn_put_raw(t, db, key, klen, buf->data, buf->len);
-    if (buf->cap > (1u << 20)) /* keep a small one, not the largest record ever */
-        plat_buf_fini(buf);
+    plat_buf_trim(buf);
     return rc;
 }
 

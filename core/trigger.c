@@ -167,10 +167,8 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     }
     if (prc < 0)
         wlog_err("trigger", "the record of fire %s could not be queued", id);
-    if (t->rec.cap > (1u << 20)) /* keep small buffers, not the largest record ever */
-        plat_buf_fini(&t->rec);
-    if (t->logs.cap > (1u << 20))
-        plat_buf_fini(&t->logs);
+    plat_buf_trim(&t->rec);
+    plat_buf_trim(&t->logs);
     t->stats.fires++;
     rc = 0;
 out:

@@ -266,6 +266,12 @@ int plat_buf_add(struct plat_buf *b, const void *p, size_t n)
     return 0;
 }
 
+void plat_buf_trim(struct plat_buf *b)
+{
+    if (b->cap > (1u << 20))
+        plat_buf_fini(b);
+}
+
 void plat_buf_fini(struct plat_buf *b)
 {
     free(b->data);

@@ -48,6 +48,9 @@ static inline int plat_buf_reserve(struct plat_buf *b, size_t n)
     return b->len + n + 1 <= b->cap ? 0 : plat_buf_grow(b, n);
 }
 void plat_buf_fini(struct plat_buf *b);
+/* For a buffer reused across calls: releases it once it has grown past
+ * 1 MB, so it keeps a usual size rather than the largest ever needed. */
+void plat_buf_trim(struct plat_buf *b);
 
 /* Decodes standard base64 (padding optional, no whitespace). False when the
  * input is not base64 or out is too small; *outlen gets the decoded size. */
