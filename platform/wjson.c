@@ -127,7 +127,7 @@ static int put_value(struct plat_buf *b, const json_t *j, int depth)
         bool first = true;
         for (void *it = json_object_iter((json_t *)j); it;
              it = json_object_iter_next((json_t *)j, it)) {
-            int rc;
+            int rc = 0;
             if ((!first && plat_buf_add(b, ",", 1) < 0) ||
                 (rc = put_string(b, json_object_iter_key(it), json_object_iter_key_len(it))) < 0 ||
                 plat_buf_add(b, ":", 1) < 0 ||
@@ -142,7 +142,7 @@ static int put_value(struct plat_buf *b, const json_t *j, int depth)
             return -ENOMEM;
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
-            int rc;
+            int rc = 0;
             if ((i && plat_buf_add(b, ",", 1) < 0) ||
                 (rc = put_value(b, json_array_get(j, i), depth + 1)) < 0)
                 return rc < 0 ? rc : -ENOMEM;
