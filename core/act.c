@@ -55,7 +55,7 @@ struct act {
     struct commit_ns commit_ns[8]; /* the namespaces of the commit being made */
     unsigned ncommit_ns;
     struct act_stats stats;
-    struct plat_buf idx_buf, rec_buf; /* encoding space, reused */
+    struct plat_buf idx_buf; /* encoding space, reused */
 };
 
 /* 32 lowercase hex like OpenWhisk's ids, but time-ordered (as UUIDv7): 48
@@ -302,8 +302,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     flush(arg);
 }
 
-int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
-                   void *arg)
+int act_put(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
+            void *arg)
 {
     if (a->nqueued >= a->cfg.queue_max || strlen(ns) >= AUTH_NS_MAX || !r->id ||
         strlen(r->id) != 32) {
@@ -394,28 +394,6 @@ int act_pack_annotation(struct plat_buf *b, const char *key)
     int rc = codec_put_map(b, 2);
     if (!rc && !(rc = codec_put_str(b, "key")) && !(rc = codec_put_str(b, key)))
         rc = codec_put_str(b, "value");
-    return rc;
-}
-
-int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
-{
-    struct act_rec r = {
-        .id = wjson_str(doc, "activationId"),
-        .start = json_integer_value(json_object_get(doc, "start")),
-        .name = wjson_str(doc, "name"),
-        .path = json_string_value(wjson_kv_get(json_object_get(doc, "annotations"), "path")),
-    };
-    struct plat_buf *b = &a->rec_buf;
-    int rc = -EAGAIN;
-    if (r.id && codec_record_pack(b, REC_ACTIVATION, r.start, doc) == 0) {
-        r.rec = b->data;
-        r.len = b->len;
-        rc = act_put_packed(a, ns, &r, cb, arg);
-    } else {
-        a->stats.dropped++;
-    }
-    plat_buf_trim(b);
-    json_decref(doc);
     return rc;
 }
 
@@ -651,7 +629,6 @@ void act_close(struct act *a)
         event_free(a->ev_tick);
     json_decref(a->counts);
     plat_buf_fini(&a->idx_buf);
-    plat_buf_fini(&a->rec_buf);
     free(a);
 }
 

@@ -1,6 +1,7 @@
 /* core/act.h - activation records: group commit, reads, lists, retention.
  *
- * Records are committed in groups: act_put queues a record and the queue is
+ * Records are committed in groups: act_put queues a record (encoded where
+ * it is made, with act_pack_head and the codec's writer) and the queue is
  * written in one transaction from a zero-delay event, at most once per loop
  * tick; the commit callback runs after that write. The fsync follows within
  * a second (a timer asks store_sync when something was written), so a power
@@ -36,13 +37,8 @@ void act_new_id(char out[33]);
 
 /* Called once the record is committed (rc 0) or failed to be (rc < 0). */
 typedef void act_committed_fn(void *arg, int rc);
-/* Queues a finished record (takes the reference to doc) of namespace ns.
- * cb may be NULL. 0 or -EAGAIN when the queue is full (the record is then
- * dropped and counted). */
-int act_put(struct act *a, const char *ns, json_t *doc, act_committed_fn *cb, void *arg)
-    WISP_MUST_CHECK;
-/* A record already encoded (codec_record_begin...: kind REC_ACTIVATION,
- * updated = start), with what its index needs. Copied; the same results. */
+/* A finished record, encoded (act_pack_head and the codec's writer: kind
+ * REC_ACTIVATION, updated = start), with what its index needs. */
 struct act_rec {
     const char *id;   /* 32 hex digits */
     int64_t start;    /* epoch ms */
@@ -51,8 +47,13 @@ struct act_rec {
     const void *rec;
     size_t len;
 };
-int act_put_packed(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
-                   void *arg) WISP_MUST_CHECK;
+/* Queues a copy of the record r of namespace ns. cb may be NULL. 0, or
+ * -EAGAIN when the queue is full (the record is then dropped and counted),
+ * -ENOMEM. */
+int act_put(struct act *a, const char *ns, const struct act_rec *r, act_committed_fn *cb,
+            void *arg) WISP_MUST_CHECK;
+/* The record with this id in ns (new reference). 0, -ENOENT, -EIO. */
+int act_get(struct act *a, const char *ns, const char *id, json_t **doc) WISP_MUST_CHECK;
 
 /* Encoding a record (into buf, reset): what every activation record starts
  * with, OpenWhisk's fields in its order: a map of nfields, then namespace,
@@ -70,8 +71,6 @@ int act_pack_head(struct plat_buf *buf, const struct act_head *h) WISP_MUST_CHEC
 const char *act_status_name(int status_code);
 /* An annotation's {"key": key, "value": ...} up to the value. */
 int act_pack_annotation(struct plat_buf *buf, const char *key) WISP_MUST_CHECK;
-/* The record with this id in ns (new reference). 0, -ENOENT, -EIO. */
-int act_get(struct act *a, const char *ns, const char *id, json_t **doc) WISP_MUST_CHECK;
 
 struct act_query {
     const char *name;   /* "action" or "pkg/action"; NULL: all */

@@ -13,6 +13,7 @@
 
 #include "act.h"
 #include "auth.h"
+#include "codec.h"
 #include "entity.h"
 #include "feed.h"
 #include "log.h"
@@ -545,24 +546,36 @@ int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
     bool ok = rc == 0;
     if (!ok)
         result = json_pack("{s:s}", "error", err->msg);
+    /* the answer is an activation of the feed action, encoded like every
+     * record, stored, and shown as it was stored */
     char id[33], path[96];
     act_new_id(id);
     snprintf(path, sizeof path, "whisk.system/%s/%s", sa->pkg, sa->name);
     int64_t now = plat_clock_real_ms();
-    *record = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:i, s:{s:s, s:i, s:b, s:O}, "
-                        "s:[], s:[{s:s, s:s}, {s:s, s:s}]}",
-                        "namespace", caller_ns, "name", sa->name, "subject", caller_ns,
-                        "activationId", id, "version", "0.0.1", "publish", 0, "start",
-                        (json_int_t)now, "end", (json_int_t)now, "duration", 0, "response",
-                        "status", act_status_name(ok ? 0 : 1), "statusCode", ok ? 0 : 1,
-                        "success", ok, "result", result ? result : json_object(), "logs",
-                        "annotations", "key", "path", "value", path, "key", "kind", "value",
-                        "feed");
+    struct act_head h = {.subject = caller_ns, .name = sa->name, .id = id, .version = "0.0.1",
+                         .start = now, .end = now, .status_code = ok ? 0 : 1, .nfields = 12};
+    struct plat_buf b = {0};
+    int prc = act_pack_head(&b, &h);
+    if (!prc)
+        prc = result ? codec_put_json(&b, result, 2) : codec_put_map(&b, 0);
+    if (!prc && !(prc = codec_put_str(&b, "logs")) && !(prc = codec_put_array(&b, 0)) &&
+        !(prc = codec_put_str(&b, "annotations")) && !(prc = codec_put_array(&b, 2)) &&
+        !(prc = act_pack_annotation(&b, "path")) && !(prc = codec_put_str(&b, path)) &&
+        !(prc = act_pack_annotation(&b, "kind")))
+        prc = codec_put_str(&b, "feed");
     json_decref(result);
-    if (*record && act_put(f->act, caller_ns, json_incref(*record), NULL, NULL) < 0)
-        wlog_warn("feeds", "the record of a feed action could not be queued");
-    if (!*record)
+    enum rec_kind kind;
+    int64_t upd;
+    if (prc < 0 || codec_record_unpack(b.data, b.len, &kind, &upd, record) < 0) {
+        plat_buf_fini(&b);
+        *record = NULL;
         return wisp_err_set(err, -ENOMEM, "out of memory");
+    }
+    struct act_rec r = {.id = id, .start = now, .name = sa->name, .path = path, .rec = b.data,
+                        .len = b.len};
+    if (act_put(f->act, caller_ns, &r, NULL, NULL) < 0)
+        wlog_warn("feeds", "the record of a feed action could not be queued");
+    plat_buf_fini(&b);
     return ok ? 0 : rc;
 }
 

@@ -163,7 +163,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     if (prc == 0) {
         struct act_rec r = {.id = id, .start = start, .name = name, .path = tpath,
                             .rec = t->rec.data, .len = t->rec.len};
-        prc = act_put_packed(t->act, subject, &r, NULL, NULL);
+        prc = act_put(t->act, subject, &r, NULL, NULL);
     }
     if (prc < 0)
         wlog_err("trigger", "the record of fire %s could not be queued", id);
