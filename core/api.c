@@ -1534,10 +1534,21 @@ static bool public_entitled(struct rq *r, const char *ns, char **s, int n)
     if (!((n == 6 && strcmp(s[4], "packages") == 0 && get) ||
           (n == 7 && strcmp(s[4], "actions") == 0 && (get || post))))
         return false;
-    json_t *doc = NULL;
+    json_t *doc = NULL, *bound = NULL;
     enum rec_kind kind;
     bool ok = store_entity_get(r->api->st, ns, s[5], &kind, &doc) == 0 && kind == REC_PACKAGE &&
               json_is_true(json_object_get(doc, "publish"));
+    /* a published binding shows what it binds: that must be open to the
+     * reader too (published, or the reader's own) */
+    const json_t *b = json_object_get(doc, "binding");
+    if (ok && json_object_size(b) > 0) {
+        const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
+        ok = bns && bname &&
+             (strcmp(bns, r->ns) == 0 ||
+              (store_entity_get(r->api->st, bns, bname, &kind, &bound) == 0 &&
+               kind == REC_PACKAGE && json_is_true(json_object_get(bound, "publish"))));
+    }
+    json_decref(bound);
     json_decref(doc);
     return ok;
 }

@@ -61,11 +61,12 @@ static int pack_len(struct plat_buf *b, size_t n, unsigned fix, unsigned fixmax,
 
 static int pack_str(struct plat_buf *b, const char *s, size_t n)
 {
-    if (pack_len(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb) < 0)
+    size_t mark = b->len;
+    unsigned char *p = NULL;
+    if (pack_len(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb) < 0 || !(p = room(b, n))) {
+        b->len = mark; /* no header without its body */
         return -ENOMEM;
-    unsigned char *p = room(b, n);
-    if (!p)
-        return -ENOMEM;
+    }
     memcpy(p, s, n);
     return 0;
 }

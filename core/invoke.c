@@ -34,6 +34,7 @@ struct invoke_waiter {
     invoke_done_fn *cb;
     void *arg;
     struct event *timer;
+    json_t *record; /* finished before invoke_start returned: delivered by the timer */
 };
 
 struct activation {
@@ -53,6 +54,8 @@ struct activation {
     json_t *components, *seq_logs, *last_response;
     size_t next;
     struct invoke_waiter *waiter;
+    bool *finished; /* inside invoke_start: set when the activation ends there, before
+                     * its caller is ready for the callback */
     json_t *record;
     json_t *publish; /* result binding, or NULL */
     char *in_topic;
@@ -189,7 +192,18 @@ out:
 static void activation_done(struct activation *a)
 {
     struct invoke *inv = a->inv;
-    if (a->waiter) {
+    if (a->finished)
+        *a->finished = true;
+    if (a->waiter && a->finished) {
+        /* a sequence can end before invoke_start returns (a component
+         * that cannot start): the answer goes out from the loop, after */
+        struct invoke_waiter *w = a->waiter;
+        static const struct timeval now = {0, 0};
+        a->waiter = NULL;
+        w->a = NULL;
+        w->record = a->record ? json_incref(a->record) : json_object();
+        evtimer_add(w->timer, &now);
+    } else if (a->waiter) {
         struct invoke_waiter *w = a->waiter;
         a->waiter = NULL;
         event_free(w->timer);
@@ -272,11 +286,9 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
     json_t *deep = NULL;
     int rc = pack_record(b, a, &e);
     if (rc == -EINVAL) { /* a result too deep to store: the record says so instead */
-        char msg[128];
-        snprintf(msg, sizeof msg, "The action produced a response nested deeper than %d levels.",
-                 WJSON_MAX_DEPTH);
         e.st = ST_DEV_ERROR;
-        e.result = deep = json_pack("{s:s}", "error", msg);
+        e.result = deep = json_pack("{s:s}", "error", "The action produced a response nested too "
+                                                      "deeply to be stored.");
         rc = e.result ? pack_record(b, a, &e) : -ENOMEM;
     }
     quota_inflight(&inv->quota, a->subject, -1);
@@ -523,7 +535,8 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     if (w->a)
         w->a->waiter = NULL;
     event_free(w->timer);
-    w->cb(w->arg, NULL);
+    w->cb(w->arg, w->record); /* NULL: the wait ran out first */
+    json_decref(w->record);
     free(w);
 }
 
@@ -574,6 +587,9 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
             a->waiter = w;
         }
     }
+    memcpy(id, a->id, 33); /* a may be gone once run_action returns */
+    bool finished = false;
+    a->finished = &finished;
     if (rc == 0)
         rc = run_action(a, doc, params, req->api_key, err);
     if (rc < 0) { /* never started: no record, no callback */
@@ -592,7 +608,8 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
         free(a);
         goto out;
     }
-    memcpy(id, a->id, 33);
+    if (!finished) /* still running: from now on it ends from the loop */
+        a->finished = NULL;
     if (waiter)
         *waiter = w;
 out:
@@ -608,6 +625,7 @@ void invoke_cancel(struct invoke_waiter *w)
     if (w->a)
         w->a->waiter = NULL;
     event_free(w->timer);
+    json_decref(w->record);
     free(w);
 }
 

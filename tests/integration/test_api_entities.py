@@ -201,6 +201,14 @@ class Packages(WispTestCase):
             with self.subTest(method=method, path=path):
                 self.assertError(self.w.request(method, base + path, body, key=other), 403)
         self.assertEqual(self.w.api("GET", "actions/pub/echo").json()["version"], "0.0.1")
+        # a published binding opens only what it binds when that is open too
+        self.assertEqual(self.w.api("PUT", "packages/pubpriv", {"publish": True, "parameters": [
+            {"key": "secret", "value": "s3"}], "binding": {"namespace": "_", "name": "priv"}}).status, 200)
+        self.assertEqual(self.w.api("PUT", "packages/pubpub", {"publish": True, "binding": {
+            "namespace": "_", "name": "pub"}}).status, 200)
+        self.assertError(self.w.request("GET", base + "packages/pubpriv", key=other), 403)
+        self.assertError(self.w.request("GET", base + "actions/pubpriv/echo", key=other), 403)
+        self.assertEqual(self.w.request("GET", base + "packages/pubpub", key=other).status, 200)
         # unpublished, it is private again
         self.assertEqual(self.w.api("PUT", "packages/pub?overwrite=true", {"publish": False}).status, 200)
         self.assertError(self.w.request("GET", base + "actions/pub/echo", key=other), 403)

@@ -762,7 +762,7 @@ def main(a):
         others = [self.invoke("f", {"mode": "n%d" % i}, blocking=False).json()["activationId"]
                   for i in range(3)]
         rec = self.assert_failed(self.run_mode("deep"), "action developer error",
-                                 "The action produced a response nested deeper than 24 levels.",
+                                 "The action produced a response nested too deeply to be stored.",
                                  "f", "guest/f", "python:3")
         self.assertEqual(self.get_record(rec["activationId"])["response"], rec["response"])
         for aid in others:
@@ -1107,6 +1107,32 @@ class Sequences(InvokeCase):
                          {"error": "The action exceeded its time limits of 200 milliseconds."})
         self.assertEqual(len(seq["logs"]), 1)
         self.assertEqual(self.list_acts("name=s2only"), [])
+
+    def test_sequence_whose_first_component_is_gone_ends_at_once(self):
+        # it ends inside the invoke call itself: blocking, non-blocking and
+        # from a rule, the caller gets its answer and the record is there
+        self.py("tmp1", "def main(a):\n    return a\n")
+        self.put_action("chaingone", {"kind": "sequence", "components": ["/_/tmp1", "/_/s2"]})
+        self.assertEqual(self.w.api("DELETE", "actions/tmp1").status, 200)
+        for result in (False, True):
+            r = self.invoke("chaingone", {"n": 1}, result=result)
+            self.assertEqual(r.status, 502, r)
+            body = r.json() if result else r.json()["response"]["result"]
+            self.assertEqual(body, {"error": "Sequence component does not exist."})
+        r = self.invoke("chaingone", {"n": 1}, blocking=False)
+        self.assertEqual(r.status, 202, r)
+        seq = self.wait_record(r.json()["activationId"])
+        self.assertEqual(seq["response"]["status"], "application error")
+        self.assertEqual(self.w.api("PUT", "triggers/tg", {}).status, 200)
+        self.assertEqual(self.w.api("PUT", "rules/rg", {"trigger": "tg", "action": "chaingone"}).status, 200)
+        f = self.w.api("POST", "triggers/tg", {"n": 1})
+        self.assertEqual(f.status, 202, f)
+        trig = self.wait_record(f.json()["activationId"])
+        line = json.loads(trig["logs"][0])
+        self.assertTrue(line["success"], line)
+        self.assertEqual(self.wait_record(line["activationId"])["response"]["result"],
+                         {"error": "Sequence component does not exist."})
+        self.assertEqual(len(self.list_acts("name=chaingone")), 4)
 
     def test_sequence_non_blocking(self):
         self.put_action("chain", {"kind": "sequence", "components": ["/_/s1", "/_/s2"]})
