@@ -139,25 +139,35 @@ struct feed_link {
     bool busy; /* inside a callback into core */
     bool dead; /* unbound or stopped meanwhile: the callback's end frees it */
 };
+/* How a set ends its adapter's bindings (each starts with its feed_link)
+ * and the adapter itself. */
+struct feed_set_ops {
+    void (*free_link)(struct feed_link *k);  /* frees a binding */
+    void (*quiet_link)(struct feed_link *k); /* stops the timers of one inside a callback */
+    void (*free_owner)(void *owner);         /* frees the adapter */
+};
 struct feed_set {
     struct feed_link *head;
     int busy;  /* callbacks into core in progress */
     bool dead; /* stopped inside one: the last to end frees the adapter */
+    const struct feed_set_ops *ops;
+    void *owner;
 };
-enum { FEED_LEFT, FEED_GONE, FEED_GONE_ALL };
+void feed_set_init(struct feed_set *s, const struct feed_set_ops *ops, void *owner);
 void feed_set_add(struct feed_set *s, struct feed_link *k);
 void feed_set_remove(struct feed_set *s, struct feed_link *k); /* no-op when not in */
 void feed_enter(struct feed_set *s, struct feed_link *k);
-/* Ends a callback: FEED_LEFT, the binding goes on; FEED_GONE, the caller
- * frees it; FEED_GONE_ALL, the caller frees it and then the adapter. */
-int feed_leave(struct feed_set *s, struct feed_link *k);
-/* Unbinding (or stopping) k: true when the caller frees it now; false when
- * it is inside a callback, marked dead and out of the set (the caller only
- * stops its timers; feed_leave() hands it back to free). */
+/* Ends a callback: true when the binding goes on; false when it was
+ * unbound meanwhile and is now freed (and the adapter too, when it was
+ * stopped and this was its last callback). */
+bool feed_leave(struct feed_set *s, struct feed_link *k);
+/* Unbinding k: true when the caller frees it now; false when it is inside
+ * a callback, marked dead and out of the set (the caller only stops its
+ * timers; feed_leave() frees it). */
 bool feed_retire(struct feed_set *s, struct feed_link *k);
-/* stop(): true when the adapter can be freed now, else the last callback
- * to end frees it (feed_leave says FEED_GONE_ALL). */
-bool feed_set_stop(struct feed_set *s);
+/* stop(): unbinds every binding and frees the adapter, now or when the
+ * last callback in progress ends. */
+void feed_set_stop(struct feed_set *s);
 
 /* MQTT topic filter matching with + and # (and $share/group/ prefixes
  * stripped from the filter). */

@@ -63,6 +63,11 @@ int feed_ip_literal(const char *host, char *ip, size_t cap, bool *v6)
 
 /* ==== binding sets ==================================================== */
 
+void feed_set_init(struct feed_set *s, const struct feed_set_ops *ops, void *owner)
+{
+    *s = (struct feed_set){.ops = ops, .owner = owner};
+}
+
 void feed_set_add(struct feed_set *s, struct feed_link *k)
 {
     k->prev = NULL;
@@ -93,13 +98,17 @@ void feed_enter(struct feed_set *s, struct feed_link *k)
     s->busy++;
 }
 
-int feed_leave(struct feed_set *s, struct feed_link *k)
+bool feed_leave(struct feed_set *s, struct feed_link *k)
 {
     k->busy = false;
     s->busy--;
     if (!k->dead)
-        return FEED_LEFT;
-    return s->dead && s->busy == 0 ? FEED_GONE_ALL : FEED_GONE;
+        return true;
+    bool all = s->dead && s->busy == 0;
+    s->ops->free_link(k);
+    if (all)
+        s->ops->free_owner(s->owner);
+    return false;
 }
 
 bool feed_retire(struct feed_set *s, struct feed_link *k)
@@ -111,10 +120,17 @@ bool feed_retire(struct feed_set *s, struct feed_link *k)
     return false;
 }
 
-bool feed_set_stop(struct feed_set *s)
+void feed_set_stop(struct feed_set *s)
 {
+    while (s->head) {
+        struct feed_link *k = s->head;
+        if (feed_retire(s, k))
+            s->ops->free_link(k);
+        else /* inside its callback: feed_leave() frees it */
+            s->ops->quiet_link(k);
+    }
     if (s->busy == 0)
-        return true;
-    s->dead = true;
-    return false;
+        s->ops->free_owner(s->owner);
+    else
+        s->dead = true;
 }

@@ -482,14 +482,27 @@ static struct tls_client *tls(struct poll_self *s)
 
 /* Lookups still out were cancelled by fetch_free; libevent frees them
  * (and fetch's tickets) in their callbacks, on the next loop turn. */
-static void self_free(struct poll_self *s)
+static void self_free(void *self)
 {
+    struct poll_self *s = self;
     tls_client_free(s->tls);
     if (s->dns)
         evdns_base_free(s->dns, 0);
     free(s->ca_file);
     free(s);
 }
+
+static void free_link(struct feed_link *k)
+{
+    binding_free((struct feed_binding *)k);
+}
+
+static void quiet_link(struct feed_link *k)
+{
+    evtimer_del(((struct feed_binding *)k)->tick);
+}
+
+static const struct feed_set_ops set_ops = {free_link, quiet_link, self_free};
 
 /* ---- the request ------------------------------------------------------ */
 
@@ -816,13 +829,7 @@ static bool deliver(struct feed_binding *b, const unsigned char hash[32])
         b->drops++;
         s->totals.drops++;
     }
-    int left = feed_leave(&s->set, &b->link);
-    if (left == FEED_LEFT)
-        return true;
-    binding_free(b);
-    if (left == FEED_GONE_ALL)
-        self_free(s);
-    return false;
+    return feed_leave(&s->set, &b->link);
 }
 
 static void handle_outcome(struct feed_binding *b)
@@ -899,6 +906,7 @@ static int poll_start(const struct feed_env *env, void **self, struct wisp_err *
         free(s);
         return wisp_err_set(err, -ENOMEM, "poll: out of memory");
     }
+    feed_set_init(&s->set, &set_ops, s);
     *self = s;
     return 0;
 }
@@ -906,18 +914,8 @@ static int poll_start(const struct feed_env *env, void **self, struct wisp_err *
 static void poll_stop(void *self)
 {
     struct poll_self *s = self;
-    if (!s)
-        return;
-    while (s->set.head) {
-        struct feed_binding *b = (struct feed_binding *)s->set.head;
-        if (!feed_retire(&s->set, &b->link)) { /* inside its fire: deliver() frees it */
-            evtimer_del(b->tick);
-            continue;
-        }
-        binding_free(b);
-    }
-    if (feed_set_stop(&s->set))
-        self_free(s);
+    if (s)
+        feed_set_stop(&s->set);
 }
 
 static int poll_bind(void *self, const char *ns, const char *trigger, const json_t *params,

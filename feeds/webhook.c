@@ -84,15 +84,20 @@ static void binding_free(struct feed_binding *b)
 /* Ends a callback into core; false when the binding is gone. */
 static bool leave(struct feed_binding *b)
 {
-    struct hook_self *s = b->self;
-    int r = feed_leave(&s->set, &b->link);
-    if (r == FEED_LEFT)
-        return true;
-    binding_free(b);
-    if (r == FEED_GONE_ALL)
-        free(s);
-    return false;
+    return feed_leave(&b->self->set, &b->link);
 }
+
+static void free_link(struct feed_link *k)
+{
+    binding_free((struct feed_binding *)k);
+}
+
+static void quiet_link(struct feed_link *k)
+{
+    event_del(((struct feed_binding *)k)->save_ev);
+}
+
+static const struct feed_set_ops set_ops = {free_link, quiet_link, free};
 
 static void enter(struct feed_binding *b)
 {
@@ -394,6 +399,7 @@ static int hook_start(const struct feed_env *env, void **self, struct wisp_err *
     s->env = *env;
     s->env.mqtt_url = NULL;
     s->env.client_id = NULL;
+    feed_set_init(&s->set, &set_ops, s);
     *self = s;
     return 0;
 }
@@ -401,18 +407,8 @@ static int hook_start(const struct feed_env *env, void **self, struct wisp_err *
 static void hook_stop(void *self)
 {
     struct hook_self *s = self;
-    if (!s)
-        return;
-    while (s->set.head) {
-        struct feed_binding *b = (struct feed_binding *)s->set.head;
-        if (!feed_retire(&s->set, &b->link)) { /* inside its callback: leave() frees it */
-            event_del(b->save_ev);
-            continue;
-        }
-        binding_free(b);
-    }
-    if (feed_set_stop(&s->set))
-        free(s);
+    if (s)
+        feed_set_stop(&s->set);
 }
 
 static int hook_bind(void *self, const char *ns, const char *trigger, const json_t *params,
