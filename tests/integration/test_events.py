@@ -283,22 +283,29 @@ class Webhooks(WispTestCase):
         self.assertEqual(r.status, 202, r)
 
 
+def json_handler(state):
+    """An HTTP handler answering every GET with state["body"] as JSON (the
+    test changes it between polls)."""
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(state["body"])))
+            self.end_headers()
+            self.wfile.write(state["body"])
+
+        def log_message(self, *a):
+            pass
+    return H
+
+
 class Poller(WispTestCase):
     wispd_args = ("--prewarm", "")
 
     def test_poll_fires_on_change_only(self):
         state = {"body": b'{"v": 1}'}
 
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(state["body"])))
-                self.end_headers()
-                self.wfile.write(state["body"])
-
-            def log_message(self, *a):
-                pass
+        H = json_handler(state)
 
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         th = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -346,16 +353,7 @@ class PollerHttps(unittest.TestCase):
     def test_https_poll_verifies_and_fires_on_change(self):
         state = {"body": b'{"v": 1}'}
 
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(state["body"])))
-                self.end_headers()
-                self.wfile.write(state["body"])
-
-            def log_message(self, *a):
-                pass
+        H = json_handler(state)
 
         with tempfile.TemporaryDirectory() as d:
             ca, cert, key = make_ca_and_cert(d, "localhost")

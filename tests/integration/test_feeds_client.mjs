@@ -20,13 +20,12 @@ import { createRequire } from 'node:module'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KEY, Wispd } from './wispd.mjs'
+import { KEY, Wispd, stopProcess, waitFor } from './wispd.mjs'
 
 const require = createRequire(import.meta.url)
 const openwhisk = require('openwhisk')
 
 const MOSQUITTO = process.env.MOSQUITTO || '/usr/sbin/mosquitto'
-const WAIT_MS = 30000
 const STOP_MS = 10000
 
 const ALARM = '/whisk.system/alarms/interval'
@@ -54,21 +53,6 @@ const daemon = new Wispd()
 
 // ---- helpers -------------------------------------------------------------------
 
-/** Polls fn (async) until it returns a truthy value or the deadline passes. */
-async function waitFor (fn, what, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs
-  let lastErr
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      lastErr = e
-    }
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-  assert.fail(`timed out waiting for ${what}${lastErr ? ': ' + lastErr.message : ''}`)
-}
 
 /** The promise rejects with the client's OpenWhiskError carrying an OpenWhisk error body. */
 async function rejectsWith (promise, status, message) {
@@ -194,15 +178,7 @@ async function stopBroker () {
   const proc = broker.proc
   try {
     if (proc && proc.exitCode === null && proc.signalCode === null) {
-      process.kill(proc.pid, 'SIGTERM')
-      let timer
-      const late = new Promise(resolve => { timer = setTimeout(() => resolve(null), STOP_MS) })
-      const res = await Promise.race([broker.exited, late])
-      clearTimeout(timer)
-      if (!res) {
-        process.kill(proc.pid, 'SIGKILL')
-        await broker.exited
-      }
+      await stopProcess(proc, broker.exited, STOP_MS)
     }
   } finally {
     if (broker.dir) rmSync(broker.dir, { recursive: true, force: true })

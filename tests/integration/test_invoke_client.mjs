@@ -8,12 +8,11 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { KEY, Wispd } from './wispd.mjs'
+import { KEY, Wispd, waitFor } from './wispd.mjs'
 
 const require = createRequire(import.meta.url)
 const openwhisk = require('openwhisk')
 
-const POLL_TIMEOUT_MS = 30000
 
 const ID_RE = /^[0-9a-f]{32}$/
 const LOG_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) +(stdout|stderr): (.*)$/s
@@ -40,21 +39,6 @@ const stopWispd = () => daemon.stop()
 
 // ---- helpers -------------------------------------------------------------------
 
-/** Polls fn (async) until it returns a truthy value or the deadline passes. */
-async function waitFor (fn, what, timeoutMs = POLL_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs
-  let lastErr
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (e) {
-      lastErr = e
-    }
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-  assert.fail(`timed out waiting for ${what}${lastErr ? ': ' + lastErr.message : ''}`)
-}
 
 const annotations = rec => Object.fromEntries(rec.annotations.map(a => [a.key, a.value]))
 

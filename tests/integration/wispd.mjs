@@ -16,6 +16,36 @@ const SANITIZER_MARKS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:', 
 const READY_TIMEOUT_MS = 20000
 const STOP_TIMEOUT_MS = 30000
 
+/** Polls fn (async) until it returns a truthy value or the deadline passes. */
+export async function waitFor (fn, what, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs
+  let lastErr
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn()
+      if (v) return v
+    } catch (e) {
+      lastErr = e
+    }
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  assert.fail(`timed out waiting for ${what}${lastErr ? ': ' + lastErr.message : ''}`)
+}
+
+/** Stops a child by its own PID: SIGTERM, then SIGKILL after timeoutMs.
+ * exited resolves when it is gone; true when SIGTERM was enough. */
+export async function stopProcess (proc, exited, timeoutMs) {
+  process.kill(proc.pid, 'SIGTERM')
+  let timer
+  const late = new Promise(resolve => { timer = setTimeout(() => resolve(null), timeoutMs) })
+  const res = await Promise.race([exited, late])
+  clearTimeout(timer)
+  if (res) return true
+  process.kill(proc.pid, 'SIGKILL')
+  await exited
+  return false
+}
+
 export class Wispd {
   constructor (args = []) {
     this.args = args
@@ -63,17 +93,8 @@ export class Wispd {
     if (!proc) return
     try {
       if (proc.pid === undefined) return // never spawned; start() already failed
-      if (!this.exited) {
-        process.kill(proc.pid, 'SIGTERM')
-        let timer
-        const timedOut = new Promise(resolve => { timer = setTimeout(() => resolve(null), STOP_TIMEOUT_MS) })
-        const res = await Promise.race([this.exitedP, timedOut])
-        clearTimeout(timer)
-        if (!res) {
-          process.kill(proc.pid, 'SIGKILL')
-          await this.exitedP
-          assert.fail(`wispd did not stop within ${STOP_TIMEOUT_MS} ms after SIGTERM; log:\n${this.log}`)
-        }
+      if (!this.exited && !(await stopProcess(proc, this.exitedP, STOP_TIMEOUT_MS))) {
+        assert.fail(`wispd did not stop within ${STOP_TIMEOUT_MS} ms after SIGTERM; log:\n${this.log}`)
       }
       // let the stderr pipe drain to EOF before inspecting the log
       if (!proc.stderr.readableEnded) await new Promise(resolve => proc.stderr.once('end', resolve))
