@@ -720,6 +720,9 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct feeds *f = arg;
     void *mq = f->ad[AD_MQTT].self;
+    bool batch = mq && f->head && f->head->next;
+    if (batch)
+        feed_mqtt_batch(mq, true);
     for (struct obx *o = f->head, *next; mq && feed_mqtt_connected(mq) && o &&
                                          f->inflight < OUTBOX_WINDOW;
          o = next) {
@@ -739,6 +742,8 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
         o->inflight = true;
         f->inflight++;
     }
+    if (batch)
+        feed_mqtt_batch(mq, false);
     outbox_store_due(f);
 }
 

@@ -107,6 +107,11 @@ typedef void feed_published_fn(void *arg, int rc);
  * follows). */
 int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t len, int qos,
                       bool retain, feed_published_fn *cb, void *arg) WISP_MUST_CHECK;
+/* Holds back (on true) or sends (on false) what publishes write to the
+ * broker's socket, so a batch of results leaves in as few TCP segments as
+ * fit instead of one each. Every hold must be followed by a release before
+ * control goes back to the loop. */
+void feed_mqtt_batch(void *self, bool hold);
 /* Connected to the broker now. */
 bool feed_mqtt_connected(void *self);
 /* Registers cb(arg) to run each time the connection comes (back) up, so

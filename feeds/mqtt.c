@@ -118,6 +118,8 @@
 #include <mbedtls/base64.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +223,7 @@ struct mq_self {
     int fd;
     struct event *ev_read, *ev_write;
     bool write_on;
+    bool corked; /* TCP_CORK set on fd (feed_mqtt_batch) */
     struct event *ev_misc, *ev_retry, *ev_work;
     bool progress;     /* a libmosquitto callback ran */
     bool connect_news; /* a CONNACK the work event has not handled */
@@ -314,6 +317,7 @@ static void io_drop(struct mq_self *s)
         event_free(s->ev_write);
     s->ev_read = s->ev_write = NULL;
     s->write_on = false;
+    s->corked = false;
     s->fd = -1;
 }
 
@@ -1231,7 +1235,9 @@ static int client_setup(struct mq_self *s, const char *user, const char *pass, c
     mosquitto_subscribe_v5_callback_set(s->mosq, cb_subscribe);
     mosquitto_unsubscribe_v5_callback_set(s->mosq, cb_unsubscribe);
     mosquitto_message_v5_callback_set(s->mosq, cb_message);
-    mosquitto_log_callback_set(s->mosq, cb_log);
+    /* libmosquitto formats a line for every packet once a callback is set */
+    if (wlog_threshold >= WLOG_DEBUG)
+        mosquitto_log_callback_set(s->mosq, cb_log);
     if (user && mosquitto_username_pw_set(s->mosq, user, pass) != MOSQ_ERR_SUCCESS)
         return wisp_err_set(err, -EINVAL, "mqtt: bad user name or password in the broker URL");
     if (s->tls) {
@@ -1596,6 +1602,17 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
     }
     after_mosq(s);
     return 0;
+}
+
+void feed_mqtt_batch(void *self, bool hold)
+{
+    struct mq_self *s = self;
+    if (!s || s->dead || s->fd < 0 || s->corked == hold)
+        return;
+    /* TCP_CORK: segments wait for the release (or 200 ms, or a full MSS) */
+    int on = hold;
+    if (setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0 || !hold)
+        s->corked = hold;
 }
 
 bool feed_mqtt_connected(void *self)

@@ -855,6 +855,51 @@ out:
     fx_done(&f);
 }
 
+/* A batch held back by feed_mqtt_batch leaves when released: every
+ * message, in order, each publish called back once. */
+static void mqtt_publish_batch(void)
+{
+    struct fx f;
+    struct sub_proc sp = {0};
+    if (!fx_init(&f, true))
+        goto out;
+    WAIT_UNTIL(&f, feed_mqtt_connected(f.self), 5000);
+    CHECK(feed_mqtt_connected(f.self));
+    if (!sub_start(&f, &sp, "out/b", "6")) {
+        CHECK(!"mosquitto_sub did not subscribe");
+        goto out;
+    }
+    feed_mqtt_batch(f.self, true);
+    feed_mqtt_batch(f.self, true); /* holding twice is holding */
+    for (int i = 0; i < 6; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "b%d", i);
+        CHECK_EQ_INT(feed_mqtt_publish(f.self, "out/b", m, strlen(m), i == 5 ? 1 : 0, false,
+                                       on_published, &f),
+                     0);
+    }
+    feed_mqtt_batch(f.self, false);
+    feed_mqtt_batch(f.self, false);
+    WAIT_UNTIL(&f, f.pub_done == 6, 5000);
+    CHECK_EQ_INT(f.pub_done, 6);
+    CHECK_EQ_INT(f.pub_rc, 0);
+    WAIT_UNTIL(&f, has_line(sp.out, "b5"), 5000);
+    CHECK_EQ_INT(wait_pid(sp.pid, 5000), 0); /* -C 6: it got all six and left */
+    sp.pid = 0;
+    const char *at = sp.out;
+    for (int i = 0; i < 6; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "\nb%d\n", i);
+        const char *p = strstr(at, m);
+        CHECK(p != NULL); /* each one, after the one before */
+        if (p)
+            at = p + 1;
+    }
+out:
+    sub_done(&sp);
+    fx_done(&f);
+}
+
 /* A publish the broker has not acknowledged when the connection drops is
  * failed with -ENOTCONN; one outstanding at stop() is never called back. */
 static void mqtt_publish_fails_on_disconnect(void)
@@ -1130,6 +1175,7 @@ static const struct check_test tests[] = {
     {"mqtt_pause_drops", mqtt_pause_drops},
     {"mqtt_leave_inside_fire", mqtt_leave_inside_fire},
     {"mqtt_publish_reaches_subscriber", mqtt_publish_reaches_subscriber},
+    {"mqtt_publish_batch", mqtt_publish_batch},
     {"mqtt_publish_fails_on_disconnect", mqtt_publish_fails_on_disconnect},
     {"mqtt_broker_restart", mqtt_broker_restart},
     {"mqtt_persistent_session", mqtt_persistent_session},
