@@ -884,7 +884,7 @@ static json_t *fire_params(enum payload_mode mode, const struct inmsg *m)
 {
     if (mode == PM_JSON && m->len > 0) {
         json_error_t je;
-        json_t *j = json_loadb((const char *)m->payload, m->len, 0, &je);
+        json_t *j = wjson_load((const char *)m->payload, m->len, 0, &je);
         if (j && json_is_object(j) && wjson_depth(j) <= MAX_PARAMS_DEPTH) {
             if (!json_object_get(j, "topic"))
                 json_object_set_new(j, "topic", json_string(m->topic));

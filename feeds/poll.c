@@ -698,7 +698,7 @@ static json_t *body_value(const struct outcome *o, bool *base64)
         return json_string("");
     if (is_json_type(o->ctype)) {
         json_error_t je;
-        json_t *j = json_loadb(p, o->len, JSON_DECODE_ANY, &je);
+        json_t *j = wjson_load(p, o->len, JSON_DECODE_ANY, &je);
         if (j && wjson_depth(j) <= MAX_BODY_DEPTH)
             return j;
         json_decref(j);

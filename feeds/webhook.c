@@ -278,7 +278,7 @@ static int parse_body(const char *ctype, const char *body, size_t len, json_t **
         *out = json_object();
     else if (media_is(ctype, "application/json")) {
         json_error_t je;
-        json_t *j = json_loadb(body, len, 0, &je);
+        json_t *j = wjson_load(body, len, 0, &je);
         if (!j)
             return wisp_err_set(err, -EINVAL, "The request content was malformed: %s", je.text);
         if (!json_is_object(j)) {

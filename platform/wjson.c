@@ -4,18 +4,10 @@
 #include "plat.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err)
-{
-    json_error_t je;
-    json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-    if (!j)
-        wisp_err_set(err, -EINVAL, "The request content was malformed: %s at line %d column %d",
-                     je.text, je.line, je.column);
-    return j;
-}
 
 /* ==== the writer =====================================================
  * Our own compact writer, byte for byte what json_dumps(JSON_COMPACT |
@@ -55,6 +47,343 @@ static size_t utf8_len(const unsigned char *s, size_t n)
         (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
+}
+
+/* ==== the reader =====================================================
+ * A single pass over the bytes that builds the very tree json_loadb builds,
+ * through the same jansson calls (json_object_setn_new_nocheck keeps
+ * jansson's rule for duplicate keys: the last value wins, in the first
+ * one's place). jansson's lexer reads a byte at a time through a stream
+ * and copies every token; this reads strings without escapes in place.
+ * Whatever it does not handle (an error of any kind, an integer of more
+ * than 18 digits, nesting past READ_DEPTH) it leaves to json_loadb, so the
+ * accepted set, the trees and the error messages are jansson's: a fuzz
+ * target holds the two to the same trees. */
+
+#define READ_DEPTH 64
+
+struct rd {
+    const unsigned char *p, *end;
+    size_t flags;
+    int depth;
+    char *tmp; /* unescaped strings */
+    size_t tmp_cap;
+};
+
+static void rd_ws(struct rd *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static int hex4(const unsigned char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* The string whose opening quote was just passed: *out (in the input, or
+ * in r->tmp when it had escapes) and *n. false to leave it to jansson. */
+static bool rd_string(struct rd *r, const char **out, size_t *n)
+{
+    const unsigned char *s = r->p;
+    while (r->p < r->end) {
+        unsigned c = *r->p;
+        if (c == '"') {
+            *out = (const char *)s;
+            *n = (size_t)(r->p - s);
+            r->p++;
+            return true;
+        }
+        if (c == '\\')
+            break;
+        if (c < 0x20)
+            return false;
+        if (c < 0x80) {
+            r->p++;
+        } else {
+            size_t l = utf8_len(r->p, (size_t)(r->end - r->p));
+            if (!l)
+                return false;
+            r->p += l;
+        }
+    }
+    if (r->p >= r->end)
+        return false;
+    /* escapes: unescape into tmp; the result is never longer than the input */
+    size_t need = (size_t)(r->end - s);
+    if (need > r->tmp_cap) {
+        char *t = realloc(r->tmp, need);
+        if (!t)
+            return false;
+        r->tmp = t;
+        r->tmp_cap = need;
+    }
+    size_t o = (size_t)(r->p - s);
+    memcpy(r->tmp, s, o);
+    while (r->p < r->end) {
+        unsigned c = *r->p;
+        if (c == '"') {
+            r->p++;
+            *out = r->tmp;
+            *n = o;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80) {
+            size_t l = utf8_len(r->p, (size_t)(r->end - r->p));
+            if (!l)
+                return false;
+            memcpy(r->tmp + o, r->p, l);
+            o += l;
+            r->p += l;
+            continue;
+        }
+        if (c != '\\') {
+            r->tmp[o++] = (char)c;
+            r->p++;
+            continue;
+        }
+        if (r->end - r->p < 2)
+            return false;
+        c = r->p[1];
+        r->p += 2;
+        const char *simple = strchr("\"\\/bfnrt", (int)c);
+        if (c && simple) {
+            static const char to[] = "\"\\/\b\f\n\r\t";
+            r->tmp[o++] = to[simple - "\"\\/bfnrt"];
+            continue;
+        }
+        if (c != 'u' || r->end - r->p < 4)
+            return false;
+        int cp = hex4(r->p);
+        r->p += 4;
+        if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+            return false;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (r->end - r->p < 6 || r->p[0] != '\\' || r->p[1] != 'u')
+                return false;
+            int lo = hex4(r->p + 2);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return false;
+            r->p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp == 0 && !(r->flags & JSON_ALLOW_NUL))
+            return false;
+        /* at most 4 bytes out for at least 6 in */
+        if (cp < 0x80) {
+            r->tmp[o++] = (char)cp;
+        } else if (cp < 0x800) {
+            r->tmp[o++] = (char)(0xC0 | cp >> 6);
+            r->tmp[o++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            r->tmp[o++] = (char)(0xE0 | cp >> 12);
+            r->tmp[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            r->tmp[o++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            r->tmp[o++] = (char)(0xF0 | cp >> 18);
+            r->tmp[o++] = (char)(0x80 | (cp >> 12 & 0x3F));
+            r->tmp[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            r->tmp[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return false;
+}
+
+static json_t *rd_number(struct rd *r)
+{
+    const unsigned char *s = r->p;
+    bool neg = false;
+    if (r->p < r->end && *r->p == '-') {
+        neg = true;
+        r->p++;
+    }
+    const unsigned char *d = r->p;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+        r->p++;
+    size_t nd = (size_t)(r->p - d);
+    if (nd == 0 || (nd > 1 && *d == '0'))
+        return NULL;
+    bool real = false;
+    if (r->p < r->end && *r->p == '.') {
+        real = true;
+        r->p++;
+        const unsigned char *f = r->p;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+        if (r->p == f)
+            return NULL;
+    }
+    if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+        real = true;
+        r->p++;
+        if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+            r->p++;
+        const unsigned char *e = r->p;
+        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+            r->p++;
+        if (r->p == e)
+            return NULL;
+    }
+    if (!real) {
+        if (nd > 18)
+            return NULL; /* may not fit: jansson says how */
+        int64_t v = 0;
+        for (size_t i = 0; i < nd; i++)
+            v = v * 10 + (d[i] - '0');
+        return json_integer(neg ? -v : v);
+    }
+    char buf[64];
+    size_t tl = (size_t)(r->p - s);
+    if (tl >= sizeof buf)
+        return NULL;
+    memcpy(buf, s, tl);
+    buf[tl] = '\0';
+    char *e;
+    double v = strtod(buf, &e);
+    if (e != buf + tl || !isfinite(v)) /* a locale's decimal point, or overflow */
+        return NULL;
+    return json_real(v);
+}
+
+static json_t *rd_value(struct rd *r)
+{
+    rd_ws(r);
+    if (r->p >= r->end)
+        return NULL;
+    unsigned c = *r->p;
+    if (c == '{' || c == '[') {
+        if (++r->depth > READ_DEPTH)
+            return NULL;
+        r->p++;
+        bool obj = c == '{';
+        json_t *j = obj ? json_object() : json_array();
+        if (!j)
+            return NULL;
+        rd_ws(r);
+        if (r->p < r->end && *r->p == (obj ? '}' : ']')) {
+            r->p++;
+            r->depth--;
+            return j;
+        }
+        for (;;) {
+            const char *key = NULL;
+            size_t kl = 0;
+            char kbuf[64], *kfree = NULL;
+            if (obj) {
+                rd_ws(r);
+                if (r->p >= r->end || *r->p != '"')
+                    goto bad;
+                r->p++;
+                if (!rd_string(r, &key, &kl) || memchr(key, '\0', kl))
+                    goto bad;
+                if (key == r->tmp) { /* the value may reuse tmp */
+                    char *k = kl < sizeof kbuf ? kbuf : (kfree = malloc(kl));
+                    if (!k)
+                        goto bad;
+                    memcpy(k, key, kl);
+                    key = k;
+                }
+                rd_ws(r);
+                if (r->p >= r->end || *r->p != ':') {
+                    free(kfree);
+                    goto bad;
+                }
+                r->p++;
+            }
+            json_t *v = rd_value(r);
+            int rc = !v ? -1
+                     : obj ? json_object_setn_new_nocheck(j, key, kl, v)
+                           : json_array_append_new(j, v);
+            free(kfree);
+            if (rc < 0)
+                goto bad;
+            rd_ws(r);
+            if (r->p >= r->end)
+                goto bad;
+            if (*r->p == ',') {
+                r->p++;
+                continue;
+            }
+            if (*r->p != (obj ? '}' : ']'))
+                goto bad;
+            r->p++;
+            r->depth--;
+            return j;
+        }
+    bad:
+        json_decref(j);
+        return NULL;
+    }
+    if (c == '"') {
+        r->p++;
+        const char *s;
+        size_t n;
+        return rd_string(r, &s, &n) ? json_stringn_nocheck(s, n) : NULL;
+    }
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return rd_number(r);
+    static const struct {
+        const char *word;
+        size_t len;
+    } lit[] = {{"true", 4}, {"false", 5}, {"null", 4}};
+    for (int i = 0; i < 3; i++)
+        if ((size_t)(r->end - r->p) >= lit[i].len && memcmp(r->p, lit[i].word, lit[i].len) == 0) {
+            r->p += lit[i].len;
+            return i == 0 ? json_true() : i == 1 ? json_false() : json_null();
+        }
+    return NULL;
+}
+
+json_t *wjson_load_fast(const char *buf, size_t len, size_t flags)
+{
+    if (flags & ~(size_t)(JSON_DECODE_ANY | JSON_ALLOW_NUL))
+        return NULL;
+    struct rd r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len,
+                   .flags = flags};
+    rd_ws(&r);
+    if (!(flags & JSON_DECODE_ANY) && (r.p >= r.end || (*r.p != '{' && *r.p != '[')))
+        return NULL;
+    json_t *j = rd_value(&r);
+    free(r.tmp);
+    if (!j)
+        return NULL;
+    rd_ws(&r);
+    if (r.p != r.end) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+json_t *wjson_load(const char *buf, size_t len, size_t flags, json_error_t *je)
+{
+    json_t *j = wjson_load_fast(buf, len, flags);
+    return j ? j : json_loadb(buf, len, flags, je);
+}
+
+json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err)
+{
+    json_error_t je;
+    json_t *j = wjson_load(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!j)
+        wisp_err_set(err, -EINVAL, "The request content was malformed: %s at line %d column %d",
+                     je.text, je.line, je.column);
+    return j;
 }
 
 static int put_string(struct plat_buf *b, const char *str, size_t n)

@@ -20,6 +20,11 @@
 
 /* Parses len bytes (any JSON value). NULL on error with err->msg set. */
 json_t *wjson_parse(const char *buf, size_t len, struct wisp_err *err);
+/* json_loadb(buf, len, flags, je), faster: the same trees, the same errors. */
+json_t *wjson_load(const char *buf, size_t len, size_t flags, json_error_t *je);
+/* The fast reader alone: NULL when it leaves the answer to json_loadb (any
+ * error, and the few things it does not read itself). For the fuzzer. */
+json_t *wjson_load_fast(const char *buf, size_t len, size_t flags);
 /* Compact serialisation, the bytes json_dumps(JSON_COMPACT | JSON_ENCODE_ANY)
  * gives; caller frees with free(). NULL on ENOMEM or what jansson cannot
  * write either (invalid UTF-8, a NaN). */

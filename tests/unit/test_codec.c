@@ -927,6 +927,92 @@ static void wjson_dump_matches_jansson(void)
     plat_buf_fini(&b);
 }
 
+/* wjson_load reads what json_loadb reads into the same tree (same types,
+ * same key order, the last of duplicate keys), and fails where it fails
+ * with jansson's message. Documents the fast reader reads itself are
+ * checked to be read by it (not handed on). */
+static void wjson_load_matches_jansson(void)
+{
+    static const struct {
+        const char *doc;
+        size_t flags;
+        bool fast; /* read by the fast reader, not handed to jansson */
+    } ok[] = {
+        {"{}", 0, true},
+        {" [ ] ", 0, true},
+        {"{\"seq\":12,\"t_us\":1234567890123,\"run\":7,\"pad\":\"xxxx\"}", 0, true},
+        {"{\"a\":1,\"b\":2,\"a\":3}", 0, true}, /* last wins, first place */
+        {"[0,-0,-1,123456789012345678,-123456789012345678]", 0, true},
+        {"[1.5,-0.0,1e22,1E-3,2.5e+3,0.1]", 0, true},
+        {"[true,false,null,[],{},[[{\"x\":[null]}]]]", 0, true},
+        {"\"caf\u00e9 \u20ac \U0001F600\"", JSON_DECODE_ANY, true},
+        {"\"\\u00e9\\ud83d\\ude00 \\b\\f\\n\\r\\t\\\"\\\\\\/\"", JSON_DECODE_ANY, true},
+        {"{\"k\\u00e9y\":{\"\\\"\":\"v\\n\"}}", 0, true},
+        {"\"a\\u0000b\"", JSON_DECODE_ANY | JSON_ALLOW_NUL, true},
+        {"42", JSON_DECODE_ANY, true},
+        {"\t\r\n null \n", JSON_DECODE_ANY, true},
+        /* left to jansson, read all the same */
+        {"[9223372036854775807,-9223372036854775808]", 0, false},
+        {"[1234567890123456789]", 0, false},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        const char *d = ok[i].doc;
+        json_error_t je;
+        json_t *want = json_loadb(d, strlen(d), ok[i].flags, &je);
+        json_t *got = wjson_load(d, strlen(d), ok[i].flags, &je);
+        json_t *fast = wjson_load_fast(d, strlen(d), ok[i].flags);
+        CHECK(want != NULL && got != NULL);
+        CHECK(ok[i].fast == (fast != NULL));
+        if (want && got) {
+            char *a = wjson_dump(want, NULL), *b = wjson_dump(got, NULL);
+            CHECK(a && b && strcmp(a, b) == 0);
+            CHECK(json_equal(want, got));
+            free(a);
+            free(b);
+        }
+        json_decref(want);
+        json_decref(got);
+        json_decref(fast);
+    }
+    static const struct {
+        const char *doc;
+        size_t len;
+        size_t flags;
+    } bad[] = {
+        {"", 0, 0}, {"42", 2, 0}, {"\"s\"", 3, 0}, {"{", 1, 0}, {"[1,]", 4, 0},
+        {"{\"a\" 1}", 7, 0}, {"{\"a\":1,}", 8, 0}, {"[01]", 4, 0}, {"[1.]", 4, 0},
+        {"[1e]", 4, 0}, {"[-]", 3, 0}, {"[.5]", 4, 0}, {"[+1]", 4, 0}, {"[1e400]", 7, 0},
+        {"[9223372036854775808]", 21, 0}, {"[truex]", 7, 0}, {"[nul]", 5, 0},
+        {"{} {}", 5, 0}, {"[\"\x01\"]", 5, 0}, {"[\"\\x\"]", 6, 0}, {"[\"\\ud800\"]", 10, 0},
+        {"[\"\\udc00\"]", 10, 0}, {"[\"\\ud800\\u0041\"]", 16, 0}, {"[\"\\u00zz\"]", 10, 0},
+        {"[\"\xff\"]", 5, 0}, {"[\"\xc0\x80\"]", 6, 0}, {"[\"\\u0000\"]", 10, 0},
+        {"{\"a\\u0000\":1}", 13, JSON_ALLOW_NUL}, {"[\"abc]", 6, 0}, {"[1]\0", 4, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_error_t je1, je2;
+        json_t *want = json_loadb(bad[i].doc, bad[i].len, bad[i].flags, &je1);
+        json_t *got = wjson_load(bad[i].doc, bad[i].len, bad[i].flags, &je2);
+        CHECK(want == NULL && got == NULL);
+        if (!want && !got) {
+            CHECK_STREQ(je1.text, je2.text);
+            CHECK_EQ_INT(je1.line, je2.line);
+            CHECK_EQ_INT(je1.column, je2.column);
+        }
+        json_decref(want);
+        json_decref(got);
+    }
+    /* deeper than the fast reader goes: jansson reads it */
+    char deep[300];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    json_error_t je;
+    json_t *j = wjson_load(deep, 200, 0, &je);
+    CHECK(j != NULL);
+    CHECK(wjson_load_fast(deep, 200, 0) == NULL);
+    CHECK_EQ_INT(wjson_depth(j), 100);
+    json_decref(j);
+}
+
 static void codec_unpack_huge_declared_container_fails_cleanly(void)
 {
     in_child(huge_container_body, "huge container");
@@ -973,6 +1059,7 @@ static const struct check_test tests[] = {
     {"codec_unpack_huge_declared_container_fails_cleanly",
      codec_unpack_huge_declared_container_fails_cleanly},
     {"wjson_dump_matches_jansson", wjson_dump_matches_jansson},
+    {"wjson_load_matches_jansson", wjson_load_matches_jansson},
     {"codec_pack_matches_msgpack_c", codec_pack_matches_msgpack_c},
     {"codec_random_bytes_never_crash", codec_random_bytes_never_crash},
     {"codec_mutated_records_never_crash", codec_mutated_records_never_crash},
