@@ -129,7 +129,7 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
     if (pkg && json_object_size(b) > 0) {
         const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
         char real[2 * ENTITY_NAME_MAX + 2];
-        snprintf(real, sizeof real, "%s/%s", bname ? bname : "", slash + 1);
+        plat_strjoin(real, sizeof real, bname ? bname : "", '/', slash + 1);
         if (!bns || !bname || entity(inv, bns, bname, REC_PACKAGE, &bound) < 0 ||
             entity(inv, bns, real, REC_ACTION, &doc) < 0) {
             rc = wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
@@ -143,7 +143,7 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
         }
         merge_params(p, json_object_get(bound, "parameters"));
         merge_params(p, json_object_get(pkg, "parameters"));
-        snprintf(fq, FQ_MAX, "%s/%s", bns, real);
+        plat_strjoin(fq, FQ_MAX, bns, '/', real);
     } else {
         if ((rc = entity(inv, ns, path, REC_ACTION, &doc)) < 0) {
             rc = wisp_err_set(err, rc == -EIO ? -EIO : -ENOENT, rc == -EIO ?
@@ -151,7 +151,7 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
             goto out;
         }
         merge_params(p, json_object_get(pkg, "parameters"));
-        snprintf(fq, FQ_MAX, "%s/%s", ns, path);
+        plat_strjoin(fq, FQ_MAX, ns, '/', path);
     }
     merge_params(p, json_object_get(doc, "parameters"));
     /* final: the caller may not override defined parameters */
@@ -362,13 +362,13 @@ static struct activation *new_activation(struct invoke *inv, const char *ns, con
         return NULL;
     a->inv = inv;
     act_new_id(a->id);
-    snprintf(a->ns, sizeof a->ns, "%s", ns);
-    snprintf(a->subject, sizeof a->subject, "%s", subject);
+    plat_strcpy(a->ns, sizeof a->ns, ns);
+    plat_strcpy(a->subject, sizeof a->subject, subject);
     a->start_ms = plat_clock_real_ms();
     a->parent = parent;
     a->depth = parent ? parent->depth + 1 : 0;
     if (parent)
-        snprintf(a->cause, sizeof a->cause, "%s", parent->id);
+        plat_strcpy(a->cause, sizeof a->cause, parent->id);
     inv->pending++;
     quota_inflight(&inv->quota, subject, +1);
     return a;
@@ -376,12 +376,12 @@ static struct activation *new_activation(struct invoke *inv, const char *ns, con
 
 static void fill_from_action(struct activation *a, const json_t *doc, const char *fq)
 {
-    snprintf(a->fq, sizeof a->fq, "%s", fq);
-    snprintf(a->name, sizeof a->name, "%s", wjson_str(doc, "name") ? wjson_str(doc, "name") : "");
-    snprintf(a->version, sizeof a->version, "%s",
-             wjson_str(doc, "version") ? wjson_str(doc, "version") : "0.0.1");
+    plat_strcpy(a->fq, sizeof a->fq, fq);
+    plat_strcpy(a->name, sizeof a->name, wjson_str(doc, "name") ? wjson_str(doc, "name") : "");
+    plat_strcpy(a->version, sizeof a->version,
+                wjson_str(doc, "version") ? wjson_str(doc, "version") : "0.0.1");
     const json_t *ex = json_object_get(doc, "exec");
-    snprintf(a->kind, sizeof a->kind, "%s", wjson_str(ex, "kind") ? wjson_str(ex, "kind") : "");
+    plat_strcpy(a->kind, sizeof a->kind, wjson_str(ex, "kind") ? wjson_str(ex, "kind") : "");
     a->limits = json_incref(json_object_get(doc, "limits"));
 }
 
@@ -416,7 +416,8 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     const json_t *limits = a->limits;
     unsigned timeout = lim(limits, "timeout", 60000);
     char name[FQ_MAX + 1];
-    snprintf(name, sizeof name, "/%s", a->fq); /* OpenWhisk's names start with a slash */
+    name[0] = '/'; /* OpenWhisk's names start with a slash */
+    plat_strcpy(name + 1, sizeof name - 1, a->fq);
     /* the actionloop run line, written straight out (keys in OpenWhisk's
      * order; a json_t built only to be dumped was a visible share of a run) */
     struct plat_buf *b = &inv->line;
@@ -559,7 +560,7 @@ int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
     }
     fill_from_action(a, doc, fq);
     if (req->cause)
-        snprintf(a->cause, sizeof a->cause, "%s", req->cause);
+        plat_strcpy(a->cause, sizeof a->cause, req->cause);
     /* a result binding: the rule's, else the action's own */
     const json_t *pub = req->publish ? req->publish
                                      : wjson_kv_get(json_object_get(doc, "annotations"),

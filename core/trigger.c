@@ -116,9 +116,9 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
             snprintf(ans, sizeof ans, "%.*s", (int)(slash ? slash - apath : (long)strlen(apath)),
                      apath);
             if (slash)
-                snprintf(path, sizeof path, "%s/%s", slash + 1, aname);
+                plat_strjoin(path, sizeof path, slash + 1, '/', aname);
             else
-                snprintf(path, sizeof path, "%s", aname);
+                plat_strcpy(path, sizeof path, aname);
         }
         /* the rule's own result binding, if it has one */
         const char *rslash = strchr(rname, '/');
@@ -135,7 +135,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
                                  : wisp_err_set(&ierr, -ENOENT, "The rule has no action.");
         json_decref(rdoc);
         char afq[AUTH_NS_MAX + 2 * ENTITY_NAME_MAX + 4];
-        snprintf(afq, sizeof afq, "%s/%s", apath ? apath : "", aname ? aname : "");
+        plat_strjoin(afq, sizeof afq, apath ? apath : "", '/', aname ? aname : "");
         /* the log line, written straight out: OpenWhisk's keys and order */
         struct plat_buf *b = &t->line;
         b->len = 0;
@@ -157,7 +157,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
         t->stats.rule_errors += irc != 0;
     }
     char tpath[AUTH_NS_MAX + ENTITY_NAME_MAX + 2];
-    snprintf(tpath, sizeof tpath, "%s/%s", ns, name);
+    plat_strjoin(tpath, sizeof tpath, ns, '/', name);
     int prc = trigger_record(t, subject, name, id, wjson_str(doc, "version"), start, args, nlogs,
                              tpath);
     if (prc == 0) {

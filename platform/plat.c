@@ -346,6 +346,29 @@ bool plat_path_reachable(const char *path, unsigned uid, unsigned gid)
     return true;
 }
 
+size_t plat_strcpy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (cap) {
+        size_t c = n < cap ? n : cap - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}
+
+size_t plat_strjoin(char *dst, size_t cap, const char *a, char sep, const char *b)
+{
+    size_t n = plat_strcpy(dst, cap, a);
+    if (n + 1 < cap) {
+        dst[n] = sep;
+        return n + 1 + plat_strcpy(dst + n + 1, cap - n - 1, b);
+    }
+    if (n < cap) /* room for a and the terminator only */
+        dst[n] = '\0';
+    return n + 1 + strlen(b);
+}
+
 int plat_copy_file(const char *from, const char *to, unsigned mode)
 {
     char *data = NULL;

@@ -59,6 +59,13 @@ bool plat_base64_decode(const char *in, size_t len, unsigned char *out, size_t c
 /* True when uid/gid may reach path: search permission on every directory
  * from / down to path itself. */
 bool plat_path_reachable(const char *path, unsigned uid, unsigned gid);
+/* snprintf(dst, cap, "%s", src) without the format machinery (names are
+ * copied on every event): truncates, always terminates when cap > 0, and
+ * returns strlen(src). */
+size_t plat_strcpy(char *dst, size_t cap, const char *src);
+/* snprintf(dst, cap, "%s%c%s", a, sep, b), the same way; returns the
+ * length the whole would have. */
+size_t plat_strjoin(char *dst, size_t cap, const char *a, char sep, const char *b);
 /* Copies a small regular file (at most 16 MB). 0 or -errno. */
 int plat_copy_file(const char *from, const char *to, unsigned mode) WISP_MUST_CHECK;
 /* Removes a directory tree without following symlinks. Best effort. */
