@@ -639,6 +639,15 @@ static void obx_free(struct obx *o)
     free(o);
 }
 
+/* An entry waiting for the broker, or for its QoS 1/2 acknowledgement, is
+ * kept in the store. A QoS 0 result already handed to the client is as
+ * delivered as QoS 0 gets (at most once): storing it would only send it a
+ * second time after a crash. */
+static bool obx_needs_store(const struct obx *o)
+{
+    return !o->stored && !(o->inflight && o->qos == 0);
+}
+
 static int outbox_write_fn(struct store_txn *t, void *arg)
 {
     struct feeds *f = arg;
@@ -650,7 +659,7 @@ static int outbox_write_fn(struct store_txn *t, void *arg)
             return rc;
     }
     for (struct obx *o = f->head; o; o = o->next) {
-        if (o->stored)
+        if (!obx_needs_store(o))
             continue;
         json_t *doc = json_pack("{s:s, s:s%, s:i, s:b}", "topic", o->topic, "payload",
                                 o->payload, o->len, "qos", o->qos, "retain", o->retain);
@@ -670,7 +679,8 @@ static void outbox_store(struct feeds *f)
     struct wisp_err err = {0};
     if (store_write(f->st, outbox_write_fn, f, &err) == 0) {
         for (struct obx *o = f->head; o; o = o->next)
-            o->stored = true;
+            if (obx_needs_store(o))
+                o->stored = true;
         f->nacked = 0;
     } else {
         wlog_err("feeds", "cannot store the outbox: %s", err.msg);
@@ -684,7 +694,7 @@ static void outbox_store_due(struct feeds *f)
 {
     int64_t oldest = -1;
     for (struct obx *o = f->head; o; o = o->next)
-        if (!o->stored) {
+        if (obx_needs_store(o)) {
             oldest = o->born_us;
             break;
         }
@@ -709,7 +719,7 @@ static void on_obx_store(evutil_socket_t fd, short what, void *arg)
     struct feeds *f = arg;
     bool unstored = false;
     for (struct obx *o = f->head; o && !unstored; o = o->next)
-        unstored = !o->stored;
+        unstored = obx_needs_store(o);
     if (unstored || f->nacked) /* due now: the oldest waited long enough */
         outbox_store(f);
 }
@@ -757,6 +767,7 @@ static void on_published(void *arg, int rc)
     if (rc < 0 && rc != -EINVAL && rc != -EIO) { /* -EIO: the broker refused it for good */
         o->inflight = false;
         f->stats.publish_failed++;
+        outbox_store_due(f); /* it waits for the broker again: keep it */
         return;
     }
     struct obx **pp = &f->head, *prev = NULL;
