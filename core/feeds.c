@@ -68,6 +68,7 @@ struct obx {
     struct feeds *f; /* an entry is its own publish callback's argument */
     uint64_t seq;
     int64_t born_us; /* queued at (monotonic) */
+    int64_t sent_us; /* handed to the client at (while inflight) */
     char *topic, *payload;
     size_t len;
     int qos;
@@ -85,6 +86,8 @@ struct feeds {
     /* outbox */
     struct obx *head, *tail;
     unsigned nobx, inflight;
+    int64_t store_now; /* the clock of the outbox write being made */
+    bool store_all;    /* closing: every entry not acknowledged is kept */
     uint64_t next_seq;
     uint64_t *acked; /* sequence numbers to delete from the store */
     unsigned nacked, acked_cap;
@@ -639,13 +642,21 @@ static void obx_free(struct obx *o)
     free(o);
 }
 
-/* An entry waiting for the broker, or for its QoS 1/2 acknowledgement, is
- * kept in the store. A QoS 0 result already handed to the client is as
- * delivered as QoS 0 gets (at most once): storing it would only send it a
- * second time after a crash. */
-static bool obx_needs_store(const struct obx *o)
+/* When an entry not yet stored must be: OUTBOX_STORE_US after it was
+ * queued. A QoS 0 result handed to the client is written out within a loop
+ * turn or two and then gone (at most once), so its time counts from the
+ * hand-over instead: storing it while it leaves would only send it twice
+ * after a crash, and under load that was most of the outbox's writes. One
+ * still in the client's queue after that (a broker that stopped reading)
+ * is kept like any other, and closing keeps every entry not acknowledged. */
+static int64_t obx_store_at(const struct obx *o)
 {
-    return !o->stored && !(o->inflight && o->qos == 0);
+    return (o->inflight && o->qos == 0 ? o->sent_us : o->born_us) + OUTBOX_STORE_US;
+}
+
+static bool obx_needs_store(const struct feeds *f, const struct obx *o)
+{
+    return !o->stored && (f->store_all || obx_store_at(o) <= f->store_now);
 }
 
 static int outbox_write_fn(struct store_txn *t, void *arg)
@@ -659,7 +670,7 @@ static int outbox_write_fn(struct store_txn *t, void *arg)
             return rc;
     }
     for (struct obx *o = f->head; o; o = o->next) {
-        if (!obx_needs_store(o))
+        if (!obx_needs_store(f, o))
             continue;
         json_t *doc = json_pack("{s:s, s:s%, s:i, s:b}", "topic", o->topic, "payload",
                                 o->payload, o->len, "qos", o->qos, "retain", o->retain);
@@ -677,9 +688,10 @@ static void on_published(void *arg, int rc);
 static void outbox_store(struct feeds *f)
 {
     struct wisp_err err = {0};
+    f->store_now = plat_clock_mono_us();
     if (store_write(f->st, outbox_write_fn, f, &err) == 0) {
         for (struct obx *o = f->head; o; o = o->next)
-            if (obx_needs_store(o))
+            if (obx_needs_store(f, o))
                 o->stored = true;
         f->nacked = 0;
     } else {
@@ -687,27 +699,39 @@ static void outbox_store(struct feeds *f)
     }
 }
 
-/* Stores the outbox when its oldest unstored entry has waited
- * OUTBOX_STORE_US, or sets the timer for then. Deletions of acknowledged
- * entries ride along (a stored entry left behind is only sent again). */
+/* Stores the outbox once an entry's store time has come (what else is
+ * due rides along), or sets the timer for the earliest. Deletions of
+ * acknowledged entries ride along too (a stored entry left behind is only
+ * sent again). Entries are in queue order and a hand-over time is never
+ * before its entry's queue time, so the first entry timed by its queue
+ * time ends the search. */
 static void outbox_store_due(struct feeds *f)
 {
-    int64_t oldest = -1;
-    for (struct obx *o = f->head; o; o = o->next)
-        if (obx_needs_store(o)) {
-            oldest = o->born_us;
+    int64_t due = -1;
+    for (struct obx *o = f->head; o; o = o->next) {
+        if (o->stored)
+            continue;
+        int64_t at = obx_store_at(o);
+        if (due < 0 || at < due)
+            due = at;
+        if (!(o->inflight && o->qos == 0))
             break;
-        }
-    if (oldest < 0 && !f->nacked)
+    }
+    if (due < 0 && !f->nacked)
         return;
-    int64_t wait = oldest < 0 ? OUTBOX_STORE_US
-                              : oldest + OUTBOX_STORE_US - plat_clock_mono_us();
-    if (oldest >= 0 && wait <= 0) {
+    int64_t now = plat_clock_mono_us();
+    if (due >= 0 && due <= now) {
         outbox_store(f);
-        return;
+        due = -1;
+        for (struct obx *o = f->head; o; o = o->next) /* handed-over ones not yet due */
+            if (!o->stored && (due < 0 || obx_store_at(o) < due))
+                due = obx_store_at(o);
+        if (due < 0)
+            return;
     }
     if (!evtimer_pending(f->ev_obx_store, NULL)) {
-        struct timeval tv = {0, (suseconds_t)wait};
+        int64_t wait = due < 0 || due <= now ? OUTBOX_STORE_US : due - now; /* a failed write: later */
+        struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
         evtimer_add(f->ev_obx_store, &tv);
     }
 }
@@ -717,11 +741,9 @@ static void on_obx_store(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct feeds *f = arg;
-    bool unstored = false;
-    for (struct obx *o = f->head; o && !unstored; o = o->next)
-        unstored = obx_needs_store(o);
-    if (unstored || f->nacked) /* due now: the oldest waited long enough */
+    if (f->nacked) /* deletions waited long enough */
         outbox_store(f);
+    outbox_store_due(f);
 }
 
 static void on_outbox(evutil_socket_t fd, short what, void *arg)
@@ -730,7 +752,11 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct feeds *f = arg;
     void *mq = f->ad[AD_MQTT].self;
-    bool batch = mq && f->head && f->head->next;
+    /* cork only for two or more to send now */
+    unsigned ready = 0;
+    for (struct obx *o = f->head; o && ready < 2; o = o->next)
+        ready += !o->inflight;
+    bool batch = mq && ready >= 2 && f->inflight + 1 < OUTBOX_WINDOW && feed_mqtt_connected(mq);
     if (batch)
         feed_mqtt_batch(mq, true);
     for (struct obx *o = f->head, *next; mq && feed_mqtt_connected(mq) && o &&
@@ -750,6 +776,7 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
         if (rc < 0)
             break; /* not connected or full: try again later */
         o->inflight = true;
+        o->sent_us = plat_clock_mono_us();
         f->inflight++;
     }
     if (batch)
@@ -767,7 +794,7 @@ static void on_published(void *arg, int rc)
     if (rc < 0 && rc != -EINVAL && rc != -EIO) { /* -EIO: the broker refused it for good */
         o->inflight = false;
         f->stats.publish_failed++;
-        outbox_store_due(f); /* it waits for the broker again: keep it */
+        outbox_kick(f); /* it waits for the broker again: the next turn keeps it */
         return;
     }
     struct obx **pp = &f->head, *prev = NULL;
@@ -1044,6 +1071,7 @@ void feeds_close(struct feeds *f)
     /* what is still only in memory goes to the store, to be sent next time */
     if (f->head || f->nacked) {
         struct wisp_err err = {0};
+        f->store_all = true;
         if (store_write(f->st, outbox_write_fn, f, &err) < 0)
             wlog_err("feeds", "cannot store the outbox: %s", err.msg);
     }

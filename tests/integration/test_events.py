@@ -468,6 +468,46 @@ class Mqtt(unittest.TestCase):
         got = sorted(json.loads(l.split(" ", 1)[1])["i"] for l in out.strip().splitlines())
         self.assertEqual(got, [0, 1, 2, 3, 4], (out, err))
 
+    def test_qos0_results_behind_a_stalled_broker_survive_a_restart(self):
+        """QoS 0 results still queued in the MQTT client (the broker stopped
+        reading; the connection is up) are kept when wispd stops, and sent
+        after it starts again. Those written to the socket before are gone
+        with the broker, as QoS 0 allows."""
+        import re
+        import signal
+        w = self.w
+        w.api("PUT", "actions/echo", {"exec": native_echo()})
+        self.assertEqual(w.api("PUT", "triggers/in", {}).status, 200)
+        r = w.api("PUT", "rules/rin", {"trigger": "in", "action": "echo", "annotations": [
+            {"key": "mqtt-publish", "value": {"topic": "out/{2}", "qos": 0}}]})
+        self.assertEqual(r.status, 200, r)
+        r = feed(w, "mqtt", "subscribe", "CREATE", "in", topic="in/+", qos=0)
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: feed(w, "mqtt", "subscribe", "READ", "in").json()["response"]["result"].get("connected"),
+                 20, "MQTT connected")
+
+        def metric(name):
+            m = re.search(r"^%s (\d+)" % name, w.request("GET", "/metrics", auth=False).body, re.M)
+            return int(m.group(1)) if m else 0
+        n = 40
+        os.kill(self.broker.proc.pid, signal.SIGSTOP)  # up, but reads nothing
+        for i in range(n):  # big results fill the socket buffers
+            self.assertEqual(w.api("POST", "triggers/in", {"topic": "in/%d" % i, "i": i,
+                                                           "pad": "x" * 500000}).status, 202)
+        wait_for(lambda: metric("wisp_mqtt_published_total") + metric("wisp_mqtt_outbox") >= n,
+                 60, "every result published or in the outbox")
+        queued = metric("wisp_mqtt_outbox")
+        self.assertGreater(queued, 0)  # the case under test happened
+        w.stop()
+        self.broker.stop()  # the stalled broker goes, with what it never read
+        self.broker.start()
+        sub = self.broker.subscribe("out/#", n, qos=0, timeout=20, debug=True)
+        wait_for(lambda: self.broker.subscribed(sub), 20, "subscriber ready")
+        w.start()
+        out, err = sub.communicate(timeout=60)
+        got = {json.loads(l.split(" ", 1)[1])["i"] for l in out.splitlines() if l.startswith("out/")}
+        self.assertGreaterEqual(len(got), queued, (sorted(got), err))
+
 
 if __name__ == "__main__":
     unittest.main()
