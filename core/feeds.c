@@ -654,9 +654,12 @@ static int64_t obx_store_at(const struct obx *o)
     return (o->inflight && o->qos == 0 ? o->sent_us : o->born_us) + OUTBOX_STORE_US;
 }
 
+/* In a write of the outbox: every entry not stored rides along, except a
+ * QoS 0 result handed over too recently to be due. */
 static bool obx_needs_store(const struct feeds *f, const struct obx *o)
 {
-    return !o->stored && (f->store_all || obx_store_at(o) <= f->store_now);
+    return !o->stored && (f->store_all || !(o->inflight && o->qos == 0) ||
+                          obx_store_at(o) <= f->store_now);
 }
 
 static int outbox_write_fn(struct store_txn *t, void *arg)
@@ -699,8 +702,8 @@ static void outbox_store(struct feeds *f)
     }
 }
 
-/* Stores the outbox once an entry's store time has come (what else is
- * due rides along), or sets the timer for the earliest. Deletions of
+/* Stores the outbox once an entry's store time has come, or sets the timer
+ * for the earliest. Deletions of
  * acknowledged entries ride along too (a stored entry left behind is only
  * sent again). Entries are in queue order and a hand-over time is never
  * before its entry's queue time, so the first entry timed by its queue
