@@ -702,16 +702,13 @@ static void outbox_store(struct feeds *f)
     }
 }
 
-/* Stores the outbox once an entry's store time has come, or sets the timer
- * for the earliest. Deletions of
- * acknowledged entries ride along too (a stored entry left behind is only
- * sent again). Entries are in queue order and a hand-over time is never
- * before its entry's queue time, so the first entry timed by its queue
- * time ends the search. */
-static void outbox_store_due(struct feeds *f)
+/* The earliest store time of the entries not stored, or -1. Entries are
+ * in queue order and a hand-over time is never before its entry's queue
+ * time, so the first entry timed by its queue time ends the search. */
+static int64_t obx_next_due(const struct feeds *f)
 {
     int64_t due = -1;
-    for (struct obx *o = f->head; o; o = o->next) {
+    for (const struct obx *o = f->head; o; o = o->next) {
         if (o->stored)
             continue;
         int64_t at = obx_store_at(o);
@@ -720,16 +717,21 @@ static void outbox_store_due(struct feeds *f)
         if (!(o->inflight && o->qos == 0))
             break;
     }
+    return due;
+}
+
+/* Stores the outbox once an entry's store time has come, or sets the timer
+ * for the earliest. Deletions of acknowledged entries ride along too (a
+ * stored entry left behind is only sent again). */
+static void outbox_store_due(struct feeds *f)
+{
+    int64_t due = obx_next_due(f);
     if (due < 0 && !f->nacked)
         return;
     int64_t now = plat_clock_mono_us();
     if (due >= 0 && due <= now) {
         outbox_store(f);
-        due = -1;
-        for (struct obx *o = f->head; o; o = o->next) /* handed-over ones not yet due */
-            if (!o->stored && (due < 0 || obx_store_at(o) < due))
-                due = obx_store_at(o);
-        if (due < 0)
+        if ((due = obx_next_due(f)) < 0) /* handed-over ones not yet due */
             return;
     }
     if (!evtimer_pending(f->ev_obx_store, NULL)) {

@@ -204,6 +204,15 @@ static bool rd_string(struct rd *r, const char **out, size_t *n)
     return false;
 }
 
+/* Skips a run of digits; its length. */
+static size_t rd_digits(struct rd *r)
+{
+    const unsigned char *d = r->p;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+        r->p++;
+    return (size_t)(r->p - d);
+}
+
 static json_t *rd_number(struct rd *r)
 {
     const unsigned char *s = r->p;
@@ -213,19 +222,14 @@ static json_t *rd_number(struct rd *r)
         r->p++;
     }
     const unsigned char *d = r->p;
-    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
-        r->p++;
-    size_t nd = (size_t)(r->p - d);
+    size_t nd = rd_digits(r);
     if (nd == 0 || (nd > 1 && *d == '0'))
         return NULL;
     bool real = false;
     if (r->p < r->end && *r->p == '.') {
         real = true;
         r->p++;
-        const unsigned char *f = r->p;
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
-            r->p++;
-        if (r->p == f)
+        if (rd_digits(r) == 0)
             return NULL;
     }
     if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
@@ -233,10 +237,7 @@ static json_t *rd_number(struct rd *r)
         r->p++;
         if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
             r->p++;
-        const unsigned char *e = r->p;
-        while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
-            r->p++;
-        if (r->p == e)
+        if (rd_digits(r) == 0)
             return NULL;
     }
     if (!real) {

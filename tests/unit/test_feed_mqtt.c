@@ -820,18 +820,25 @@ out:
 
 /* ---- tests: messages out ---------------------------------------------- */
 
+/* Connected to the broker, with mosquitto_sub on topic for count messages. */
+static bool connected_with_sub(struct fx *f, struct sub_proc *sp, const char *topic,
+                               const char *count)
+{
+    WAIT_UNTIL(f, feed_mqtt_connected(f->self), 5000);
+    CHECK(feed_mqtt_connected(f->self));
+    if (!sub_start(f, sp, topic, count)) {
+        CHECK(!"mosquitto_sub did not subscribe");
+        return false;
+    }
+    return true;
+}
+
 static void mqtt_publish_reaches_subscriber(void)
 {
     struct fx f;
     struct sub_proc sp = {0};
-    if (!fx_init(&f, true))
+    if (!fx_init(&f, true) || !connected_with_sub(&f, &sp, "out/x", "2"))
         goto out;
-    WAIT_UNTIL(&f, feed_mqtt_connected(f.self), 5000);
-    CHECK(feed_mqtt_connected(f.self));
-    if (!sub_start(&f, &sp, "out/x", "2")) {
-        CHECK(!"mosquitto_sub did not subscribe");
-        goto out;
-    }
     CHECK_EQ_INT(feed_mqtt_publish(f.self, "out/x", "hello0", 6, 0, false, on_published, &f), 0);
     CHECK_EQ_INT(f.pub_done, 0); /* never called back from inside publish */
     WAIT_UNTIL(&f, f.pub_done == 1, 5000);
@@ -861,14 +868,8 @@ static void mqtt_publish_batch(void)
 {
     struct fx f;
     struct sub_proc sp = {0};
-    if (!fx_init(&f, true))
+    if (!fx_init(&f, true) || !connected_with_sub(&f, &sp, "out/b", "6"))
         goto out;
-    WAIT_UNTIL(&f, feed_mqtt_connected(f.self), 5000);
-    CHECK(feed_mqtt_connected(f.self));
-    if (!sub_start(&f, &sp, "out/b", "6")) {
-        CHECK(!"mosquitto_sub did not subscribe");
-        goto out;
-    }
     feed_mqtt_batch(f.self, true);
     feed_mqtt_batch(f.self, true); /* holding twice is holding */
     for (int i = 0; i < 6; i++) {
