@@ -97,6 +97,9 @@ static const struct cfg_row rows[] = {
     STR("interpreters", interpreters, "", "kind=/path/to/interpreter,... over the manifest's"),
     STR("worker-user", worker_user, "nobody", "user workers run as when wispd runs as root"),
     STR("cgroups", cgroups, "auto", "auto: confine workers in cgroups where possible; off"),
+    STR("worker-cpu-share", worker_cpu_share, "memory",
+        "memory: a worker's CPU weight is limits.memory / pool-memory-mb of wispd's "
+        "(OpenWhisk's cpu-shares); equal"),
     STR("mqtt-client-id", mqtt_client_id, "", "MQTT client id (default: wisp-<hostname>)"),
     U64("outbox-max", outbox_max, 1, 10000000, "10000",
         "MQTT results kept while the broker is away; beyond, new ones are dropped"),
@@ -294,6 +297,9 @@ int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
                             cfg->listen);
     if (strcmp(cfg->cgroups, "auto") != 0 && strcmp(cfg->cgroups, "off") != 0)
         return wisp_err_set(err, -EINVAL, "cgroups: '%s' is not auto or off", cfg->cgroups);
+    if (strcmp(cfg->worker_cpu_share, "memory") != 0 && strcmp(cfg->worker_cpu_share, "equal") != 0)
+        return wisp_err_set(err, -EINVAL, "worker-cpu-share: '%s' is not memory or equal",
+                            cfg->worker_cpu_share);
     if (!cfg->tls_cert[0] != !cfg->tls_key[0])
         return wisp_err_set(err, -EINVAL, "tls-cert and tls-key go together");
     return special;

@@ -158,6 +158,7 @@ int main(int argc, char **argv)
         .queue_max = (unsigned)cfg.pool_queue_max,
         .pids_max = (unsigned)cfg.worker_pids_max,
         .use_cgroups = strcmp(cfg.cgroups, "auto") == 0,
+        .cpu_by_memory = strcmp(cfg.worker_cpu_share, "memory") == 0,
     };
     char work_dir[sizeof cfg.data + 8];
     snprintf(work_dir, sizeof work_dir, "%s/work", cfg.data);

@@ -52,6 +52,27 @@ void plat_kill_group(pid_t pid)
     }
 }
 
+int plat_nice_for_share(unsigned share)
+{
+    /* the kernel's weights for nice 0..19 (sched_prio_to_weight) */
+    static const unsigned weight[20] = {1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+                                        110,  87,  70,  56,  45,  36,  29,  23,  18,  15};
+    uint64_t s2 = (uint64_t)share * share;
+    for (int n = 0; n < 19; n++)
+        if (s2 >= (uint64_t)weight[n] * weight[n + 1]) /* nearer weight[n] than weight[n+1] */
+            return n;
+    return 19;
+}
+
+int plat_group_nice(pid_t pgid, int nice)
+{
+    if (nice < -20)
+        nice = -20;
+    if (nice > 19)
+        nice = 19;
+    return pgid > 0 && setpriority(PRIO_PGRP, (id_t)pgid, nice) < 0 ? -errno : 0;
+}
+
 static void child_fail(int errfd, enum spawn_step step, int e)
 {
     int msg[2] = {(int)step, e};

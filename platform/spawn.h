@@ -57,6 +57,14 @@ int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid, struct wisp_err *err
 int plat_pipe(int fds[2], int nonblock_end) WISP_MUST_CHECK;
 /* SIGKILLs the process group of a spawned worker. */
 void plat_kill_group(pid_t pid);
+/* The nice increment that gives a process `share` of a full CPU weight
+ * (1024: nice 0's weight), as docker's cpu-shares do: the nice value whose
+ * scheduler weight is nearest on the 1.25-per-step scale. 1024 and over: 0;
+ * the smallest shares: 19. */
+int plat_nice_for_share(unsigned share);
+/* Sets every process in group pgid to nice (clamped to -20..19); a process
+ * it starts later inherits it. 0 or -errno. */
+int plat_group_nice(pid_t pgid, int nice) WISP_MUST_CHECK;
 
 struct plat_cgroups;
 /* Prepares a parent group named name (e.g. "wisp-1234"). 0, -ENOTSUP with

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -122,12 +123,31 @@ struct pool {
     json_t *interp; /* kind -> interpreter path */
     struct event *ev_sigchld, *ev_tick, *ev_kick;
     struct pool_stats stats;
+    int nice; /* wispd's own nice value, the base of the workers' */
     bool closing;
 };
 
 static void dispatch(struct pool *p);
 static void worker_kill(struct worker *w, enum pool_status st, const char *msg);
 static void kick(struct pool *p);
+
+/* A worker's CPU weight, as OpenWhisk gives an action container
+ * cpu-shares: a full share (wispd's own weight) times its limits.memory over
+ * the memory budget, at least 2 of 1024. Under contention the loop, which
+ * serves every event, is not held back by each worker it wakes; alone on a
+ * core, a worker still gets all of it. Called once a worker knows its
+ * action (a worker never changes action): raising a nice value needs no
+ * privilege. */
+static void worker_cpu_share(struct pool *p, struct worker *w, unsigned memory_mb)
+{
+    if (!p->cfg.cpu_by_memory || !p->cfg.memory_budget_mb)
+        return;
+    uint64_t share = 1024 * (uint64_t)memory_mb / p->cfg.memory_budget_mb;
+    int rc = plat_group_nice(w->proc.pid, p->nice + plat_nice_for_share(share < 2 ? 2
+                                                                                 : (unsigned)share));
+    if (rc < 0)
+        wlog_debug("pool", "worker %u: cannot lower its CPU weight: %s", w->id, strerror(-rc));
+}
 
 /* ==== runs ============================================================ */
 
@@ -770,6 +790,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     w->last_used_us = w->spawned_us;
     if (r) {
         w->key = strdup(r->key);
+        worker_cpu_share(p, w, r->memory_mb);
         /* a zipped native action is initialising until the helper acks */
         w->state = w->zipped ? WK_INITING : w->native ? WK_READY : WK_STARTING;
         r->init_ms = w->native && !w->zipped ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;
@@ -886,6 +907,7 @@ static bool try_start(struct pool *p, struct run *r)
         p->reserved_mb = p->reserved_mb - w->reserved_mb + r->memory_mb;
         w->reserved_mb = r->memory_mb;
         w->key = strdup(r->key);
+        worker_cpu_share(p, w, r->memory_mb);
         w->concurrency = r->concurrency ? r->concurrency : 1;
         w->state = WK_INITING;
         w->spawned_us = plat_clock_mono_us(); /* initTime counts from here */
@@ -1169,6 +1191,10 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
     p->cfg.runtimes_dir = p->runtimes_dir;
     if ((rc = install_unzip_exec(p, cfg->libexec_dir, ldir, err)) < 0)
         goto fail;
+    errno = 0;
+    p->nice = getpriority(PRIO_PROCESS, 0);
+    if (errno)
+        p->nice = 0;
     if (cfg->use_cgroups) {
         char name[64];
         struct wisp_err cerr = {0};

@@ -69,6 +69,8 @@ struct pool_cfg {
     unsigned queue_max;        /* activations waiting for capacity */
     unsigned pids_max;         /* per worker, with cgroups */
     bool use_cgroups;
+    bool cpu_by_memory; /* a worker's CPU weight follows its limits.memory (OpenWhisk's
+                         * cpu-shares); false: every worker weighs as much as wispd */
     bool drop_privs; /* run workers as uid/gid (wispd running as root) */
     uid_t uid;
     gid_t gid;

@@ -913,6 +913,54 @@ class Concurrent(InvokeCase):
             self.assertEqual(self.log_parts(d), [("stdout", "id %d" % i)])
 
 
+# Prints the worker's nice value, as a child process sees it: the value
+# reaches everything a worker starts.
+SH_NICE = """#!/bin/sh
+while IFS= read -r line; do
+  printf '{"nice":%s}\\n' "$(nice)" >&3
+done
+"""
+PY_NICE = "import os\ndef main(args):\n    return {'nice': os.getpriority(os.PRIO_PROCESS, 0)}\n"
+
+
+class NiceOf:
+    def base_nice(self):
+        return os.getpriority(os.PRIO_PROCESS, self.w.proc.pid)
+
+    def nice_of(self, name):
+        return self.invoke_ok(name)["response"]["result"]["nice"]
+
+
+class CpuShare(NiceOf, InvokeCase):
+    # A worker weighs limits.memory / pool-memory-mb of wispd, as OpenWhisk's
+    # cpu-shares: of a 1024 MB budget, 256 MB is nice +6, 512 is +3, 128 is +9.
+    def test_worker_weight_follows_its_memory(self):
+        os.chmod(self.w.tmp, 0o711)  # native code runs as nobody from DATA/work
+        base = self.base_nice()
+        # a new worker spawned for its action (native kinds have no stem cells)
+        self.put_action("n256", {"kind": "native", "code": SH_NICE})
+        self.put_action("n128", {"kind": "native", "code": SH_NICE}, limits={"memory": 128})
+        self.assertEqual(self.nice_of("n256"), min(base + 6, 19))
+        # a stem cell taking its action
+        self.py("p512", PY_NICE, limits={"memory": 512})
+        rec = self.invoke_ok("p512")
+        self.assertEqual(rec["response"]["result"]["nice"], min(base + 3, 19))
+        self.assertEqual(self.nice_of("n128"), min(base + 9, 19))
+        self.assertEqual(self.base_nice(), base)  # wispd itself is left alone
+
+
+class CpuShareEqual(NiceOf, InvokeCase):
+    wispd_args = InvokeCase.wispd_args + ("--worker-cpu-share", "equal")
+
+    def test_every_worker_weighs_as_much_as_wispd(self):
+        os.chmod(self.w.tmp, 0o711)
+        base = self.base_nice()
+        self.put_action("n256", {"kind": "native", "code": SH_NICE})
+        self.py("p128", PY_NICE, limits={"memory": 128})
+        self.assertEqual(self.nice_of("n256"), base)
+        self.assertEqual(self.nice_of("p128"), base)
+
+
 class StemReclaim(InvokeCase):
     # room for two 128 MB workers, one python stem cell wanted: once two warm
     # actions fill the budget, the stem comes back only by replacing the one

@@ -1,11 +1,17 @@
 /* tests/unit/test_plat.c - platform helpers (platform/plat.h) held to what
  * they stand in for: the string copies give snprintf's bytes and lengths
- * at every capacity. */
+ * at every capacity; a CPU share maps to the nice value with the nearest
+ * kernel weight, and a group's nice value reaches all of it. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "plat.h"
+#include "spawn.h"
 
 static void plat_strcpy_is_snprintf(void)
 {
@@ -40,9 +46,74 @@ static void plat_strjoin_is_snprintf(void)
             }
 }
 
+/* The kernel's weight for each nice value maps back to that value; shares
+ * between two weights go to the nearer on the 1.25-per-step scale. */
+static void nice_for_share_follows_the_weights(void)
+{
+    static const unsigned weight[20] = {1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+                                        110,  87,  70,  56,  45,  36,  29,  23,  18,  15};
+    for (int n = 0; n < 20; n++)
+        CHECK_EQ_INT(plat_nice_for_share(weight[n]), n);
+    CHECK_EQ_INT(plat_nice_for_share(4096), 0);
+    CHECK_EQ_INT(plat_nice_for_share(512), 3);  /* 512 MB of a 1024 MB pool */
+    CHECK_EQ_INT(plat_nice_for_share(256), 6);  /* 256 MB: OpenWhisk's default memory */
+    CHECK_EQ_INT(plat_nice_for_share(128), 9);
+    CHECK_EQ_INT(plat_nice_for_share(2), 19);
+    CHECK_EQ_INT(plat_nice_for_share(0), 19);
+    int last = 0;
+    for (unsigned s = 1100; s > 0; s--) { /* a smaller share never gets a lower nice */
+        int n = plat_nice_for_share(s);
+        CHECK(n >= last);
+        last = n;
+    }
+}
+
+/* Every process of the group gets the nice value, one started later too. */
+static void group_nice_reaches_the_whole_group(void)
+{
+    errno = 0;
+    int own = getpriority(PRIO_PROCESS, 0);
+    CHECK_EQ_INT(errno, 0);
+    int sync[2];
+    CHECK_EQ_INT(pipe(sync), 0);
+    pid_t leader = fork();
+    CHECK(leader >= 0);
+    if (leader == 0) {
+        setpgid(0, 0);
+        char c;
+        if (read(sync[0], &c, 1) == 1) { /* the nice is set: a child inherits it */
+            errno = 0;
+            int mine = getpriority(PRIO_PROCESS, 0);
+            pid_t kid = fork();
+            if (kid == 0)
+                _exit(getpriority(PRIO_PROCESS, 0) == mine ? 0 : 1);
+            int st = 1;
+            waitpid(kid, &st, 0);
+            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 2);
+        }
+        _exit(3);
+    }
+    setpgid(leader, leader);
+    int want = own + 4 > 19 ? 19 : own + 4;
+    CHECK_EQ_INT(plat_group_nice(leader, own + 4), 0);
+    errno = 0;
+    CHECK_EQ_INT(getpriority(PRIO_PROCESS, (id_t)leader), want);
+    CHECK_EQ_INT(errno, 0);
+    CHECK_EQ_INT(write(sync[1], "x", 1), 1);
+    int st = -1;
+    CHECK_EQ_INT(waitpid(leader, &st, 0), leader);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ_INT(WEXITSTATUS(st), 0);
+    close(sync[0]);
+    close(sync[1]);
+    CHECK_EQ_INT(plat_group_nice(-1, 0), 0); /* no group: nothing to do */
+}
+
 static const struct check_test tests[] = {
     {"plat_strcpy_is_snprintf", plat_strcpy_is_snprintf},
     {"plat_strjoin_is_snprintf", plat_strjoin_is_snprintf},
+    {"nice_for_share_follows_the_weights", nice_for_share_follows_the_weights},
+    {"group_nice_reaches_the_whole_group", group_nice_reaches_the_whole_group},
 };
 
 CHECK_MAIN(tests)
