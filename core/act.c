@@ -1,9 +1,18 @@
 /* core/act.c - see act.h.
  *
- * Keys. activations: the 32-char id. act_index: ns, NUL, the start time as 8
- * big-endian bytes, the id; so one namespace's activations sort by time and
- * a reverse scan lists the newest first. The index value holds what a name
- * filter needs (name, path); lists read the records they return.
+ * Keys. activations: ns, NUL, the 32-hex id. Ids are time-ordered (their
+ * first 12 hex digits are the creation time in epoch ms, and the record's
+ * start is taken right after), so one namespace's records sort by time and
+ * a reverse scan lists the newest first: one B-tree serves reads by id,
+ * lists and retention, and a record costs one put and, under retention,
+ * one delete. Lists filter on the record's head (start) and its leading
+ * string fields (name) before decoding the rest.
+ *
+ * Stores of schema 1 kept each record under its bare id plus an act_index
+ * entry (ns, start as 8 bytes, id). migrate() moves them once, at start-up.
+ * Ids made before ids were time-ordered are random: such a record is keyed
+ * ns, NUL, its start as 12 hex digits, its id, so it sorts by time too, and
+ * act_legacy maps its id to that key.
  *
  * Retention. Count: each group commit removes the oldest records of a
  * namespace over activation-max-count in the same write. Age, and any
@@ -21,7 +30,8 @@
 #include "store.h"
 #include "wjson.h"
 
-#define IDX_MAX (AUTH_NS_MAX + 1 + 8 + 32)
+#define KEY_MAX (AUTH_NS_MAX + 1 + 12 + 32)
+#define OLD_IDX_MAX (AUTH_NS_MAX + 1 + 8 + 32)
 #define PRUNE_BATCH 256
 #define ACT_COMMIT_US 2000 /* records wait at most this long for their commit */
 #define ACT_BATCH 512      /* ... or until this many are queued */
@@ -30,9 +40,8 @@ struct pending {
     struct pending *next;
     char ns[AUTH_NS_MAX];
     char id[33];
-    int64_t start;
-    unsigned char *idx; /* the index value, then the record (one allocation) */
-    size_t idx_len, rec_len;
+    unsigned char *rec;
+    size_t rec_len;
     act_committed_fn *cb;
     void *arg;
 };
@@ -55,7 +64,6 @@ struct act {
     struct commit_ns commit_ns[8]; /* the namespaces of the commit being made */
     unsigned ncommit_ns;
     struct act_stats stats;
-    struct plat_buf idx_buf; /* encoding space, reused */
 };
 
 /* 32 lowercase hex like OpenWhisk's ids, but time-ordered (as UUIDv7): 48
@@ -106,16 +114,38 @@ void act_new_id(char out[33])
     plat_hex(b, sizeof b, out);
 }
 
-static size_t idx_key(const char *ns, int64_t start, const char *id, unsigned char *k)
+/* A record's key: ns, NUL, id (ns shorter than AUTH_NS_MAX). */
+static size_t act_key(const char *ns, const char *id, unsigned char *k)
 {
     size_t nl = strlen(ns);
-    memcpy(k, ns, nl);
-    k[nl] = 0;
-    uint64_t t = (uint64_t)start;
-    for (int i = 0; i < 8; i++)
-        k[nl + 1 + i] = (unsigned char)(t >> (56 - 8 * i));
-    memcpy(k + nl + 9, id, 32);
-    return nl + 9 + 32;
+    memcpy(k, ns, nl + 1);
+    memcpy(k + nl + 1, id, 32);
+    return nl + 1 + 32;
+}
+
+/* The time a key sorts by: the first 12 hex digits after ns and NUL. */
+static int64_t key_ms(const unsigned char *tail)
+{
+    int64_t t = 0;
+    for (int i = 0; i < 12; i++) {
+        int c = tail[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
+        t = t << 4 | v;
+    }
+    return t;
+}
+
+static bool is_hex32(const char *p)
+{
+    for (int i = 0; i < 32; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* The key of one of ns's records: the plain one or a legacy one. */
+static bool is_rec_key(size_t kl, size_t nslen)
+{
+    return kl == nslen + 1 + 32 || kl == nslen + 1 + 12 + 32;
 }
 
 static json_t *summary(const json_t *doc)
@@ -141,7 +171,7 @@ struct prune_ctx {
     int64_t cutoff;
     long long excess;
     size_t nslen, n;
-    unsigned char keys[PRUNE_BATCH][IDX_MAX];
+    unsigned char keys[PRUNE_BATCH][KEY_MAX];
     size_t lens[PRUNE_BATCH];
 };
 
@@ -152,12 +182,9 @@ static int prune_scan(void *arg, const struct store_rec *r)
     struct prune_ctx *c = arg;
     size_t kl;
     const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
-    if (kl != c->nslen + 41)
+    if (!is_rec_key(kl, c->nslen))
         return 0;
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++)
-        t = t << 8 | k[c->nslen + 1 + i];
-    if ((long long)c->n >= c->excess && (int64_t)t >= c->cutoff)
+    if ((long long)c->n >= c->excess && key_ms(k + c->nslen + 1) >= c->cutoff)
         return 1; /* oldest first: nothing further qualifies */
     memcpy(c->keys[c->n], k, kl);
     c->lens[c->n] = kl;
@@ -168,29 +195,13 @@ static int prune_fn(struct store_txn *t, void *arg)
 {
     struct prune_ctx *c = arg;
     for (size_t i = 0; i < c->n; i++) {
-        int rc = store_txn_del(t, STORE_ACT_INDEX, c->keys[i], c->lens[i]);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-        rc = store_txn_del(t, STORE_ACTIVATIONS, c->keys[i] + c->nslen + 9, 32);
+        int rc = store_txn_del(t, STORE_ACTIVATIONS, c->keys[i], c->lens[i]);
+        if (rc == 0 && c->lens[i] == c->nslen + 1 + 12 + 32)
+            rc = store_txn_del(t, STORE_ACT_LEGACY, c->keys[i] + c->nslen + 13, 32);
         if (rc < 0 && rc != -ENOENT)
             return rc;
     }
     return 0;
-}
-
-/* What the index keeps besides its key: what a name filter needs. Lists
- * read the records themselves (older stores kept the whole summary here,
- * which name_matches still reads). */
-static int index_value(struct plat_buf *b, int64_t start, const char *name, const char *path)
-{
-    int rc = codec_record_begin(b, REC_ACTIVATION, start);
-    if (!rc)
-        rc = codec_put_map(b, path ? 2 : 1);
-    if (!rc && !(rc = codec_put_str(b, "name")))
-        rc = codec_put_str(b, name);
-    if (!rc && path && !(rc = codec_put_str(b, "path")))
-        rc = codec_put_str(b, path);
-    return rc;
 }
 
 /* Count retention rides on each group commit: a namespace over max_count
@@ -209,7 +220,7 @@ static int prune_in_txn(struct store_txn *t, struct act *a, struct commit_ns *cn
         c->cutoff = INT64_MIN;
         c->excess = excess < budget ? excess : budget;
         c->nslen = strlen(cn->ns);
-        int rc = store_txn_scan(t, STORE_ACT_INDEX, cn->ns, c->nslen + 1, prune_scan, c);
+        int rc = store_txn_scan(t, STORE_ACTIVATIONS, cn->ns, c->nslen + 1, prune_scan, c);
         if (rc == 0 && c->n)
             rc = prune_fn(t, c);
         if (rc < 0)
@@ -238,12 +249,9 @@ static int flush_fn(struct store_txn *t, void *arg)
         }
         if (i < a->ncommit_ns)
             a->commit_ns[i].added++;
-        unsigned char k[IDX_MAX];
-        size_t kl = idx_key(p->ns, p->start, p->id, k);
-        int rc = store_txn_put_raw(t, STORE_ACTIVATIONS, p->id, 32, p->idx + p->idx_len,
-                                   p->rec_len);
-        if (rc == 0)
-            rc = store_txn_put_raw(t, STORE_ACT_INDEX, k, kl, p->idx, p->idx_len);
+        unsigned char k[KEY_MAX];
+        size_t kl = act_key(p->ns, p->id, k);
+        int rc = store_txn_put_raw(t, STORE_ACTIVATIONS, k, kl, p->rec, p->rec_len);
         if (rc < 0)
             return rc;
     }
@@ -289,7 +297,7 @@ static void flush(struct act *a)
         }
         if (p->cb)
             p->cb(p->arg, rc);
-        free(p->idx);
+        free(p->rec);
         free(p);
         p = next;
     }
@@ -310,20 +318,15 @@ int act_put(struct act *a, const char *ns, const struct act_rec *r, act_committe
         a->stats.dropped++;
         return -EAGAIN;
     }
-    struct plat_buf *b = &a->idx_buf;
     struct pending *p = calloc(1, sizeof *p);
-    if (!p || index_value(b, r->start, r->name ? r->name : "", r->path) < 0 ||
-        !(p->idx = malloc(b->len + r->len))) {
+    if (!p || !(p->rec = malloc(r->len))) {
         free(p);
         return -ENOMEM;
     }
-    memcpy(p->idx, b->data, b->len);
-    memcpy(p->idx + b->len, r->rec, r->len);
-    p->idx_len = b->len;
+    memcpy(p->rec, r->rec, r->len);
     p->rec_len = r->len;
     strcpy(p->ns, ns);
     memcpy(p->id, r->id, 33);
-    p->start = r->start;
     p->cb = cb;
     p->arg = arg;
     if (a->tail)
@@ -397,12 +400,33 @@ int act_pack_annotation(struct plat_buf *b, const char *key)
     return rc;
 }
 
+struct legacy_key {
+    const char *ns;
+    unsigned char k[KEY_MAX];
+    size_t kl;
+};
+
+static int legacy_key_fn(void *arg, const void *data, size_t len)
+{
+    struct legacy_key *l = arg;
+    size_t nl = strlen(l->ns);
+    if (len != nl + 1 + 12 + 32 || memcmp(data, l->ns, nl + 1) != 0)
+        return -ENOENT; /* another namespace's */
+    memcpy(l->k, data, len);
+    l->kl = len;
+    return 0;
+}
+
 int act_get(struct act *a, const char *ns, const char *id, json_t **doc)
 {
     flush(a); /* what is queued must be readable */
-    if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+    if (strlen(id) != 32 || !is_hex32(id) || strlen(ns) >= AUTH_NS_MAX)
         return -ENOENT;
-    int rc = store_get(a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, doc);
+    struct legacy_key l = {.ns = ns};
+    l.kl = act_key(ns, id, l.k);
+    int rc = store_get(a->st, STORE_ACTIVATIONS, l.k, l.kl, NULL, NULL, doc);
+    if (rc == -ENOENT && store_get_raw(a->st, STORE_ACT_LEGACY, id, 32, legacy_key_fn, &l) == 0)
+        rc = store_get(a->st, STORE_ACTIVATIONS, l.k, l.kl, NULL, NULL, doc);
     if (rc == -EBADMSG || rc == -EPROTO)
         return -EIO;
     if (rc < 0)
@@ -417,12 +441,11 @@ int act_get(struct act *a, const char *ns, const char *id, json_t **doc)
 }
 
 struct list_ctx {
-    struct act *a;
     const struct act_query *q;
+    const char *want_name; /* the last segment of q->name: a record's name must equal it */
     size_t nslen;
     long long seen;
     json_t *out;
-    int err;
 };
 
 static bool name_matches(const json_t *s, const char *want)
@@ -433,54 +456,66 @@ static bool name_matches(const json_t *s, const char *want)
     if (name && strcmp(name, want) == 0)
         return true;
     /* "pkg/action" matches the path annotation "ns/pkg/action" */
-    const char *path = wjson_str(s, "path");
-    if (!path)
-        path = json_string_value(wjson_kv_get(json_object_get(s, "annotations"), "path"));
+    const char *path = json_string_value(wjson_kv_get(json_object_get(s, "annotations"), "path"));
     if (!path)
         return false;
     const char *slash = strchr(path, '/');
     return slash && strcmp(slash + 1, want) == 0;
 }
 
+/* Slack between a key's time (its id's) and the record's start: the start
+ * is read right after the id is made. */
+#define KEY_START_SLACK_MS 1000
+
 static int list_fn(void *arg, const struct store_rec *r)
 {
     struct list_ctx *c = arg;
-    size_t kl;
+    size_t kl, vl;
     const unsigned char *k = (const unsigned char *)store_rec_key(r, &kl);
-    if (kl != c->nslen + 1 + 8 + 32)
+    if (!is_rec_key(kl, c->nslen))
         return 0;
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++)
-        t = t << 8 | k[c->nslen + 1 + i];
-    if (c->q->upto && (int64_t)t > c->q->upto)
-        return 0;
-    if (c->q->since && (int64_t)t < c->q->since)
+    if (c->q->since && key_ms(k + c->nslen + 1) + KEY_START_SLACK_MS < c->q->since)
         return 1; /* older from here on */
-    json_t *s = NULL;
-    if (store_rec_doc(r, &s) < 0)
+    const void *v = store_rec_val(r, &vl);
+    int64_t start;
+    if (codec_record_peek_updated(v, vl, &start) < 0 || (c->q->upto && start > c->q->upto) ||
+        (c->q->since && start < c->q->since))
         return 0;
-    bool match = name_matches(s, c->q->name);
-    if (!match || c->seen++ < c->q->skip || c->q->count) {
-        json_decref(s);
+    json_t *doc = NULL;
+    if (c->q->name) {
+        const char *name;
+        size_t n;
+        int rc = codec_record_peek_str(v, vl, "name", &name, &n);
+        if (rc == -EBADMSG || (rc == 0 && (n != strlen(c->want_name) ||
+                                           memcmp(name, c->want_name, n) != 0)))
+            return 0;
+        if (store_rec_doc(r, &doc) < 0)
+            return 0;
+        if (!name_matches(doc, c->q->name)) {
+            json_decref(doc);
+            return 0;
+        }
+    }
+    if (c->seen++ < c->q->skip || c->q->count) {
+        json_decref(doc);
         return 0;
     }
-    json_decref(s);
-    json_t *full = NULL;
-    char id[33];
-    memcpy(id, k + c->nslen + 9, 32);
-    id[32] = '\0';
-    if (store_get(c->a->st, STORE_ACTIVATIONS, id, 32, NULL, NULL, &full) < 0)
-        return 0; /* pruned under us, or unreadable: not listed */
-    json_array_append_new(c->out, c->q->docs ? full : summary(full));
+    if (!doc && store_rec_doc(r, &doc) < 0)
+        return 0; /* unreadable: not listed */
+    json_array_append_new(c->out, c->q->docs ? doc : summary(doc));
     if (!c->q->docs)
-        json_decref(full);
+        json_decref(doc);
     return (long long)json_array_size(c->out) >= c->q->limit ? 1 : 0;
 }
 
 int act_list(struct act *a, const char *ns, const struct act_query *q, json_t **out)
 {
     flush(a);
-    struct list_ctx c = {.a = a, .q = q, .nslen = strlen(ns), .out = json_array()};
+    struct list_ctx c = {.q = q, .nslen = strlen(ns), .out = json_array()};
+    if (q->name) {
+        const char *slash = strrchr(q->name, '/');
+        c.want_name = slash ? slash + 1 : q->name;
+    }
     unsigned char prefix[AUTH_NS_MAX + 1];
     if (c.nslen >= AUTH_NS_MAX || !c.out) {
         json_decref(c.out);
@@ -488,7 +523,7 @@ int act_list(struct act *a, const char *ns, const struct act_query *q, json_t **
     }
     memcpy(prefix, ns, c.nslen);
     prefix[c.nslen] = 0;
-    int rc = store_scan(a->st, STORE_ACT_INDEX, prefix, c.nslen + 1, true, list_fn, &c);
+    int rc = store_scan(a->st, STORE_ACTIVATIONS, prefix, c.nslen + 1, true, list_fn, &c);
     if (rc < 0) {
         json_decref(c.out);
         return -EIO;
@@ -533,7 +568,7 @@ static bool prune_round(struct act *a)
         c->nslen = strlen(ns);
         unsigned char prefix[AUTH_NS_MAX + 1];
         memcpy(prefix, ns, c->nslen + 1);
-        if (store_scan(a->st, STORE_ACT_INDEX, prefix, c->nslen + 1, false, prune_scan, c) < 0 ||
+        if (store_scan(a->st, STORE_ACTIVATIONS, prefix, c->nslen + 1, false, prune_scan, c) < 0 ||
             c->n == 0)
             continue;
         struct wisp_err err = {0};
@@ -588,6 +623,113 @@ static int count_fn(void *arg, const struct store_rec *r)
     return 0;
 }
 
+/* ==== the move from schema 1 ========================================= */
+
+#define MIGRATE_BATCH 2048
+#define ID_CLOCK_SLACK_MS (3600 * 1000) /* a time-ordered id is this close to its start */
+
+struct migrate_ctx {
+    size_t n;
+    unsigned char keys[MIGRATE_BATCH][512]; /* LMDB keys are at most 511 bytes */
+    size_t lens[MIGRATE_BATCH];
+    struct plat_buf rec; /* one record, copied out before the writes that move it */
+    unsigned long long moved, legacy; /* by the batch being written */
+};
+
+static int migrate_scan(void *arg, const struct store_rec *r)
+{
+    struct migrate_ctx *c = arg;
+    size_t kl;
+    const char *k = store_rec_key(r, &kl);
+    if (kl > sizeof c->keys[0])
+        return -EIO;
+    memcpy(c->keys[c->n], k, kl);
+    c->lens[c->n] = kl;
+    return ++c->n == MIGRATE_BATCH ? 1 : 0;
+}
+
+static int copy_rec(void *arg, const void *data, size_t len)
+{
+    struct plat_buf *b = arg;
+    b->len = 0;
+    return plat_buf_add(b, data, len);
+}
+
+/* One batch: each act_index entry's record moves under its new key, the
+ * entry goes. The last batch stamps schema 2. */
+static int migrate_fn(struct store_txn *t, void *arg)
+{
+    struct migrate_ctx *c = arg;
+    c->n = 0;
+    c->moved = c->legacy = 0;
+    int rc = store_txn_scan(t, STORE_ACT_INDEX, "", 0, migrate_scan, c);
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        const unsigned char *k = c->keys[i];
+        size_t kl = c->lens[i], nl = strnlen((const char *)k, kl);
+        if ((rc = store_txn_del(t, STORE_ACT_INDEX, k, kl)) < 0)
+            break;
+        const char *id = (const char *)k + nl + 9;
+        if (nl >= AUTH_NS_MAX || kl != nl + 9 + 32 || !is_hex32(id))
+            continue; /* not an index entry: nothing to move */
+        rc = store_txn_get_raw(t, STORE_ACTIVATIONS, id, 32, copy_rec, &c->rec);
+        if (rc == -ENOENT) { /* an entry whose record is gone */
+            rc = 0;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        int64_t start = 0;
+        for (int j = 0; j < 8; j++)
+            start = start << 8 | k[nl + 1 + j];
+        int64_t d = key_ms((const unsigned char *)id) - start;
+        bool legacy = d > ID_CLOCK_SLACK_MS || d < -ID_CLOCK_SLACK_MS;
+        unsigned char nk[KEY_MAX];
+        memcpy(nk, k, nl + 1);
+        size_t nkl = nl + 1;
+        if (legacy) { /* ns, NUL, start as 12 hex digits, id */
+            for (int j = 0; j < 12; j++)
+                nk[nkl + (size_t)j] = "0123456789abcdef"[(uint64_t)start >> (44 - 4 * j) & 15];
+            nkl += 12;
+        }
+        memcpy(nk + nkl, id, 32);
+        nkl += 32;
+        if ((rc = store_txn_put_raw(t, STORE_ACTIVATIONS, nk, nkl, c->rec.data, c->rec.len)) <
+                0 ||
+            (rc = store_txn_del(t, STORE_ACTIVATIONS, id, 32)) < 0 ||
+            (legacy && (rc = store_txn_put_raw(t, STORE_ACT_LEGACY, id, 32, nk, nkl)) < 0))
+            break;
+        c->moved++;
+        c->legacy += legacy;
+    }
+    if (rc == 0 && c->n < MIGRATE_BATCH)
+        rc = store_txn_set_schema(t, STORE_SCHEMA_VERSION);
+    return rc;
+}
+
+/* Moves a schema 1 store's activations to the one-tree layout, in batches
+ * (each batch one write; a stop half-way resumes where it was). Start-up
+ * only, before the loop runs. */
+static int migrate(struct store *st, struct wisp_err *err)
+{
+    struct migrate_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    unsigned long long moved = 0, legacy = 0;
+    int rc;
+    do {
+        if ((rc = store_write(st, migrate_fn, c, err)) < 0)
+            break;
+        moved += c->moved;
+        legacy += c->legacy;
+    } while (c->n == MIGRATE_BATCH);
+    plat_buf_fini(&c->rec);
+    free(c);
+    if (rc == 0)
+        wlog_info("act", "activations moved to the store's schema %d layout: %llu records (%llu "
+                  "with ids that are not time-ordered)", STORE_SCHEMA_VERSION, moved, legacy);
+    return rc;
+}
+
 int act_open(struct event_base *base, struct store *st, const struct act_cfg *cfg,
              struct act **out, struct wisp_err *err)
 {
@@ -606,9 +748,11 @@ int act_open(struct event_base *base, struct store *st, const struct act_cfg *cf
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
-    /* Per-namespace counts for retention: one pass over the index keys. */
-    if ((rc = store_scan(st, STORE_ACT_INDEX, "", 0, false, count_fn, a->counts)) < 0) {
-        wisp_err_set(err, rc, "cannot read the activation index: %s", strerror(-rc));
+    if (store_schema(st) < STORE_SCHEMA_VERSION && (rc = migrate(st, err)) < 0)
+        goto fail;
+    /* Per-namespace counts for retention: one pass over the keys. */
+    if ((rc = store_scan(st, STORE_ACTIVATIONS, "", 0, false, count_fn, a->counts)) < 0) {
+        wisp_err_set(err, rc, "cannot read the activations: %s", strerror(-rc));
         goto fail;
     }
     *out = a;
@@ -628,7 +772,6 @@ void act_close(struct act *a)
     if (a->ev_tick)
         event_free(a->ev_tick);
     json_decref(a->counts);
-    plat_buf_fini(&a->idx_buf);
     free(a);
 }
 

@@ -38,12 +38,10 @@ void act_new_id(char out[33]);
 /* Called once the record is committed (rc 0) or failed to be (rc < 0). */
 typedef void act_committed_fn(void *arg, int rc);
 /* A finished record, encoded (act_pack_head and the codec's writer: kind
- * REC_ACTIVATION, updated = start), with what its index needs. */
+ * REC_ACTIVATION, updated = start; "name" among the leading fields, which
+ * lists read without decoding the rest). */
 struct act_rec {
-    const char *id;   /* 32 hex digits */
-    int64_t start;    /* epoch ms */
-    const char *name; /* the record's name, and its "path" annotation (or NULL) */
-    const char *path;
+    const char *id; /* 32 hex digits, from act_new_id (keys sort by its time) */
     const void *rec;
     size_t len;
 };

@@ -341,6 +341,103 @@ int codec_record_peek_kind(const void *data, size_t len)
     return b[2];
 }
 
+/* The int at d[*pos] (any msgpack integer format), moving *pos past it. */
+static int peek_int(const unsigned char *d, size_t len, size_t *pos, int64_t *v)
+{
+    if (*pos >= len)
+        return -EBADMSG;
+    unsigned char b = d[(*pos)++];
+    if (b <= 0x7f || b >= 0xe0) {
+        *v = (int8_t)b;
+        return 0;
+    }
+    if (b < 0xcc || b > 0xd3)
+        return -EBADMSG;
+    int n = 1 << ((b - 0xcc) & 3);
+    if ((size_t)n > len - *pos)
+        return -EBADMSG;
+    uint64_t u = be(d + *pos, n);
+    *pos += (size_t)n;
+    if (b >= 0xd0 && n < 8 && (u >> (8 * n - 1)) & 1) /* signed, negative: extend */
+        u |= ~UINT64_C(0) << (8 * n);
+    else if (b <= 0xcf && n == 8 && u > INT64_MAX)
+        return -EBADMSG;
+    *v = (int64_t)u;
+    return 0;
+}
+
+/* The str at d[*pos], moving *pos past it; -ENOENT when it is not a str. */
+static int peek_strv(const unsigned char *d, size_t len, size_t *pos, const char **s, size_t *n)
+{
+    if (*pos >= len)
+        return -EBADMSG;
+    unsigned char b = d[*pos];
+    size_t hl, sl;
+    if (b >= 0xa0 && b <= 0xbf) {
+        hl = 1;
+        sl = b & 0x1fu;
+    } else if (b >= 0xd9 && b <= 0xdb) {
+        int w = 1 << (b - 0xd9);
+        if ((size_t)w >= len - *pos)
+            return -EBADMSG;
+        hl = 1 + (size_t)w;
+        sl = (size_t)be(d + *pos + 1, w);
+    } else {
+        return -ENOENT;
+    }
+    if (hl > len - *pos || sl > len - *pos - hl)
+        return -EBADMSG;
+    *s = (const char *)d + *pos + hl;
+    *n = sl;
+    *pos += hl + sl;
+    return 0;
+}
+
+int codec_record_peek_updated(const void *data, size_t len, int64_t *updated_ms)
+{
+    size_t pos = 3;
+    if (codec_record_peek_kind(data, len) < 0)
+        return -EBADMSG;
+    return peek_int(data, len, &pos, updated_ms);
+}
+
+int codec_record_peek_str(const void *data, size_t len, const char *key, const char **s,
+                          size_t *n)
+{
+    const unsigned char *d = data;
+    size_t pos = 3;
+    int64_t upd;
+    if (codec_record_peek_kind(data, len) < 0 || peek_int(d, len, &pos, &upd) < 0 || pos >= len)
+        return -EBADMSG;
+    uint64_t nkv;
+    if (d[pos] >= 0x80 && d[pos] <= 0x8f) {
+        nkv = d[pos] & 0x0fu;
+        pos += 1;
+    } else if ((d[pos] == 0xde || d[pos] == 0xdf) && len - pos > (d[pos] == 0xde ? 2u : 4u)) {
+        int w = d[pos] == 0xde ? 2 : 4;
+        nkv = be(d + pos + 1, w);
+        pos += 1 + (size_t)w;
+    } else {
+        return -EBADMSG;
+    }
+    size_t klen = strlen(key);
+    for (uint64_t i = 0; i < nkv; i++) {
+        const char *k, *v;
+        size_t kn, vn;
+        int rc = peek_strv(d, len, &pos, &k, &kn);
+        if (rc == 0)
+            rc = peek_strv(d, len, &pos, &v, &vn);
+        if (rc < 0)
+            return rc;
+        if (kn == klen && memcmp(k, key, klen) == 0) {
+            *s = v;
+            *n = vn;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64_t *updated_ms,
                         json_t **doc)
 {
@@ -379,9 +476,18 @@ out:
 int codec_fuzz_one(const uint8_t *data, size_t len)
 {
     enum rec_kind kind;
-    int64_t upd;
+    int64_t upd, peeked;
     json_t *doc = NULL;
     int rc = codec_record_unpack(data, len, &kind, &upd, &doc);
     json_decref(doc);
+    /* the peeks read the same bytes without the bounds walk: where both
+     * read updated_ms they agree, and a peeked string lies within the bytes */
+    if (codec_record_peek_updated(data, len, &peeked) == 0 && rc == 0 && peeked != upd)
+        abort();
+    const char *s;
+    size_t n;
+    if (codec_record_peek_str(data, len, "name", &s, &n) == 0 &&
+        (s < (const char *)data || n > len || (size_t)(s - (const char *)data) > len - n))
+        abort();
     return rc;
 }

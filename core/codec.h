@@ -54,6 +54,17 @@ int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64
                         json_t **doc) WISP_MUST_CHECK;
 /* The kind of a record from its first bytes, or -EBADMSG. */
 int codec_record_peek_kind(const void *data, size_t len) WISP_MUST_CHECK;
+/* A record's updated_ms from its head, without decoding the document. 0 or
+ * -EBADMSG. */
+int codec_record_peek_updated(const void *data, size_t len, int64_t *updated_ms)
+    WISP_MUST_CHECK;
+/* The string value of `key` in the document's map, found among the string
+ * entries the map starts with (records written field by field put their
+ * names first), without decoding the rest: 0 with *s (not NUL-terminated,
+ * pointing into data) and *n set; -ENOENT when the leading string entries
+ * do not hold it (the document may still: decode it to know); -EBADMSG. */
+int codec_record_peek_str(const void *data, size_t len, const char *key, const char **s,
+                          size_t *n) WISP_MUST_CHECK;
 
 /* Fuzz entry point: decodes arbitrary bytes, discards the result. */
 int codec_fuzz_one(const uint8_t *data, size_t len);

@@ -574,8 +574,7 @@ int feeds_system_action(struct feeds *f, const char *caller_ns, const char *pkg,
         *record = NULL;
         return wisp_err_set(err, -ENOMEM, "out of memory");
     }
-    struct act_rec r = {.id = id, .start = now, .name = sa->name, .path = path, .rec = b.data,
-                        .len = b.len};
+    struct act_rec r = {.id = id, .rec = b.data, .len = b.len};
     if (act_put(f->act, caller_ns, &r, NULL, NULL) < 0)
         wlog_warn("feeds", "the record of a feed action could not be queued");
     plat_buf_fini(&b);

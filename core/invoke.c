@@ -310,8 +310,7 @@ static void finish(struct activation *a, enum act_status st, json_t *result, jso
         if (codec_record_unpack(b->data, b->len, &kind, &upd, &a->record) < 0)
             a->record = NULL;
     }
-    struct act_rec r = {.id = a->id, .start = a->start_ms, .name = a->name, .path = a->fq,
-                        .rec = b->data, .len = b->len};
+    struct act_rec r = {.id = a->id, .rec = b->data, .len = b->len};
     if (rc < 0 || act_put(inv->act, a->subject, &r, NULL, NULL) < 0)
         wlog_err("invoke", "activation %s could not be queued for storage", a->id);
     plat_buf_trim(b);

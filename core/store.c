@@ -31,8 +31,8 @@
 
 #define SYNC_WAITERS_MAX 4096
 
-static const char *const db_names[STORE_NDB] = {"keys", "entities", "activations", "act_index",
-                                                "meta"};
+static const char *const db_names[STORE_NDB] = {"keys",      "entities", "activations",
+                                                "act_index", "meta",     "act_legacy"};
 
 struct cache_ent {
     struct cache_ent *hnext;            /* hash chain */
@@ -61,6 +61,7 @@ struct store {
     void *map_addr; /* where data.mdb is mapped, for store_trim */
     size_t map_len;
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
+    unsigned schema; /* what the data dir was stamped with when opened */
     struct store_stats stats;
     struct plat_buf pack; /* reused by puts (one writer at a time) */
 
@@ -392,14 +393,16 @@ int store_open(const struct store_cfg *cfg, struct event_base *base, struct stor
         }
         uint32_t ver;
         memcpy(&ver, v.mv_data, 4);
-        if (ver > CODEC_SCHEMA_VERSION) {
+        if (ver > STORE_SCHEMA_VERSION) {
             rc = wisp_err_set(err, -EPROTO,
                               "data dir %s has schema %u, newer than this build's %d", cfg->dir,
-                              ver, CODEC_SCHEMA_VERSION);
+                              ver, STORE_SCHEMA_VERSION);
             goto fail;
         }
+        st->schema = ver;
     } else if (rc == MDB_NOTFOUND) {
-        uint32_t ver = CODEC_SCHEMA_VERSION;
+        uint32_t ver = STORE_SCHEMA_VERSION;
+        st->schema = ver;
         v.mv_size = 4;
         v.mv_data = &ver;
         if ((rc = mdb_put(txn, st->dbi[STORE_META], &k, &v, 0))) {
@@ -589,6 +592,12 @@ const char *store_rec_key(const struct store_rec *r, size_t *len)
     return r->key.mv_data;
 }
 
+const void *store_rec_val(const struct store_rec *r, size_t *len)
+{
+    *len = r->val.mv_size;
+    return r->val.mv_data;
+}
+
 int store_rec_kind(const struct store_rec *r)
 {
     return codec_record_peek_kind(r->val.mv_data, r->val.mv_size);
@@ -738,6 +747,28 @@ int store_txn_get(struct store_txn *t, enum store_db db, const void *key, size_t
     if (rc < 0)
         return rc;
     return decode(&v, kind, updated_ms, doc);
+}
+
+int store_txn_get_raw(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                      store_raw_fn *fn, void *arg)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
+    int rc = map_rc(t->st, mdb_get(t->txn, t->st->dbi[db], &k, &v));
+    return rc < 0 ? rc : fn(arg, v.mv_data, v.mv_size);
+}
+
+unsigned store_schema(const struct store *st)
+{
+    return st->schema;
+}
+
+int store_txn_set_schema(struct store_txn *t, unsigned version)
+{
+    uint32_t ver = version;
+    int rc = store_txn_put_raw(t, STORE_META, "schema", 6, &ver, sizeof ver);
+    if (rc == 0)
+        t->st->schema = version;
+    return rc;
 }
 
 int store_txn_put_raw(struct store_txn *t, enum store_db db, const void *key, size_t klen,

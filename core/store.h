@@ -31,11 +31,17 @@ struct store_txn;
 enum store_db {
     STORE_KEYS = 0,    /* key uuid -> REC_KEY {namespace, salt, hash, created} */
     STORE_ENTITIES,    /* "ns\0path" -> REC_ACTION | REC_PACKAGE | REC_TRIGGER | REC_RULE */
-    STORE_ACTIVATIONS, /* activation id -> REC_ACTIVATION */
-    STORE_ACT_INDEX,   /* ns + time + id -> index entry, for listing by time */
+    STORE_ACTIVATIONS, /* "ns\0id" -> REC_ACTIVATION (core/act.c) */
+    STORE_ACT_INDEX,   /* schema 1 only: ns + time + id; emptied by act's migration */
     STORE_META,        /* "schema" and other small facts */
+    STORE_ACT_LEGACY,  /* id -> key, for records whose ids are not time-ordered */
     STORE_NDB
 };
+
+/* The layout a data dir is stamped with. 2: activations keyed by namespace
+ * and id, no act_index. A store of schema 1 opens, and core/act.c moves it
+ * to 2 (store_schema, store_txn_set_schema); a newer one is refused. */
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_MAX_KEY 480 /* LMDB's default key limit is 511 bytes */
 
@@ -80,6 +86,7 @@ int store_get_raw(struct store *st, enum store_db db, const void *key, size_t kl
  * callback; store_rec_doc decodes it (new reference) when the caller wants it. */
 struct store_rec;
 const char *store_rec_key(const struct store_rec *r, size_t *len);
+const void *store_rec_val(const struct store_rec *r, size_t *len); /* the record's bytes */
 int store_rec_kind(const struct store_rec *r); /* -EBADMSG if unreadable */
 int store_rec_doc(const struct store_rec *r, json_t **doc) WISP_MUST_CHECK;
 /* Return 0 to go on, 1 to stop, <0 to stop with that error. */
@@ -108,6 +115,14 @@ int store_txn_put_raw(struct store_txn *t, enum store_db db, const void *key, si
  * must not write (collect keys, then delete them after the scan). */
 int store_txn_scan(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
                    store_scan_fn *fn, void *arg) WISP_MUST_CHECK;
+/* store_get_raw inside a write: the bytes are valid until the next change
+ * made through t. */
+int store_txn_get_raw(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+                      store_raw_fn *fn, void *arg) WISP_MUST_CHECK;
+/* The schema the data dir was stamped with when it was opened (a new one:
+ * STORE_SCHEMA_VERSION), and a write stamping it anew. */
+unsigned store_schema(const struct store *st);
+int store_txn_set_schema(struct store_txn *t, unsigned version) WISP_MUST_CHECK;
 /* 0 or -ENOENT. */
 int store_txn_del(struct store_txn *t, enum store_db db, const void *key, size_t klen)
     WISP_MUST_CHECK;

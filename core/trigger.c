@@ -161,8 +161,7 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     int prc = trigger_record(t, subject, name, id, wjson_str(doc, "version"), start, args, nlogs,
                              tpath);
     if (prc == 0) {
-        struct act_rec r = {.id = id, .start = start, .name = name, .path = tpath,
-                            .rec = t->rec.data, .len = t->rec.len};
+        struct act_rec r = {.id = id, .rec = t->rec.data, .len = t->rec.len};
         prc = act_put(t->act, subject, &r, NULL, NULL);
     }
     if (prc < 0)

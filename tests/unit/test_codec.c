@@ -401,6 +401,90 @@ static void codec_peek_kind_rejects_short_or_foreign_bytes(void)
     CHECK_EQ_INT(codec_record_peek_kind("\x94\x01\x03\x00", 4), 3);
 }
 
+/* updated_ms read from the head, at every msgpack integer width. */
+static void codec_peek_updated_reads_every_int_width(void)
+{
+    static const int64_t upds[] = {0,          1,          127,        128,
+                                   255,        256,        65535,      65536,
+                                   4294967295, 4294967296, 1700000000000LL, INT64_MAX,
+                                   -1,         -32,        -33,        -128,
+                                   -129,       -32768,     -32769,     -2147483648LL,
+                                   -2147483649LL, INT64_MIN};
+    json_t *doc = json_pack("{s:s}", "name", "x");
+    for (size_t i = 0; i < sizeof upds / sizeof upds[0]; i++) {
+        struct plat_buf b = {0};
+        CHECK_EQ_INT(codec_record_pack(&b, REC_ACTIVATION, upds[i], doc), 0);
+        int64_t got = 0;
+        CHECK_EQ_INT(codec_record_peek_updated(b.data, b.len, &got), 0);
+        CHECK(got == upds[i]);
+        for (size_t n = 0; n < 4; n++) /* cut before the integer is whole */
+            CHECK_EQ_INT(codec_record_peek_updated(b.data, n, &got), -EBADMSG);
+        plat_buf_fini(&b);
+    }
+    json_decref(doc);
+    int64_t got = 0;
+    /* wide encodings of small values, and what is not an integer */
+    CHECK_EQ_INT(codec_record_peek_updated("\x94\x01\x06\xd0\xff\x80", 6, &got), 0);
+    CHECK_EQ_INT(got, -1);
+    CHECK_EQ_INT(codec_record_peek_updated("\x94\x01\x06\xcd\x01\x00\x80", 7, &got), 0);
+    CHECK_EQ_INT(got, 256);
+    CHECK_EQ_INT(codec_record_peek_updated("\x94\x01\x06\xcf\x80\0\0\0\0\0\0\0\x80", 13, &got),
+                 -EBADMSG); /* over INT64_MAX */
+    CHECK_EQ_INT(codec_record_peek_updated("\x94\x01\x06\xc0\x80", 5, &got), -EBADMSG);
+    CHECK_EQ_INT(codec_record_peek_updated("\x94\x01\x06\xcb\0\0\0\0\0\0\0\0\x80", 13, &got),
+                 -EBADMSG); /* a float */
+    CHECK_EQ_INT(codec_record_peek_updated("\x84\x01\x06\x00\x80", 5, &got), -EBADMSG);
+}
+
+static void check_peek(const void *data, size_t len, const char *key, int want, const char *val)
+{
+    const char *s = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(codec_record_peek_str(data, len, key, &s, &n), want);
+    if (want == 0) {
+        CHECK(n == strlen(val) && memcmp(s, val, n) == 0);
+        CHECK((const char *)data <= s && s + n <= (const char *)data + len);
+    }
+}
+
+/* A string field among those the document starts with, without decoding
+ * the rest; anything past the first value that is not a string is not
+ * looked at. */
+static void codec_peek_str_reads_leading_string_fields(void)
+{
+    char long40[41], long300[301];
+    memset(long40, 'l', 40);
+    long40[40] = '\0';
+    memset(long300, 'm', 300);
+    long300[300] = '\0';
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:i, s:s}", "namespace", "guest", "name", long40,
+                            "path", long300, "n", 1, "after", "x");
+    struct plat_buf b = {0};
+    CHECK_EQ_INT(codec_record_pack(&b, REC_ACTIVATION, 7, doc), 0);
+    check_peek(b.data, b.len, "namespace", 0, "guest");
+    check_peek(b.data, b.len, "name", 0, long40);   /* str8 */
+    check_peek(b.data, b.len, "path", 0, long300);  /* str16 */
+    check_peek(b.data, b.len, "after", -ENOENT, NULL); /* behind an int */
+    check_peek(b.data, b.len, "nam", -ENOENT, NULL);
+    for (size_t cut = 0; cut < b.len; cut++) { /* every prefix: an error or in bounds */
+        const char *s = NULL;
+        size_t n = 0;
+        int rc = codec_record_peek_str(b.data, cut, "path", &s, &n);
+        CHECK(rc == -EBADMSG || rc == -ENOENT || (rc == 0 && s + n <= b.data + cut));
+    }
+    json_decref(doc);
+    json_t *only = json_pack("{s:s, s:s}", "a", "1", "b", "2");
+    CHECK_EQ_INT(codec_record_pack(&b, REC_ACTIVATION, 7, only), 0);
+    check_peek(b.data, b.len, "b", 0, "2");
+    check_peek(b.data, b.len, "c", -ENOENT, NULL); /* the end of the map */
+    json_decref(only);
+    json_t *arr = json_pack("[s]", "name");
+    CHECK_EQ_INT(codec_record_pack(&b, REC_ACTIVATION, 7, arr), 0);
+    check_peek(b.data, b.len, "name", -EBADMSG, NULL); /* not a map */
+    json_decref(arr);
+    plat_buf_fini(&b);
+}
+
 /* ==== rejecting bad input =============================================== */
 
 static void codec_unpack_rejects_every_truncated_prefix(void)
@@ -1042,6 +1126,8 @@ static const struct check_test tests[] = {
     {"codec_peek_kind_reads_kind_from_record_head", codec_peek_kind_reads_kind_from_record_head},
     {"codec_peek_kind_rejects_short_or_foreign_bytes",
      codec_peek_kind_rejects_short_or_foreign_bytes},
+    {"codec_peek_updated_reads_every_int_width", codec_peek_updated_reads_every_int_width},
+    {"codec_peek_str_reads_leading_string_fields", codec_peek_str_reads_leading_string_fields},
     {"codec_unpack_rejects_every_truncated_prefix", codec_unpack_rejects_every_truncated_prefix},
     {"codec_unpack_rejects_trailing_garbage", codec_unpack_rejects_trailing_garbage},
     {"codec_unpack_rejects_wrong_array_size", codec_unpack_rejects_wrong_array_size},

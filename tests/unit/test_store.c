@@ -921,7 +921,7 @@ static void store_open_stamps_schema(void)
     CHECK_EQ_INT(raw_get(dir, "meta", "schema", buf, sizeof buf), 4);
     uint32_t v;
     memcpy(&v, buf, 4);
-    CHECK_EQ_INT(v, CODEC_SCHEMA_VERSION);
+    CHECK_EQ_INT(v, STORE_SCHEMA_VERSION);
     rm_rf(dir);
     free(dir);
 }
@@ -934,7 +934,7 @@ static void store_open_refuses_newer_schema_with_eproto(void)
     CHECK_EQ_INT(put(st, STORE_ENTITIES, "keep", REC_ACTION, 1, d), 0);
     json_decref(d);
     store_close(st);
-    uint32_t newer = CODEC_SCHEMA_VERSION + 1;
+    uint32_t newer = STORE_SCHEMA_VERSION + 1;
     raw_put(dir, "meta", "schema", 6, &newer, 4);
     struct store_cfg cfg = {.dir = dir, .map_bytes = 4u << 20, .map_max_bytes = 64u << 20};
     struct wisp_err err = {0};
@@ -954,7 +954,7 @@ static void store_open_refuses_newer_schema_with_eproto(void)
     CHECK_EQ_INT(store_open(&cfg, NULL, &st, &err), -EIO);
     CHECK(err.msg[0] != '\0');
     /* the current version opens and the data is there */
-    uint32_t cur = CODEC_SCHEMA_VERSION;
+    uint32_t cur = STORE_SCHEMA_VERSION;
     raw_put(dir, "meta", "schema", 6, &cur, 4);
     st = open_default(dir, 0);
     expect_doc(st, STORE_ENTITIES, "keep", REC_ACTION, 1, 1);
