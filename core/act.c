@@ -31,7 +31,10 @@
 #include "wjson.h"
 
 #define KEY_MAX (AUTH_NS_MAX + 1 + 12 + 32)
-#define OLD_IDX_MAX (AUTH_NS_MAX + 1 + 8 + 32)
+/* How much later than its key's time (its id's) a record may start: the
+ * start is read right after the id is made. Lists rely on it to stop early;
+ * a moved record further off is keyed by its start. */
+#define KEY_START_SLACK_MS 1000
 #define PRUNE_BATCH 256
 #define ACT_COMMIT_US 2000 /* records wait at most this long for their commit */
 #define ACT_BATCH 512      /* ... or until this many are queued */
@@ -314,7 +317,7 @@ int act_put(struct act *a, const char *ns, const struct act_rec *r, act_committe
             void *arg)
 {
     if (a->nqueued >= a->cfg.queue_max || strlen(ns) >= AUTH_NS_MAX || !r->id ||
-        strlen(r->id) != 32) {
+        strlen(r->id) != 32 || !is_hex32(r->id)) {
         a->stats.dropped++;
         return -EAGAIN;
     }
@@ -463,10 +466,6 @@ static bool name_matches(const json_t *s, const char *want)
     return slash && strcmp(slash + 1, want) == 0;
 }
 
-/* Slack between a key's time (its id's) and the record's start: the start
- * is read right after the id is made. */
-#define KEY_START_SLACK_MS 1000
-
 static int list_fn(void *arg, const struct store_rec *r)
 {
     struct list_ctx *c = arg;
@@ -489,11 +488,15 @@ static int list_fn(void *arg, const struct store_rec *r)
         if (rc == -EBADMSG || (rc == 0 && (n != strlen(c->want_name) ||
                                            memcmp(name, c->want_name, n) != 0)))
             return 0;
-        if (store_rec_doc(r, &doc) < 0)
-            return 0;
-        if (!name_matches(doc, c->q->name)) {
-            json_decref(doc);
-            return 0;
+        /* a plain name that the peek matched is settled; a path needs the
+         * annotations */
+        if (rc != 0 || c->want_name != c->q->name) {
+            if (store_rec_doc(r, &doc) < 0)
+                return 0;
+            if (!name_matches(doc, c->q->name)) {
+                json_decref(doc);
+                return 0;
+            }
         }
     }
     if (c->seen++ < c->q->skip || c->q->count) {
@@ -626,6 +629,7 @@ static int count_fn(void *arg, const struct store_rec *r)
 /* ==== the move from schema 1 ========================================= */
 
 #define MIGRATE_BATCH 2048
+#define MIGRATE_BATCH_BYTES (32u << 20) /* a batch's records: the write needs as much again */
 #define ID_CLOCK_SLACK_MS (3600 * 1000) /* a time-ordered id is this close to its start */
 
 struct migrate_ctx {
@@ -634,6 +638,7 @@ struct migrate_ctx {
     size_t lens[MIGRATE_BATCH];
     struct plat_buf rec; /* one record, copied out before the writes that move it */
     unsigned long long moved, legacy; /* by the batch being written */
+    bool more;                        /* the batch stopped before act_index's end */
 };
 
 static int migrate_scan(void *arg, const struct store_rec *r)
@@ -656,21 +661,32 @@ static int copy_rec(void *arg, const void *data, size_t len)
 }
 
 /* One batch: each act_index entry's record moves under its new key, the
- * entry goes. The last batch stamps schema 2. */
+ * entry goes. The first batch stamps schema 2, so a build from before
+ * refuses the store from then on; a stop half-way leaves entries in
+ * act_index, which the next start moves. */
 static int migrate_fn(struct store_txn *t, void *arg)
 {
     struct migrate_ctx *c = arg;
     c->n = 0;
     c->moved = c->legacy = 0;
+    c->more = false;
+    size_t bytes = 0;
     int rc = store_txn_scan(t, STORE_ACT_INDEX, "", 0, migrate_scan, c);
+    if (rc == 0 && c->n)
+        rc = store_txn_set_schema(t, STORE_SCHEMA_VERSION);
+    c->more = c->n == MIGRATE_BATCH;
     for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        if (bytes >= MIGRATE_BATCH_BYTES) { /* the rest waits for the next batch */
+            c->more = true;
+            break;
+        }
         const unsigned char *k = c->keys[i];
         size_t kl = c->lens[i], nl = strnlen((const char *)k, kl);
         if ((rc = store_txn_del(t, STORE_ACT_INDEX, k, kl)) < 0)
             break;
-        const char *id = (const char *)k + nl + 9;
-        if (nl >= AUTH_NS_MAX || kl != nl + 9 + 32 || !is_hex32(id))
+        if (nl >= AUTH_NS_MAX || kl != nl + 9 + 32 || !is_hex32((const char *)k + nl + 9))
             continue; /* not an index entry: nothing to move */
+        const char *id = (const char *)k + nl + 9;
         rc = store_txn_get_raw(t, STORE_ACTIVATIONS, id, 32, copy_rec, &c->rec);
         if (rc == -ENOENT) { /* an entry whose record is gone */
             rc = 0;
@@ -678,11 +694,14 @@ static int migrate_fn(struct store_txn *t, void *arg)
         }
         if (rc < 0)
             break;
-        int64_t start = 0;
+        bytes += c->rec.len;
+        uint64_t ustart = 0;
         for (int j = 0; j < 8; j++)
-            start = start << 8 | k[nl + 1 + j];
+            ustart = ustart << 8 | k[nl + 1 + j];
+        int64_t start = (int64_t)(ustart & ((UINT64_C(1) << 48) - 1)); /* 12 hex digits */
         int64_t d = key_ms((const unsigned char *)id) - start;
-        bool legacy = d > ID_CLOCK_SLACK_MS || d < -ID_CLOCK_SLACK_MS;
+        /* keyed by its id only where lists find it by its id's time */
+        bool legacy = d < -KEY_START_SLACK_MS || d > ID_CLOCK_SLACK_MS;
         unsigned char nk[KEY_MAX];
         memcpy(nk, k, nl + 1);
         size_t nkl = nl + 1;
@@ -701,33 +720,63 @@ static int migrate_fn(struct store_txn *t, void *arg)
         c->moved++;
         c->legacy += legacy;
     }
-    if (rc == 0 && c->n < MIGRATE_BATCH)
-        rc = store_txn_set_schema(t, STORE_SCHEMA_VERSION);
     return rc;
 }
 
-/* Moves a schema 1 store's activations to the one-tree layout, in batches
- * (each batch one write; a stop half-way resumes where it was). Start-up
- * only, before the loop runs. */
-static int migrate(struct store *st, struct wisp_err *err)
+static int stamp_fn(struct store_txn *t, void *arg)
 {
+    (void)arg;
+    return store_txn_set_schema(t, STORE_SCHEMA_VERSION);
+}
+
+static int any_fn(void *arg, const struct store_rec *r)
+{
+    (void)r;
+    *(bool *)arg = true;
+    return 1;
+}
+
+/* Moves what act_index still holds (a store of schema 1, or one whose move
+ * stopped half-way) to the one-tree layout, in batches of at most 2048
+ * records or 32 MB, each one write. Start-up only, before the loop runs.
+ * 0 (*moved: whether anything was written), or -errno with err set. */
+static int migrate(struct store *st, bool *moved_any, struct wisp_err *err)
+{
+    bool pending = false;
+    int rc = store_scan(st, STORE_ACT_INDEX, "", 0, false, any_fn, &pending);
+    *moved_any = false;
+    if (rc < 0)
+        return wisp_err_set(err, rc, "cannot read act_index: %s", strerror(-rc));
+    if (!pending && store_schema(st) >= STORE_SCHEMA_VERSION)
+        return 0;
+    if (!pending) { /* nothing to move: the stamp alone */
+        if ((rc = store_write(st, stamp_fn, NULL, err)) < 0 && !err->msg[0])
+            wisp_err_set(err, rc, "cannot stamp store schema %d: %s", STORE_SCHEMA_VERSION,
+                         strerror(-rc));
+        return rc;
+    }
     struct migrate_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return wisp_err_set(err, -ENOMEM, "out of memory");
     unsigned long long moved = 0, legacy = 0;
-    int rc;
     do {
         if ((rc = store_write(st, migrate_fn, c, err)) < 0)
             break;
         moved += c->moved;
         legacy += c->legacy;
-    } while (c->n == MIGRATE_BATCH);
+    } while (c->more);
     plat_buf_fini(&c->rec);
     free(c);
-    if (rc == 0)
-        wlog_info("act", "activations moved to the store's schema %d layout: %llu records (%llu "
-                  "with ids that are not time-ordered)", STORE_SCHEMA_VERSION, moved, legacy);
-    return rc;
+    if (rc < 0) {
+        if (!err->msg[0])
+            wisp_err_set(err, rc, "cannot move activations to store schema %d: %s",
+                         STORE_SCHEMA_VERSION, strerror(-rc));
+        return rc;
+    }
+    *moved_any = true;
+    wlog_info("act", "activations moved to the store's schema %d layout: %llu records (%llu keyed "
+              "by their start: ids not time-ordered)", STORE_SCHEMA_VERSION, moved, legacy);
+    return 0;
 }
 
 int act_open(struct event_base *base, struct store *st, const struct act_cfg *cfg,
@@ -748,8 +797,10 @@ int act_open(struct event_base *base, struct store *st, const struct act_cfg *cf
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
         goto fail;
     }
-    if (store_schema(st) < STORE_SCHEMA_VERSION && (rc = migrate(st, err)) < 0)
+    bool moved;
+    if ((rc = migrate(st, &moved, err)) < 0)
         goto fail;
+    a->dirty = moved; /* the next tick syncs what the move wrote */
     /* Per-namespace counts for retention: one pass over the keys. */
     if ((rc = store_scan(st, STORE_ACTIVATIONS, "", 0, false, count_fn, a->counts)) < 0) {
         wisp_err_set(err, rc, "cannot read the activations: %s", strerror(-rc));

@@ -143,6 +143,8 @@ static void child(const struct plat_spawn_opts *o, int errfd, pid_t parent)
         for (int fd = 4; fd < 4096; fd++)
             if (fd != errfd)
                 close(fd);
+    if (o->set_nice) /* a weight, not a limit: a failure leaves the inherited one */
+        (void)setpriority(PRIO_PROCESS, 0, o->nice);
     if (o->cg) {
         for (int i = 0; i < o->cg->n; i++) {
             char p[PATH_MAX + 16];

@@ -47,6 +47,8 @@ struct plat_spawn_opts {
     gid_t gid;
     struct plat_rlimits rl;
     const struct plat_cg *cg; /* join this cgroup before exec; NULL: stay */
+    bool set_nice;            /* setpriority(nice) before exec */
+    int nice;
 };
 
 /* Starts the program. 0 with *pid set, or -errno with err naming the step

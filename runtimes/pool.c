@@ -138,14 +138,23 @@ static void kick(struct pool *p);
  * core, a worker still gets all of it. Called once a worker knows its
  * action (a worker never changes action): raising a nice value needs no
  * privilege. */
-static void worker_cpu_share(struct pool *p, struct worker *w, unsigned memory_mb)
+static bool worker_nice(const struct pool *p, unsigned memory_mb, int *nice)
 {
     if (!p->cfg.cpu_by_memory || !p->cfg.memory_budget_mb)
-        return;
+        return false;
     uint64_t share = 1024 * (uint64_t)memory_mb / p->cfg.memory_budget_mb;
-    int rc = plat_group_nice(w->proc.pid, p->nice + plat_nice_for_share(share < 2 ? 2
-                                                                                 : (unsigned)share));
-    if (rc < 0)
+    *nice = p->nice + plat_nice_for_share(share < 2 ? 2 : share > 1024 ? 1024 : (unsigned)share);
+    if (*nice > 19)
+        *nice = 19;
+    return true;
+}
+
+/* A stem cell taking its action: the whole process group. (A worker
+ * spawned for its action starts at its value: worker_start.nice.) */
+static void worker_cpu_share(struct pool *p, struct worker *w, unsigned memory_mb)
+{
+    int nice, rc;
+    if (worker_nice(p, memory_mb, &nice) && (rc = plat_group_nice(w->proc.pid, nice)) < 0)
         wlog_debug("pool", "worker %u: cannot lower its CPU weight: %s", w->id, strerror(-rc));
 }
 
@@ -762,6 +771,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         .cwd = w->dir,
         .cg = w->has_cg ? &w->cg : NULL,
     };
+    ws.set_nice = r && worker_nice(p, r->memory_mb, &ws.nice);
     w->spawned_us = plat_clock_mono_us();
     if ((rc = p->ops->start(p->ops_self, &ws, &w->proc, err)) < 0)
         goto fail;
@@ -790,7 +800,6 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     w->last_used_us = w->spawned_us;
     if (r) {
         w->key = strdup(r->key);
-        worker_cpu_share(p, w, r->memory_mb);
         /* a zipped native action is initialising until the helper acks */
         w->state = w->zipped ? WK_INITING : w->native ? WK_READY : WK_STARTING;
         r->init_ms = w->native && !w->zipped ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;

@@ -21,6 +21,8 @@ struct worker_start {
     const char *cwd;
     const struct plat_cg *cg; /* NULL: no cgroup */
     uint64_t mem_bytes;       /* the worker's memory limit (for rlimits where no cgroup) */
+    bool set_nice;            /* start at this nice value (a worker spawned for its action) */
+    int nice;
 };
 
 struct worker_proc {

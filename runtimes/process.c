@@ -39,6 +39,8 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         .gid = cfg->gid,
         .rl = {.nofile = 1024, .nproc = 1024, .no_core = true},
         .cg = ws->cg,
+        .set_nice = ws->set_nice,
+        .nice = ws->nice,
     };
     pid_t pid;
     rc = plat_spawn(&o, &pid, err);

@@ -68,44 +68,49 @@ static void nice_for_share_follows_the_weights(void)
     }
 }
 
-/* Every process of the group gets the nice value, one started later too. */
+/* Every process of the group gets the nice value: the leader and a member
+ * it started before. */
 static void group_nice_reaches_the_whole_group(void)
 {
     errno = 0;
     int own = getpriority(PRIO_PROCESS, 0);
     CHECK_EQ_INT(errno, 0);
-    int sync[2];
-    CHECK_EQ_INT(pipe(sync), 0);
+    int up[2], down[2];
+    CHECK_EQ_INT(pipe(up), 0);
+    CHECK_EQ_INT(pipe(down), 0);
     pid_t leader = fork();
     CHECK(leader >= 0);
     if (leader == 0) {
         setpgid(0, 0);
-        char c;
-        if (read(sync[0], &c, 1) == 1) { /* the nice is set: a child inherits it */
-            errno = 0;
-            int mine = getpriority(PRIO_PROCESS, 0);
-            pid_t kid = fork();
-            if (kid == 0)
-                _exit(getpriority(PRIO_PROCESS, 0) == mine ? 0 : 1);
-            int st = 1;
-            waitpid(kid, &st, 0);
-            _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 2);
+        pid_t member = fork(); /* same group */
+        if (member == 0) {
+            char c;
+            _exit(read(down[0], &c, 1) == 1 ? 0 : 1);
         }
-        _exit(3);
+        if (write(up[1], &member, sizeof member) != sizeof member)
+            _exit(2);
+        int st = 1;
+        waitpid(member, &st, 0);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 3);
     }
     setpgid(leader, leader);
+    pid_t member = -1;
+    CHECK_EQ_INT(read(up[0], &member, sizeof member), (long long)sizeof member);
     int want = own + 4 > 19 ? 19 : own + 4;
     CHECK_EQ_INT(plat_group_nice(leader, own + 4), 0);
     errno = 0;
     CHECK_EQ_INT(getpriority(PRIO_PROCESS, (id_t)leader), want);
+    CHECK_EQ_INT(getpriority(PRIO_PROCESS, (id_t)member), want);
     CHECK_EQ_INT(errno, 0);
-    CHECK_EQ_INT(write(sync[1], "x", 1), 1);
+    CHECK_EQ_INT(write(down[1], "xx", 2), 2);
     int st = -1;
     CHECK_EQ_INT(waitpid(leader, &st, 0), leader);
     CHECK(WIFEXITED(st));
     CHECK_EQ_INT(WEXITSTATUS(st), 0);
-    close(sync[0]);
-    close(sync[1]);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
     CHECK_EQ_INT(plat_group_nice(-1, 0), 0); /* no group: nothing to do */
 }
 

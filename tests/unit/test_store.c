@@ -199,8 +199,8 @@ static void store_reopen_keeps_data_in_every_db(void)
 {
     char *dir = make_tmpdir();
     struct store *st = open_default(dir, 16);
-    const enum store_db dbs[] = {STORE_KEYS, STORE_ENTITIES, STORE_ACTIVATIONS, STORE_ACT_INDEX,
-                                 STORE_META};
+    const enum store_db dbs[] = {STORE_KEYS,      STORE_ENTITIES, STORE_ACTIVATIONS,
+                                 STORE_ACT_INDEX, STORE_META,     STORE_ACT_LEGACY};
     for (size_t i = 0; i < WISP_ARRAY_LEN(dbs); i++) {
         json_t *d = doc_v("x", (json_int_t)i + 100);
         CHECK_EQ_INT(put(st, dbs[i], "k1", REC_ACTION + (int)i, 1000 + (int64_t)i, d), 0);
@@ -227,6 +227,7 @@ static void store_databases_are_separate(void)
     expect_missing(st, STORE_ACTIVATIONS, "same");
     expect_missing(st, STORE_ACT_INDEX, "same");
     expect_missing(st, STORE_META, "same");
+    expect_missing(st, STORE_ACT_LEGACY, "same");
     store_close(st);
     rm_rf(dir);
     free(dir);
@@ -236,8 +237,8 @@ static void store_put_get_del_in_each_db(void)
 {
     char *dir = make_tmpdir();
     struct store *st = open_default(dir, 8);
-    const enum store_db dbs[] = {STORE_KEYS, STORE_ENTITIES, STORE_ACTIVATIONS, STORE_ACT_INDEX,
-                                 STORE_META};
+    const enum store_db dbs[] = {STORE_KEYS,      STORE_ENTITIES, STORE_ACTIVATIONS,
+                                 STORE_ACT_INDEX, STORE_META,     STORE_ACT_LEGACY};
     for (size_t i = 0; i < WISP_ARRAY_LEN(dbs); i++) {
         expect_missing(st, dbs[i], "key");
         json_t *d = doc_v("a", 7);
