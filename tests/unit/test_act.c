@@ -114,15 +114,25 @@ static void expect_get(struct act *a, const char *ns, const char *id, int want)
     json_decref(doc);
 }
 
+/* A new store in a new directory dir (a mkdtemp template), its settings
+ * in *cfg for reopening. */
+static struct store *new_store(char *dir, struct store_cfg *cfg, uint64_t map_bytes)
+{
+    CHECK(mkdtemp(dir) != NULL);
+    *cfg = (struct store_cfg){.dir = dir, .map_bytes = map_bytes, .map_max_bytes = 256u << 20};
+    struct wisp_err err = {0};
+    struct store *st = NULL;
+    CHECK_EQ_INT(store_open(cfg, NULL, &st, &err), 0);
+    CHECK_EQ_INT(store_schema(st), STORE_SCHEMA_VERSION);
+    return st;
+}
+
 static void schema1_store_moves_to_one_tree(void)
 {
     char dir[] = "/tmp/wisp-act-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    struct store_cfg scfg = {.dir = dir, .map_bytes = 4u << 20, .map_max_bytes = 64u << 20};
+    struct store_cfg scfg;
+    struct store *st = new_store(dir, &scfg, 4u << 20);
     struct wisp_err err = {0};
-    struct store *st = NULL;
-    CHECK_EQ_INT(store_open(&scfg, NULL, &st, &err), 0);
-    CHECK_EQ_INT(store_schema(st), STORE_SCHEMA_VERSION);
 
     int64_t now = plat_clock_real_ms();
     struct old_rec recs[6] = {
@@ -234,11 +244,9 @@ static void schema1_store_moves_to_one_tree(void)
 static void a_long_move_in_batches_resumes(void)
 {
     char dir[] = "/tmp/wisp-act-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    struct store_cfg scfg = {.dir = dir, .map_bytes = 1u << 20, .map_max_bytes = 256u << 20};
+    struct store_cfg scfg;
+    struct store *st = new_store(dir, &scfg, 1u << 20);
     struct wisp_err err = {0};
-    struct store *st = NULL;
-    CHECK_EQ_INT(store_open(&scfg, NULL, &st, &err), 0);
     enum { N = 5000 };
     struct old_rec *recs = calloc(N, sizeof *recs);
     int64_t now = plat_clock_real_ms();
@@ -281,10 +289,7 @@ static void a_long_move_in_batches_resumes(void)
 
     /* schema 1, nothing in act_index: stamped 2 all the same */
     char dir2[] = "/tmp/wisp-act-XXXXXX";
-    CHECK(mkdtemp(dir2) != NULL);
-    scfg.dir = dir2;
-    st = NULL;
-    CHECK_EQ_INT(store_open(&scfg, NULL, &st, &err), 0);
+    st = new_store(dir2, &scfg, 1u << 20);
     struct old_layout none = {NULL, 0, 1};
     CHECK_EQ_INT(store_write(st, write_old, &none, &err), 0);
     store_close(st);
