@@ -126,14 +126,15 @@ static size_t act_key(const char *ns, const char *id, unsigned char *k)
     return nl + 1 + 32;
 }
 
-/* The time a key sorts by: the first 12 hex digits after ns and NUL. */
+/* The time a key sorts by: the first 12 hex digits after ns and NUL (48
+ * big-endian bits of epoch ms); 0 if they are not hex. */
 static int64_t key_ms(const unsigned char *tail)
 {
+    unsigned char b[6];
     int64_t t = 0;
-    for (int i = 0; i < 12; i++) {
-        int c = tail[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
-        t = t << 4 | v;
-    }
+    if (plat_unhex((const char *)tail, sizeof b, b))
+        for (size_t i = 0; i < sizeof b; i++)
+            t = t << 8 | b[i];
     return t;
 }
 
@@ -706,8 +707,9 @@ static int migrate_fn(struct store_txn *t, void *arg)
         memcpy(nk, k, nl + 1);
         size_t nkl = nl + 1;
         if (legacy) { /* ns, NUL, start as 12 hex digits, id */
-            for (int j = 0; j < 12; j++)
-                nk[nkl + (size_t)j] = "0123456789abcdef"[(uint64_t)start >> (44 - 4 * j) & 15];
+            char hex[13];
+            plat_hex(k + nl + 3, 6, hex); /* the low 48 bits of the 8-byte start */
+            memcpy(nk + nkl, hex, 12);
             nkl += 12;
         }
         memcpy(nk + nkl, id, 32);
