@@ -143,9 +143,8 @@ static bool worker_nice(const struct pool *p, unsigned memory_mb, int *nice)
     if (!p->cfg.cpu_by_memory || !p->cfg.memory_budget_mb)
         return false;
     uint64_t share = 1024 * (uint64_t)memory_mb / p->cfg.memory_budget_mb;
+    /* past 19, setpriority (in the child, or plat_group_nice) keeps 19 */
     *nice = p->nice + plat_nice_for_share(share < 2 ? 2 : share > 1024 ? 1024 : (unsigned)share);
-    if (*nice > 19)
-        *nice = 19;
     return true;
 }
 
