@@ -96,7 +96,8 @@ struct feeds {
     /* triggers to delete after their fire, in the order asked */
     struct pending_delete *deletes, **deletes_tail;
     struct event *ev_deletes;
-    struct feeds_stats stats;
+    struct feeds_stats stats;   /* events_in and drops are the adapters' */
+    unsigned long long refused; /* fires trigger_fire refused */
 };
 
 /* ==== stored bindings ================================================= */
@@ -214,11 +215,11 @@ static int on_fire(void *ctx, const char *ns, const char *trigger, const json_t 
     struct feeds *f = ctx;
     char id[33];
     struct wisp_err err = {0};
-    f->stats.events_in++;
     int rc = trigger_fire(f->trig, ns, trigger, ns, params, id, &err);
-    if (rc < 0) {
-        f->stats.drops++;
-        wlog_debug("feeds", "fire of %s/%s dropped: %s", ns, trigger, err.msg);
+    if (rc < 0) { /* the adapter counts the event and its drop; this says why */
+        if (f->refused++ % 1000 == 0) /* rate-limited: one line per 1000 */
+            wlog_warn("feeds", "fire of %s/%s refused, the event is dropped: %s (%llu refused so far)",
+                      ns, trigger, err.msg, f->refused);
         return rc;
     }
     f->stats.fires += rc == 0;

@@ -100,6 +100,25 @@ class FireLimit(WispTestCase):
         self.assertEqual(w.api("POST", "triggers/t", {}).status, 202)
         self.assertEqual(w.api("POST", "triggers/t", {}).status, 202)
         self.assertError(w.api("POST", "triggers/t", {}), 429, "Too many requests in the last minute")
+        # a feed's events past the limit: refused, counted once each as an
+        # event and a drop, and said in the log (once per 1000)
+        secret = "s3cret-s3cret-s3cret"
+        r = feed(w, "webhook", "hook", "CREATE", "t", secret=secret)
+        self.assertEqual(r.status, 200, r)
+        url = r.json()["response"]["result"]["url"]
+        body = b'{"n":1}'
+        hdr = {"Content-Type": "application/json",
+               "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+        for _ in range(3):
+            self.assertError(w.request("POST", url, raw=body, headers=hdr, auth=False), 429,
+                             "fire limit was reached")
+        m = w.request("GET", "/metrics", auth=False).body
+        for name, v in (("events", 3), ("drops", 3), ("fires", 0)):
+            self.assertIn("wisp_feed_%s_total %d\n" % (name, v), m)
+        st = feed(w, "webhook", "hook", "READ", "t").json()["response"]["result"]
+        self.assertEqual((st["fires"], st["drops"]), (0, 3))
+        self.assertEqual(w.log().count("fire of guest/t refused, the event is dropped: "
+                                       "Too many requests in the last minute"), 1, w.log())
 
 
 class Alarms(WispTestCase):
