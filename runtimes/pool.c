@@ -503,8 +503,13 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
                         "The action did not produce a valid JSON response.");
             return;
         }
-        /* Everything logged before the answer is in the pipes now. One
-         * poll() instead of a read() per pipe: most runs log nothing. */
+        /* Everything logged before the answer is in the pipes now, but
+         * the loop may not have seen it: epoll_wait reports at most
+         * maxevents ready fds, and a log pipe readied just before the
+         * answer can be left to the next round (reading log pipes at a
+         * higher event priority is not enough; the 200-concurrent test
+         * catches it). One poll() instead of a read() per pipe: most runs
+         * log nothing. */
         struct pollfd pf[2] = {{.fd = w->proc.fd_out, .events = POLLIN},
                                {.fd = w->proc.fd_err, .events = POLLIN}};
         if (poll(pf, 2, 0) > 0) {

@@ -857,6 +857,17 @@ class LogIsolation(InvokeCase):
                       "    print(a['m'], 'two')\n    return {}\n")
         self.check_isolation("pm", "python:3")
 
+    def test_native_logs_stay_with_their_activation(self):
+        # the answer follows the logs at once: they are in their pipes only
+        # microseconds before it
+        self.put_action("shm", {"kind": "native", "code": """#!/bin/sh
+while IFS= read -r line; do
+  m=${line#*'"m":"'}; m=${m%%'"'*}
+  echo "$m one"; echo "$m err" >&2; echo "$m two"; echo '{}' >&3
+done
+"""})
+        self.check_isolation("shm", "native")
+
     def test_node_logs_stay_with_their_activation(self):
         self.put_action("nm", {"kind": "nodejs:20", "code":
                         "function main(a) { console.log(a.m, 'one'); console.error(a.m, 'err');"
