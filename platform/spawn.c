@@ -236,6 +236,11 @@ int plat_cgroups_version(const struct plat_cgroups *c)
     return c->version;
 }
 
+const char *plat_cgroups_parent(const struct plat_cgroups *c, int i)
+{
+    return i >= 0 && i < c->n ? c->parent[i] : NULL;
+}
+
 /* Our own group in a hierarchy, from /proc/self/cgroup ("N:ctrl:/path"). */
 static int own_group(const char *ctrl, char *out, size_t cap)
 {
@@ -266,6 +271,29 @@ static bool is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Makes the parent group(s), with the controllers on for the leaves (v2).
+ * 0 or -errno; nothing is left made on failure. */
+static int make_parents(struct plat_cgroups *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (mkdir(c->parent[i], 0755) < 0 && errno != EEXIST) {
+            int rc = -errno;
+            for (int j = 0; j < i; j++)
+                rmdir(c->parent[j]);
+            return rc;
+        }
+    }
+    if (c->version == 2) {
+        char ctl[PATH_MAX + 32];
+        snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", c->parent[0]);
+        if (write_str(ctl, "+memory +pids") < 0) {
+            rmdir(c->parent[0]);
+            return -EACCES;
+        }
+    }
+    return 0;
 }
 
 int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_err *err)
@@ -325,29 +353,74 @@ int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_e
         }
         c->n = 2;
     }
-    for (int i = 0; i < c->n; i++) {
-        if (mkdir(c->parent[i], 0755) < 0 && errno != EEXIST) {
-            rc = -errno;
-            for (int j = 0; j < i; j++)
-                rmdir(c->parent[j]);
-            goto unsupported;
-        }
-    }
-    if (c->version == 2) {
-        char ctl[PATH_MAX + 32];
-        snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", c->parent[0]);
-        if (write_str(ctl, "+memory +pids") < 0) {
-            rc = -EACCES;
-            rmdir(c->parent[0]);
-            goto unsupported;
-        }
-    }
+    if ((rc = make_parents(c)) < 0)
+        goto unsupported;
     *out = c;
     return 0;
 unsupported:
     wisp_err_set(err, -ENOTSUP, "cgroups v%d not usable here (%s)", c->version, strerror(-rc));
     free(c);
     return -ENOTSUP;
+}
+
+/* A directory entry named prefix + a decimal pid: that pid, else 0. */
+static pid_t prefixed_pid(const char *name, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0 || !name[pl])
+        return 0;
+    long v = 0;
+    for (const char *q = name + pl; *q; q++) {
+        if (*q < '0' || *q > '9' || v > 4194304) /* past any pid_max */
+            return 0;
+        v = v * 10 + (*q - '0');
+    }
+    return (pid_t)v;
+}
+
+/* Removes dir's subdirectories (leaves), then dir; the kernel refuses
+ * any group that still holds a process. True when dir is gone. */
+static bool remove_group(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    char sub[PATH_MAX + 256];
+    while ((e = readdir(d)))
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+            snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+            rmdir(sub);
+        }
+    closedir(d);
+    return rmdir(dir) == 0;
+}
+
+int plat_cgroups_sweep(const struct plat_cgroups *c, const char *prefix)
+{
+    int removed = 0;
+    for (int i = 0; i < c->n; i++) {
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s", c->parent[i]);
+        char *slash = strrchr(base, '/');
+        if (!slash)
+            continue;
+        *slash = '\0';
+        DIR *d = opendir(base);
+        if (!d)
+            continue;
+        struct dirent *e;
+        char dir[PATH_MAX + 256];
+        while ((e = readdir(d))) {
+            pid_t pid = prefixed_pid(e->d_name, prefix);
+            if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+                continue; /* not one of ours, or its daemon lives */
+            snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+            removed += remove_group(dir);
+        }
+        closedir(d);
+    }
+    return removed;
 }
 
 void plat_cgroups_close(struct plat_cgroups *c)
@@ -371,7 +444,10 @@ int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes
         memcpy(out->dirs[i], c->parent[i], pl);
         out->dirs[i][pl] = '/';
         memcpy(out->dirs[i] + pl + 1, leaf, ll + 1);
-        if (mkdir(out->dirs[i], 0755) < 0 && errno != EEXIST) {
+        int mk = mkdir(out->dirs[i], 0755);
+        if (mk < 0 && errno == ENOENT && make_parents(c) == 0) /* the parent went: again */
+            mk = mkdir(out->dirs[i], 0755);
+        if (mk < 0 && errno != EEXIST) {
             int e = errno;
             plat_cgroup_free(out);
             return -e;

@@ -73,9 +73,17 @@ struct plat_cgroups;
  * err explaining why cgroups are not used. */
 int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_err *err)
     WISP_MUST_CHECK;
+/* Removes the groups beside our parent named prefix + the pid of a
+ * process that no longer exists (a daemon killed before it could clean
+ * up), with their leaves; groups still holding a process stay (the kernel
+ * refuses them). Returns how many went. A daemon in another pid namespace
+ * sharing this parent looks dead: an idle group of its may go, and
+ * plat_cgroup_new makes a missing parent again. */
+int plat_cgroups_sweep(const struct plat_cgroups *c, const char *prefix);
 /* Removes the parent group (its leaves must be gone). NULL is a no-op. */
 void plat_cgroups_close(struct plat_cgroups *c);
-/* Makes leaf `leaf` with a memory limit and a pids limit. 0 or -errno. */
+/* Makes leaf `leaf` with a memory limit and a pids limit (and the parent
+ * again if it went). 0 or -errno. */
 int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes,
                     unsigned pids_max, struct plat_cg *out) WISP_MUST_CHECK;
 /* True when the leaf's memory limit killed something (OOM). */
@@ -83,3 +91,6 @@ bool plat_cgroup_oom(const struct plat_cg *cg);
 /* Removes a leaf whose processes are gone. */
 void plat_cgroup_free(const struct plat_cg *cg);
 int plat_cgroups_version(const struct plat_cgroups *c);
+/* The parent group's directory in hierarchy i (v2: 0; v1: 0 memory,
+ * 1 pids); NULL past the last. */
+const char *plat_cgroups_parent(const struct plat_cgroups *c, int i);

@@ -44,6 +44,7 @@
 #include "pool_priv.h"
 #include "wjson.h"
 
+#define CGROUP_PREFIX "wisp-" /* + wispd's pid: its parent group */
 #define ACK_LINE "{\"ok\":true}"
 #define FLOOD_MIN_BYTES (16u << 20)
 #define INIT_LINE_SLACK 4096
@@ -1211,13 +1212,18 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
     if (cfg->use_cgroups) {
         char name[64];
         struct wisp_err cerr = {0};
-        snprintf(name, sizeof name, "wisp-%d", (int)getpid());
-        if (plat_cgroups_open(name, &p->cgroups, &cerr) < 0)
+        snprintf(name, sizeof name, CGROUP_PREFIX "%d", (int)getpid());
+        if (plat_cgroups_open(name, &p->cgroups, &cerr) < 0) {
             wlog_warn("pool", "%s; workers are limited by rlimits and the memory budget only",
                       cerr.msg);
-        else
+        } else {
             wlog_info("pool", "workers run in cgroup v%d leaves (memory, pids)",
                       plat_cgroups_version(p->cgroups));
+            int gone = plat_cgroups_sweep(p->cgroups, CGROUP_PREFIX);
+            if (gone > 0)
+                wlog_info("pool", "removed %d cgroups left by wispd processes since gone",
+                          gone);
+        }
     }
     p->ev_sigchld = evsignal_new(base, SIGCHLD, on_sigchld, p);
     p->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, p);

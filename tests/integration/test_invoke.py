@@ -1363,8 +1363,34 @@ class Persistence(InvokeCase):
             except FileNotFoundError:
                 return False
         self.assertTrue(alive())
+        groups = self.own_cgroups()
         self.w.kill9()
         wait_for(lambda: not alive(), 30, "worker %d to die with wispd" % pid)
+        # the cgroups the killed wispd left are removed when one starts again
+        self.assertTrue(all(os.path.isdir(g) for g in groups), groups)
+        self.w.start()
+        for g in groups:
+            self.assertFalse(os.path.isdir(g), g)
+
+    def own_cgroups(self):
+        """wispd's parent groups for its workers (none without cgroups)."""
+        if "workers run in cgroup" not in self.w.log():
+            return []
+        pid = self.w.proc.pid
+        with open("/proc/%d/cgroup" % pid) as f:
+            lines = [l.rstrip("\n").split(":", 2) for l in f]
+        if "cgroup v2" in self.w.log():
+            rel = [l[2] for l in lines if l[0] == "0"]
+            roots = ["/sys/fs/cgroup" + (rel[0] if rel[0] != "/" else "")]
+        else:
+            roots = []
+            for ctrl in ("memory", "pids"):
+                rel = [l[2] for l in lines if ctrl in l[1].split(",")]
+                root = "/sys/fs/cgroup/" + ctrl + (rel[0] if rel[0] != "/" else "")
+                roots.append(root if os.path.isdir(root) else "/sys/fs/cgroup/" + ctrl)
+        groups = [r + "/wisp-%d" % pid for r in roots]
+        self.assertTrue(all(os.path.isdir(g) for g in groups), groups)
+        return groups
 
     def test_sigterm_drains_activations_in_flight(self):
         self.py("gated", PY_GATED, limits={"timeout": 60000, "memory": 128})

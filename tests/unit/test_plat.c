@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,11 +117,87 @@ static void group_nice_reaches_the_whole_group(void)
     CHECK_EQ_INT(plat_group_nice(-1, 0), 0); /* no group: nothing to do */
 }
 
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* beside parent: dir base/<prefix><suffix> (and a leaf in it) */
+static void sibling(const char *parent, const char *prefix, const char *suffix, bool leaf,
+                    char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s", parent);
+    char *slash = strrchr(out, '/');
+    CHECK(n > 0 && slash);
+    snprintf(slash + 1, cap - (size_t)(slash + 1 - out), "%s%s", prefix, suffix);
+    CHECK(mkdir(out, 0755) == 0 || errno == EEXIST);
+    if (leaf) {
+        char l[PATH_MAX + 8];
+        snprintf(l, sizeof l, "%s/w1", out);
+        CHECK_EQ_INT(mkdir(l, 0755), 0);
+    }
+}
+
+static void cgroup_sweep_takes_dead_daemons_groups_only(void)
+{
+    char prefix[48], name[64];
+    snprintf(prefix, sizeof prefix, "wisptest%d-", (int)getpid()); /* ours alone */
+    snprintf(name, sizeof name, "%s%d", prefix, (int)getpid());
+    struct plat_cgroups *c = NULL;
+    struct wisp_err err = {0};
+    if (plat_cgroups_open(name, &c, &err) < 0) {
+        printf("  (skipped: %s)\n", err.msg);
+        return;
+    }
+    pid_t dead = fork();
+    CHECK(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    CHECK_EQ_INT(waitpid(dead, NULL, 0), dead);
+    char sdead[16], slive[16];
+    snprintf(sdead, sizeof sdead, "%d", (int)dead);
+    snprintf(slive, sizeof slive, "%d", (int)getppid());
+    char d[2][PATH_MAX + 64], l[2][PATH_MAX + 64], x[2][PATH_MAX + 64];
+    int n = 0;
+    for (const char *par; (par = plat_cgroups_parent(c, n)); n++) {
+        CHECK(is_dir(par));
+        sibling(par, prefix, sdead, true, d[n], sizeof d[n]);
+        sibling(par, prefix, slive, false, l[n], sizeof l[n]);
+        sibling(par, prefix, "x1", false, x[n], sizeof x[n]);
+    }
+    CHECK(n >= 1 && n <= 2);
+    CHECK_EQ_INT(plat_cgroups_sweep(c, prefix), n); /* the dead one, per hierarchy */
+    for (int i = 0; i < n; i++) {
+        CHECK(!is_dir(d[i]));
+        CHECK(is_dir(l[i])); /* a live pid's group stays */
+        CHECK(is_dir(x[i])); /* not a pid: not ours */
+        CHECK(is_dir(plat_cgroups_parent(c, i)));
+        CHECK_EQ_INT(rmdir(l[i]), 0);
+        CHECK_EQ_INT(rmdir(x[i]), 0);
+    }
+    CHECK_EQ_INT(plat_cgroups_sweep(c, prefix), 0);
+    /* a parent that went (another daemon's sweep) is made again */
+    for (int i = 0; i < n; i++)
+        CHECK_EQ_INT(rmdir(plat_cgroups_parent(c, i)), 0);
+    struct plat_cg cg;
+    CHECK_EQ_INT(plat_cgroup_new(c, "w1", 64u << 20, 16, &cg), 0);
+    CHECK_EQ_INT(cg.n, n);
+    for (int i = 0; i < n; i++)
+        CHECK(is_dir(cg.dirs[i]));
+    plat_cgroup_free(&cg);
+    char keep[PATH_MAX];
+    snprintf(keep, sizeof keep, "%s", plat_cgroups_parent(c, 0));
+    plat_cgroups_close(c);
+    CHECK(!is_dir(keep));
+}
+
 static const struct check_test tests[] = {
     {"plat_strcpy_is_snprintf", plat_strcpy_is_snprintf},
     {"plat_strjoin_is_snprintf", plat_strjoin_is_snprintf},
     {"nice_for_share_follows_the_weights", nice_for_share_follows_the_weights},
     {"group_nice_reaches_the_whole_group", group_nice_reaches_the_whole_group},
+    {"cgroup_sweep_takes_dead_daemons_groups_only", cgroup_sweep_takes_dead_daemons_groups_only},
 };
 
 CHECK_MAIN(tests)
