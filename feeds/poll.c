@@ -171,30 +171,6 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool unhex(const char *s, unsigned char *out, size_t n)
-{
-    if (!s || strlen(s) != 2 * n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return true;
-}
-
 static void add_ms(struct event *ev, int64_t ms)
 {
     if (ms < 0)
@@ -404,7 +380,8 @@ static void restore(struct feed_binding *b, const json_t *state)
     const char *url = wjson_str(state, "url");
     if (url && strcmp(url, b->url) != 0)
         return;
-    if (unhex(wjson_str(state, "hash"), b->hash, sizeof b->hash))
+    const char *hash = wjson_str(state, "hash");
+    if (hash && strlen(hash) == 2 * sizeof b->hash && plat_unhex(hash, sizeof b->hash, b->hash))
         b->have_hash = true;
     else
         return; /* validators without a hash would only hide the first change */
