@@ -389,8 +389,9 @@ static bool remove_group(const char *dir)
     char sub[PATH_MAX + 256];
     while ((e = readdir(d)))
         if (e->d_type == DT_DIR && e->d_name[0] != '.') {
-            snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-            rmdir(sub);
+            int n = snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+            if (n > 0 && (size_t)n < sizeof sub)
+                rmdir(sub);
         }
     closedir(d);
     return rmdir(dir) == 0;
@@ -415,8 +416,9 @@ int plat_cgroups_sweep(const struct plat_cgroups *c, const char *prefix)
             pid_t pid = prefixed_pid(e->d_name, prefix);
             if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
                 continue; /* not one of ours, or its daemon lives */
-            snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
-            removed += remove_group(dir);
+            int n = snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+            if (n > 0 && (size_t)n < sizeof dir)
+                removed += remove_group(dir);
         }
         closedir(d);
     }
