@@ -273,27 +273,62 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A directory entry named prefix + a decimal pid: that pid, else 0. */
+static pid_t prefixed_pid(const char *name, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0 || name[pl] < '1' || name[pl] > '9')
+        return 0; /* also no leading zero: not a name %d makes */
+    long v = 0;
+    for (const char *q = name + pl; *q; q++) {
+        if (*q < '0' || *q > '9' || v > 4194304) /* past any pid_max */
+            return 0;
+        v = v * 10 + (*q - '0');
+    }
+    return (pid_t)v;
+}
+
+/* Removes dir's subdirectories (leaves), then dir; the kernel refuses
+ * any group that still holds a process. True when dir is gone. */
+static bool remove_group(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    char sub[PATH_MAX + 256];
+    while ((e = readdir(d)))
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+            int n = snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+            if (n > 0 && (size_t)n < sizeof sub)
+                rmdir(sub);
+        }
+    closedir(d);
+    return rmdir(dir) == 0;
+}
+
 /* Makes the parent group(s), with the controllers on for the leaves (v2).
  * 0 or -errno; nothing is left made on failure. */
 static int make_parents(struct plat_cgroups *c)
 {
-    for (int i = 0; i < c->n; i++) {
-        if (mkdir(c->parent[i], 0755) < 0 && errno != EEXIST) {
-            int rc = -errno;
-            for (int j = 0; j < i; j++)
-                rmdir(c->parent[j]);
-            return rc;
-        }
+    bool made[2] = {false, false};
+    int rc = 0;
+    for (int i = 0; i < c->n && rc == 0; i++) {
+        if (mkdir(c->parent[i], 0755) == 0)
+            made[i] = true;
+        else if (errno != EEXIST)
+            rc = -errno;
     }
-    if (c->version == 2) {
+    if (rc == 0 && c->version == 2) {
         char ctl[PATH_MAX + 32];
         snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", c->parent[0]);
-        if (write_str(ctl, "+memory +pids") < 0) {
-            rmdir(c->parent[0]);
-            return -EACCES;
-        }
+        if (write_str(ctl, "+memory +pids") < 0)
+            rc = -EACCES;
     }
-    return 0;
+    for (int i = 0; rc < 0 && i < c->n; i++)
+        if (made[i])
+            rmdir(c->parent[i]);
+    return rc;
 }
 
 int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_err *err)
@@ -353,6 +388,11 @@ int plat_cgroups_open(const char *name, struct plat_cgroups **out, struct wisp_e
         }
         c->n = 2;
     }
+    /* a group of our own pid is a dead daemon's whose pid we got: its
+     * leaves would carry its OOM counts over to our workers */
+    for (int i = 0; i < c->n; i++)
+        if (is_dir(c->parent[i]))
+            remove_group(c->parent[i]);
     if ((rc = make_parents(c)) < 0)
         goto unsupported;
     *out = c;
@@ -361,40 +401,6 @@ unsupported:
     wisp_err_set(err, -ENOTSUP, "cgroups v%d not usable here (%s)", c->version, strerror(-rc));
     free(c);
     return -ENOTSUP;
-}
-
-/* A directory entry named prefix + a decimal pid: that pid, else 0. */
-static pid_t prefixed_pid(const char *name, const char *prefix)
-{
-    size_t pl = strlen(prefix);
-    if (strncmp(name, prefix, pl) != 0 || !name[pl])
-        return 0;
-    long v = 0;
-    for (const char *q = name + pl; *q; q++) {
-        if (*q < '0' || *q > '9' || v > 4194304) /* past any pid_max */
-            return 0;
-        v = v * 10 + (*q - '0');
-    }
-    return (pid_t)v;
-}
-
-/* Removes dir's subdirectories (leaves), then dir; the kernel refuses
- * any group that still holds a process. True when dir is gone. */
-static bool remove_group(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return false;
-    struct dirent *e;
-    char sub[PATH_MAX + 256];
-    while ((e = readdir(d)))
-        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
-            int n = snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-            if (n > 0 && (size_t)n < sizeof sub)
-                rmdir(sub);
-        }
-    closedir(d);
-    return rmdir(dir) == 0;
 }
 
 int plat_cgroups_sweep(const struct plat_cgroups *c, const char *prefix)
@@ -446,13 +452,12 @@ int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes
         memcpy(out->dirs[i], c->parent[i], pl);
         out->dirs[i][pl] = '/';
         memcpy(out->dirs[i] + pl + 1, leaf, ll + 1);
-        int mk = mkdir(out->dirs[i], 0755);
-        if (mk < 0 && errno == ENOENT && make_parents(c) == 0) /* the parent went: again */
-            mk = mkdir(out->dirs[i], 0755);
-        if (mk < 0 && errno != EEXIST) {
-            int e = errno;
+        int mk = mkdir(out->dirs[i], 0755) < 0 ? -errno : 0;
+        if (mk == -ENOENT && (mk = make_parents(c)) == 0) /* the parent went: again */
+            mk = mkdir(out->dirs[i], 0755) < 0 ? -errno : 0;
+        if (mk < 0 && mk != -EEXIST) {
             plat_cgroup_free(out);
-            return -e;
+            return mk;
         }
         out->n = i + 1;
     }

@@ -1366,8 +1366,8 @@ class Persistence(InvokeCase):
         groups = self.own_cgroups()
         self.w.kill9()
         wait_for(lambda: not alive(), 30, "worker %d to die with wispd" % pid)
-        # the cgroups the killed wispd left are removed when one starts again
-        self.assertTrue(all(os.path.isdir(g) for g in groups), groups)
+        # the cgroups the killed wispd left are removed when one starts
+        # again (or by any other wispd starting meanwhile)
         self.w.start()
         for g in groups:
             self.assertFalse(os.path.isdir(g), g)

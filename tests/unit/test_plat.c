@@ -150,6 +150,20 @@ static void cgroup_sweep_takes_dead_daemons_groups_only(void)
         printf("  (skipped: %s)\n", err.msg);
         return;
     }
+    /* a group of our own pid with a leaf in it (a dead daemon's whose pid
+     * we got): opened again, it comes back empty */
+    char stale[2][PATH_MAX + 8];
+    for (int i = 0; plat_cgroups_parent(c, i); i++) {
+        snprintf(stale[i], sizeof stale[i], "%s/w1", plat_cgroups_parent(c, i));
+        CHECK_EQ_INT(mkdir(stale[i], 0755), 0);
+    }
+    plat_cgroups_close(c); /* fails to remove the parents: they hold w1 */
+    c = NULL;
+    CHECK_EQ_INT(plat_cgroups_open(name, &c, &err), 0);
+    for (int i = 0; plat_cgroups_parent(c, i); i++) {
+        CHECK(is_dir(plat_cgroups_parent(c, i)));
+        CHECK(!is_dir(stale[i]));
+    }
     pid_t dead = fork();
     CHECK(dead >= 0);
     if (dead == 0)
@@ -158,13 +172,16 @@ static void cgroup_sweep_takes_dead_daemons_groups_only(void)
     char sdead[16], slive[16];
     snprintf(sdead, sizeof sdead, "%d", (int)dead);
     snprintf(slive, sizeof slive, "%d", (int)getppid());
-    char d[2][PATH_MAX + 64], l[2][PATH_MAX + 64], x[2][PATH_MAX + 64];
+    char d[2][PATH_MAX + 64], l[2][PATH_MAX + 64], x[2][PATH_MAX + 64], z[2][PATH_MAX + 64];
     int n = 0;
     for (const char *par; (par = plat_cgroups_parent(c, n)); n++) {
         CHECK(is_dir(par));
         sibling(par, prefix, sdead, true, d[n], sizeof d[n]);
         sibling(par, prefix, slive, false, l[n], sizeof l[n]);
         sibling(par, prefix, "x1", false, x[n], sizeof x[n]);
+        char zdead[24];
+        snprintf(zdead, sizeof zdead, "0%d", (int)dead); /* not a name a daemon makes */
+        sibling(par, prefix, zdead, false, z[n], sizeof z[n]);
     }
     CHECK(n >= 1 && n <= 2);
     CHECK_EQ_INT(plat_cgroups_sweep(c, prefix), n); /* the dead one, per hierarchy */
@@ -172,9 +189,11 @@ static void cgroup_sweep_takes_dead_daemons_groups_only(void)
         CHECK(!is_dir(d[i]));
         CHECK(is_dir(l[i])); /* a live pid's group stays */
         CHECK(is_dir(x[i])); /* not a pid: not ours */
+        CHECK(is_dir(z[i]));
         CHECK(is_dir(plat_cgroups_parent(c, i)));
         CHECK_EQ_INT(rmdir(l[i]), 0);
         CHECK_EQ_INT(rmdir(x[i]), 0);
+        CHECK_EQ_INT(rmdir(z[i]), 0);
     }
     CHECK_EQ_INT(plat_cgroups_sweep(c, prefix), 0);
     /* a parent that went (another daemon's sweep) is made again */
