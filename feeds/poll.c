@@ -823,6 +823,7 @@ static void handle_outcome(struct feed_binding *b)
             b->errors++;
         } else if (o->rc == -EFBIG) {
             snprintf(b->last_error, sizeof b->last_error, "response too large: %.170s", o->err);
+            b->self->totals.events_in++; /* a change, perhaps, that cannot be fired */
             b->drops++;
             b->self->totals.drops++;
         } else {

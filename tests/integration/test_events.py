@@ -300,6 +300,19 @@ class Webhooks(WispTestCase):
         w.start()
         r = w.request("POST", url, raw=body, headers=hdr, auth=False)
         self.assertEqual(r.status, 202, r)
+        # a trigger with no active rule fires too (no activation): every
+        # event is a fire or a drop in the metrics, as in the feed's status
+        w.api("PUT", "triggers/lone", {})
+        r = feed(w, "webhook", "hook", "CREATE", "lone", secret=secret)
+        self.assertEqual(r.status, 200, r)
+        lone = r.json()["response"]["result"]["url"]
+        r = w.request("POST", lone, raw=body, headers=hdr, auth=False)
+        self.assertLess(r.status, 300, r)
+        m = w.request("GET", "/metrics", auth=False).body
+        for name, v in (("events", 2), ("fires", 2), ("drops", 0)):
+            self.assertIn("wisp_feed_%s_total %d\n" % (name, v), m)
+        st = feed(w, "webhook", "hook", "READ", "lone").json()["response"]["result"]
+        self.assertEqual((st["fires"], st["drops"]), (1, 0))
 
 
 def json_handler(state):
