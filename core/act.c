@@ -131,11 +131,7 @@ static size_t act_key(const char *ns, const char *id, unsigned char *k)
 static int64_t key_ms(const unsigned char *tail)
 {
     unsigned char b[6];
-    int64_t t = 0;
-    if (plat_unhex((const char *)tail, sizeof b, b))
-        for (size_t i = 0; i < sizeof b; i++)
-            t = t << 8 | b[i];
-    return t;
+    return plat_unhex((const char *)tail, sizeof b, b) ? (int64_t)plat_be_get(b, sizeof b) : 0;
 }
 
 static bool is_hex32(const char *p)
@@ -696,10 +692,8 @@ static int migrate_fn(struct store_txn *t, void *arg)
         if (rc < 0)
             break;
         bytes += c->rec.len;
-        uint64_t ustart = 0;
-        for (int j = 0; j < 8; j++)
-            ustart = ustart << 8 | k[nl + 1 + j];
-        int64_t start = (int64_t)(ustart & ((UINT64_C(1) << 48) - 1)); /* 12 hex digits */
+        /* the low 48 bits of the 8-byte start: what 12 hex digits hold */
+        int64_t start = (int64_t)plat_be_get(k + nl + 3, 6);
         int64_t d = key_ms((const unsigned char *)id) - start;
         /* keyed by its id only where lists find it by its id's time */
         bool legacy = d < -KEY_START_SLACK_MS || d > ID_CLOCK_SLACK_MS;

@@ -28,12 +28,6 @@ static unsigned char *room(struct plat_buf *b, size_t n)
     return p;
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 /* a head: tag byte then a big-endian value of `bytes` bytes */
 static int head(struct plat_buf *b, unsigned tag, uint64_t v, int bytes)
 {
@@ -41,7 +35,7 @@ static int head(struct plat_buf *b, unsigned tag, uint64_t v, int bytes)
     if (!p)
         return -ENOMEM;
     p[0] = (unsigned char)tag;
-    put_be(p + 1, v, bytes);
+    plat_be_put(p + 1, v, (size_t)bytes);
     return 0;
 }
 
@@ -258,14 +252,6 @@ static json_t *unpack_obj(const msgpack_object *o)
     }
 }
 
-static uint64_t be(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Walks the msgpack bytes once and checks that every declared length and
  * element count fits in what is left. msgpack-c sizes its allocations from
  * the declared counts before it reads the elements, so a corrupt header
@@ -315,7 +301,7 @@ static int check_bounds(const unsigned char *d, size_t len)
             head = 1 + n + t[b - 0xc4].ext;
             if (pos + 1 + n > len)
                 return -EBADMSG;
-            uint64_t v = be(d + pos + 1, n);
+            uint64_t v = plat_be_get(d + pos + 1, (size_t)n);
             if (t[b - 0xc4].kind == 1)
                 kids = v;
             else if (t[b - 0xc4].kind == 2)
@@ -356,7 +342,7 @@ static int peek_int(const unsigned char *d, size_t len, size_t *pos, int64_t *v)
     int n = 1 << ((b - 0xcc) & 3);
     if ((size_t)n > len - *pos)
         return -EBADMSG;
-    uint64_t u = be(d + *pos, n);
+    uint64_t u = plat_be_get(d + *pos, (size_t)n);
     *pos += (size_t)n;
     if (b >= 0xd0 && n < 8 && (u >> (8 * n - 1)) & 1) /* signed, negative: extend */
         u |= ~UINT64_C(0) << (8 * n);
@@ -381,7 +367,7 @@ static int peek_strv(const unsigned char *d, size_t len, size_t *pos, const char
         if ((size_t)w >= len - *pos)
             return -EBADMSG;
         hl = 1 + (size_t)w;
-        sl = (size_t)be(d + *pos + 1, w);
+        sl = (size_t)plat_be_get(d + *pos + 1, (size_t)w);
     } else {
         return -ENOENT;
     }
@@ -415,7 +401,7 @@ int codec_record_peek_str(const void *data, size_t len, const char *key, const c
         pos += 1;
     } else if ((d[pos] == 0xde || d[pos] == 0xdf) && len - pos > (d[pos] == 0xde ? 2u : 4u)) {
         int w = d[pos] == 0xde ? 2 : 4;
-        nkv = be(d + pos + 1, w);
+        nkv = plat_be_get(d + pos + 1, (size_t)w);
         pos += 1 + (size_t)w;
     } else {
         return -EBADMSG;

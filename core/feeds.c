@@ -620,8 +620,7 @@ static void outbox_kick(struct feeds *f)
 static void obx_key(uint64_t seq, unsigned char k[15])
 {
     memcpy(k, "outbox", 7);
-    for (int i = 0; i < 8; i++)
-        k[7 + i] = (unsigned char)(seq >> (56 - 8 * i));
+    plat_be_put(k + 7, seq, 8);
 }
 
 static void obx_append(struct feeds *f, struct obx *o)
@@ -959,8 +958,7 @@ static int load_fn(void *arg, const struct store_rec *r)
         struct obx *o = calloc(1, sizeof *o);
         const char *topic = wjson_str(doc, "topic"), *payload = wjson_str(doc, "payload");
         if (o && topic && payload) {
-            for (int i = 0; i < 8; i++)
-                o->seq = o->seq << 8 | (unsigned char)k[7 + i];
+            o->seq = plat_be_get(k + 7, 8);
             o->topic = strdup(topic);
             o->len = json_string_length(json_object_get(doc, "payload"));
             o->payload = malloc(o->len + 1);

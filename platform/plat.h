@@ -20,6 +20,21 @@ int plat_rand_bytes(void *buf, size_t len) WISP_MUST_CHECK;
 void plat_hex(const void *bytes, size_t len, char *out);
 /* Decodes 2 * len hex digits (either case) into out. False on a non-digit. */
 bool plat_unhex(const char *hex, size_t len, unsigned char *out);
+/* The n-byte (n <= 8) big-endian unsigned integer at p, and its inverse. */
+static inline uint64_t plat_be_get(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | b[i];
+    return v;
+}
+static inline void plat_be_put(void *p, uint64_t v, size_t n)
+{
+    unsigned char *b = p;
+    for (size_t i = n; i-- > 0; v >>= 8)
+        b[i] = (unsigned char)v;
+}
 /* A random RFC 4122 version-4 UUID, 36 chars + NUL. 0 or -errno. */
 int plat_uuid4(char out[37]) WISP_MUST_CHECK;
 /* Constant-time comparison of two equal-length buffers. */
