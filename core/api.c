@@ -1126,7 +1126,7 @@ static void do_fire(struct rq *r, const char *ns, const char *name)
     if (parse_params_body(r) < 0)
         return;
     char id[33];
-    int rc = trigger_fire(r->api->trig, ns, name, r->ns, r->body, id, &err);
+    int rc = trigger_fire(r->api->trig, ns, name, r->ns, r->body, false, id, &err);
     if (rc == 1) { /* no active rule: nothing ran, nothing recorded */
         http_reply(r->req, 204, NULL, NULL, 0);
         finish(r);
@@ -1466,6 +1466,8 @@ static void metrics(struct rq *r)
         "wisp_feed_fires_total %llu\n"
         "# TYPE wisp_feed_drops_total counter\n"
         "wisp_feed_drops_total %llu\n"
+        "# TYPE wisp_feed_pending gauge\n"
+        "wisp_feed_pending %llu\n"
         "# TYPE wisp_feed_bindings gauge\n"
         "wisp_feed_bindings %u\n"
         "# TYPE wisp_feed_triggers_deleted_total counter\n"
@@ -1484,7 +1486,7 @@ static void metrics(struct rq *r)
         (unsigned long long)ps.warm_runs, (unsigned long long)ps.evictions,
         (unsigned long long)ps.kills, (unsigned long long)as.committed,
         (unsigned long long)as.dropped, (unsigned long long)as.pruned,
-        (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.bindings,
+        (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.pending, fs.bindings,
         fs.deleted_after_fire, fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published,
         fs.outbox_dropped);
     if (n < 0 || (size_t)n >= sizeof buf)

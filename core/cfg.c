@@ -100,7 +100,8 @@ static const struct cfg_row rows[] = {
     STR("worker-cpu-share", worker_cpu_share, "memory",
         "memory: a worker's CPU weight is limits.memory / pool-memory-mb of wispd's "
         "(OpenWhisk's cpu-shares); equal"),
-    STR("mqtt-client-id", mqtt_client_id, "", "MQTT client id (default: wisp-<hostname>)"),
+    STR("mqtt-client-id", mqtt_client_id, "",
+        "MQTT client id (default: wisp-<hostname>-<hash of the data dir>)"),
     U64("outbox-max", outbox_max, 1, 10000000, "10000",
         "MQTT results kept while the broker is away; beyond, new ones are dropped"),
     STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,11 +216,11 @@ static int on_fire(void *ctx, const char *ns, const char *trigger, const json_t 
     struct feeds *f = ctx;
     char id[33];
     struct wisp_err err = {0};
-    int rc = trigger_fire(f->trig, ns, trigger, ns, params, id, &err);
-    if (rc < 0) { /* the adapter counts the event and its drop; this says why */
+    int rc = trigger_fire(f->trig, ns, trigger, ns, params, true, id, &err);
+    if (rc < 0) { /* the adapter drops the event or holds it (and counts); this says why */
         if (f->refused++ % 1000 == 0) /* rate-limited: one line per 1000 */
-            wlog_warn("feeds", "fire of %s/%s refused, the event is dropped: %s (%llu refused so far)",
-                      ns, trigger, err.msg, f->refused);
+            wlog_warn("feeds", "fire of %s/%s refused: %s (%llu refused so far)", ns, trigger,
+                      err.msg, f->refused);
         return rc;
     }
     f->stats.fires++; /* also with no active rule (1): the trigger fired, as the adapters count */
@@ -1111,5 +1112,20 @@ void feeds_get_stats(const struct feeds *f, struct feeds_stats *out)
         f->ad[i].ops->counters(f->ad[i].self, &c);
         out->events_in += c.events_in;
         out->drops += c.drops;
+        out->pending += c.pending;
     }
+}
+
+void feeds_drain(struct feeds *f)
+{
+    for (int i = 0; i < AD_N; i++)
+        if (f->ad[i].self && f->ad[i].ops->drain)
+            f->ad[i].ops->drain(f->ad[i].self);
+}
+
+unsigned feeds_pending(const struct feeds *f)
+{
+    struct feeds_stats st;
+    feeds_get_stats(f, &st);
+    return st.pending > UINT_MAX ? UINT_MAX : (unsigned)st.pending;
 }

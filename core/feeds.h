@@ -63,8 +63,14 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic, con
 
 struct feeds_stats {
     unsigned long long events_in, fires, drops, published, publish_failed, outbox_dropped;
+    unsigned long long pending; /* events taken in, not fired yet (held at limits) */
     unsigned long long deleted_after_fire; /* triggers deleted after a once alarm fired */
     unsigned outbox, bindings;
     bool mqtt_connected;
 };
 void feeds_get_stats(const struct feeds *f, struct feeds_stats *out);
+/* SIGTERM: the adapters take no new events where their source keeps them
+ * (MQTT: unread messages stay at the broker) and fire those taken. */
+void feeds_drain(struct feeds *f);
+/* Events taken in and not fired yet: the drain waits for them too. */
+unsigned feeds_pending(const struct feeds *f);

@@ -641,6 +641,11 @@ unsigned invoke_pending(const struct invoke *inv)
     return inv->pending;
 }
 
+int invoke_room(struct invoke *inv, const char *subject, unsigned n, struct wisp_err *err)
+{
+    return quota_room(&inv->quota, subject, n, err);
+}
+
 int invoke_open(struct event_base *base, struct store *st, struct pool *pool, struct act *act,
                 const struct invoke_cfg *cfg, struct invoke **out, struct wisp_err *err)
 {

@@ -52,6 +52,10 @@ int invoke_set_api_host(struct invoke *inv, const char *url) WISP_MUST_CHECK;
 void invoke_close(struct invoke *inv);
 /* Activations started and not yet recorded. */
 unsigned invoke_pending(const struct invoke *inv);
+/* Whether n more invocations by subject would pass its limits now
+ * (invocations a minute, in flight): 0, or -EAGAIN with the 429 message. */
+int invoke_room(struct invoke *inv, const char *subject, unsigned n, struct wisp_err *err)
+    WISP_MUST_CHECK;
 
 struct invoke_req {
     const char *ns;      /* the action's namespace */

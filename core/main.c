@@ -34,6 +34,7 @@ struct daemon {
     uint64_t drain_timeout_s;
     struct api *api;
     struct invoke *inv;
+    struct feeds *feeds;
     struct event *drain_tick;
     int64_t drain_deadline_us;
     bool draining;
@@ -44,10 +45,11 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct daemon *d = arg;
-    unsigned pending = api_pending(d->api) + invoke_pending(d->inv);
+    unsigned pending = api_pending(d->api) + invoke_pending(d->inv) + feeds_pending(d->feeds);
     if (pending == 0 || plat_clock_mono_us() >= d->drain_deadline_us) {
         if (pending)
-            wlog_warn("wispd", "drain timeout: %u requests or activations still pending", pending);
+            wlog_warn("wispd", "drain timeout: %u requests, activations or events still pending",
+                      pending);
         event_base_loopexit(d->base, NULL);
     }
 }
@@ -66,10 +68,31 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     wlog_info("wispd", "signal %d: draining (up to %llu s)", (int)sig,
               (unsigned long long)d->drain_timeout_s);
     api_stop_listening(d->api);
+    feeds_drain(d->feeds);
     struct timeval tick = {0, 20000};
     d->drain_tick = event_new(d->base, -1, EV_PERSIST, on_drain_tick, d);
     if (!d->drain_tick || event_add(d->drain_tick, &tick) < 0)
         event_base_loopexit(d->base, NULL);
+}
+
+/* The MQTT client id: the configured one, else wisp-HOST-HASH, HASH from
+ * the data dir's absolute path, so the id (and the broker session that
+ * belongs to it) stays across restarts, and two wispd on one host, which
+ * need two data dirs, do not take the session from each other. */
+static void default_client_id(const struct wisp_cfg *cfg, char *out, size_t cap)
+{
+    if (cfg->mqtt_client_id[0]) {
+        snprintf(out, cap, "%s", cfg->mqtt_client_id);
+        return;
+    }
+    char hn[64] = "gateway";
+    gethostname(hn, sizeof hn - 1);
+    char *abs = realpath(cfg->data, NULL);
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)(abs ? abs : cfg->data); *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    free(abs);
+    snprintf(out, cap, "wisp-%s-%08x", hn, (unsigned)(h ^ (h >> 32)));
 }
 
 int main(int argc, char **argv)
@@ -218,13 +241,7 @@ int main(int argc, char **argv)
         goto out;
     }
     char client_id[160];
-    if (cfg.mqtt_client_id[0]) {
-        snprintf(client_id, sizeof client_id, "%s", cfg.mqtt_client_id);
-    } else {
-        char hn[64] = "gateway";
-        gethostname(hn, sizeof hn - 1);
-        snprintf(client_id, sizeof client_id, "wisp-%s", hn);
-    }
+    default_client_id(&cfg, client_id, sizeof client_id);
     struct feeds_cfg fc = {.mqtt_url = cfg.mqtt, .client_id = client_id,
                            .tls_ca_file = cfg.tls_ca_file,
                            .outbox_max = (unsigned)cfg.outbox_max};
@@ -233,6 +250,7 @@ int main(int argc, char **argv)
         goto out;
     }
     invoke_set_result_sink(d.inv, feeds_on_result, feeds);
+    d.feeds = feeds;
     unsigned port;
     struct api_env env = {.base = d.base, .st = st, .kinds = kinds, .cfg = &cfg, .tls = tls,
                           .inv = d.inv, .act = act, .pool = pool, .trig = trig, .feeds = feeds};

@@ -33,11 +33,13 @@ static struct quota_slot *slot(struct quota *l, const char *ns)
     return free_slot;
 }
 
-int quota_admit(struct quota *l, const char *ns, struct wisp_err *err)
+/* The slot of ns with its minute brought up to now, and the sliding
+ * window's count. NULL when every slot is busy with another namespace. */
+static struct quota_slot *current(struct quota *l, const char *ns, unsigned *window)
 {
     struct quota_slot *s = slot(l, ns);
     if (!s)
-        return wisp_err_set(err, -EAGAIN, "Too many namespaces active at once.");
+        return NULL;
     int64_t now = plat_clock_mono_us() / 1000;
     int64_t minute = now / 60000;
     if (minute != s->minute) {
@@ -45,18 +47,41 @@ int quota_admit(struct quota *l, const char *ns, struct wisp_err *err)
         s->count = 0;
         s->minute = minute;
     }
-    unsigned window = s->count + (unsigned)((uint64_t)s->prev_count *
-                                            (uint64_t)(60000 - now % 60000) / 60000);
-    if (window >= l->per_minute)
+    *window =
+        s->count + (unsigned)((uint64_t)s->prev_count * (uint64_t)(60000 - now % 60000) / 60000);
+    return s;
+}
+
+static int check(const struct quota *l, const struct quota_slot *s, unsigned window, unsigned n,
+                 struct wisp_err *err)
+{
+    if (!s)
+        return wisp_err_set(err, -EAGAIN, "Too many namespaces active at once.");
+    if (window + n > l->per_minute)
         return wisp_err_set(err, -EAGAIN,
                             "Too many requests in the last minute (count: %u, allowed: %u).",
                             window, l->per_minute);
-    if (l->concurrent && s->inflight >= l->concurrent)
+    if (l->concurrent && s->inflight + n > l->concurrent)
         return wisp_err_set(err, -EAGAIN,
                             "Too many concurrent requests in flight (count: %u, allowed: %u).",
                             s->inflight, l->concurrent);
-    s->count++;
     return 0;
+}
+
+int quota_room(struct quota *l, const char *ns, unsigned n, struct wisp_err *err)
+{
+    unsigned window = 0;
+    return check(l, current(l, ns, &window), window, n, err);
+}
+
+int quota_admit(struct quota *l, const char *ns, struct wisp_err *err)
+{
+    unsigned window = 0;
+    struct quota_slot *s = current(l, ns, &window);
+    int rc = check(l, s, window, 1, err);
+    if (rc == 0)
+        s->count++;
+    return rc;
 }
 
 void quota_inflight(struct quota *l, const char *ns, int delta)

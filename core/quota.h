@@ -24,6 +24,9 @@ struct quota {
 };
 
 void quota_init(struct quota *l, unsigned per_minute, unsigned concurrent);
+/* Whether n more for ns would be admitted now (nothing is counted): 0, or
+ * -EAGAIN with OpenWhisk's 429 message. */
+int quota_room(struct quota *l, const char *ns, unsigned n, struct wisp_err *err) WISP_MUST_CHECK;
 /* Admits one more for ns: 0, or -EAGAIN with OpenWhisk's 429 message. */
 int quota_admit(struct quota *l, const char *ns, struct wisp_err *err) WISP_MUST_CHECK;
 /* Adds delta (+1 / -1) to ns's in-flight count. */

@@ -55,7 +55,7 @@ static int trigger_record(struct trigger *t, const char *subject, const char *na
 }
 
 int trigger_fire(struct trigger *t, const char *ns, const char *name, const char *subject,
-                 const json_t *payload, char id[33], struct wisp_err *err)
+                 const json_t *payload, bool hold, char id[33], struct wisp_err *err)
 {
     json_t *doc = NULL, *args = NULL;
     size_t nlogs = 0;
@@ -73,12 +73,17 @@ int trigger_fire(struct trigger *t, const char *ns, const char *name, const char
     json_t *rules = json_object_get(doc, "rules");
     const char *rname;
     json_t *rule;
-    bool any = false;
+    unsigned active = 0;
     json_object_foreach(rules, rname, rule)
-        any |= strcmp(wjson_str(rule, "status") ? wjson_str(rule, "status") : "", "active") == 0;
-    if (!any) {
+        active += strcmp(wjson_str(rule, "status") ? wjson_str(rule, "status") : "", "active") == 0;
+    if (!active) {
         t->stats.no_rule++;
         rc = 1;
+        goto out;
+    }
+    if (hold && invoke_room(t->inv, subject, active, err) < 0) {
+        t->stats.held++;
+        rc = -EBUSY;
         goto out;
     }
     if ((rc = quota_admit(&t->quota, subject, err)) < 0) {

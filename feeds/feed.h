@@ -27,8 +27,12 @@ struct event_base;
 struct feed_binding; /* opaque; owned by the feed kind */
 
 /* Fires trigger ns/trigger with params (an object; borrowed). 0, or a
- * negative code when core refused (-ENOENT: no such trigger any more,
- * -EAGAIN: the namespace's fire limit; the adapter counts a drop). */
+ * negative code when core refused and nothing ran: -ENOENT, no such trigger
+ * any more; -EAGAIN, the namespace's fire limit; -EBUSY, its rules'
+ * invocations would not all pass the namespace's invocation limits now
+ * (a minute's count, in flight). On -EAGAIN and -EBUSY an adapter that can
+ * keep the event offers it again later (mqtt holds it, leaving the rest at
+ * the broker: back-pressure); the others count a drop. */
 typedef int feed_fire_fn(void *ctx, const char *ns, const char *trigger, const json_t *params);
 /* Persists a binding's small state (e.g. an alarm's last fire time) with
  * the binding, so it comes back to bind() after a restart. */
@@ -61,6 +65,7 @@ struct feed_env {
 /* A feed event counter set, for READ and /metrics. */
 struct feed_counters {
     uint64_t events_in, fires, drops;
+    uint64_t pending; /* events taken in and not fired yet (held, queued) */
 };
 
 struct feed_ops {
@@ -86,6 +91,10 @@ struct feed_ops {
     json_t *(*status)(void *self, const struct feed_binding *b);
     /* The adapter's own counters (all bindings). */
     void (*counters)(void *self, struct feed_counters *out);
+    /* wispd is stopping: take no new events from outside where the source
+     * keeps them (a broker's session), but fire those already taken
+     * (counters' pending says how many are left). NULL: nothing to do. */
+    void (*drain)(void *self);
 };
 
 /* The adapters built into wispd. */

@@ -143,8 +143,10 @@
 #define MAX_OUTSTANDING 10000         /* unanswered publishes */
 #define MAX_QUEUED_MSGS 10000         /* received, not fired yet */
 #define MAX_QUEUED_BYTES (64u * 1024 * 1024)
-#define FIRE_BATCH 256 /* messages fired per loop turn */
-#define READ_BURST 16  /* packets read per socket wake-up */
+#define FIRE_BATCH 256   /* messages fired per loop turn */
+#define READ_BURST 16    /* packets read per socket wake-up */
+#define HOLD_QUEUE 64    /* held: read no more once this many wait */
+#define HOLD_RETRY_MS 10 /* held: offer the first message again this often */
 #define MAX_FILTER 65535
 #define MAX_SUBID 268435455u
 #define MAX_IDS 8           /* subscription ids kept per message */
@@ -173,6 +175,7 @@ struct feed_binding {
     struct feed_binding *prev, *next;
     char *ns, *trigger, *filter;
     struct sub *sub;
+    uint64_t serial; /* bindings are in the list in serial order */
     int qos;
     enum payload_mode mode;
     bool paused, dead;
@@ -196,6 +199,7 @@ struct inmsg {
     bool retain;
     int nids; /* -1: more than MAX_IDS */
     uint32_t ids[MAX_IDS];
+    uint64_t next_serial; /* held: the bindings before this one have it */
 };
 
 struct conn_cb {
@@ -220,11 +224,13 @@ struct mq_self {
     int64_t attempt_us, up_us;
     int backoff_ms;
     int fail_streak;
+    int short_streak; /* connections in a row that ended before STABLE_MS */
     int fd;
     struct event *ev_read, *ev_write;
     bool write_on;
-    bool corked; /* TCP_CORK set on fd (feed_mqtt_batch) */
-    struct event *ev_misc, *ev_retry, *ev_work;
+    bool read_off; /* ev_read is not armed (may_read said no) */
+    bool corked;   /* TCP_CORK set on fd (feed_mqtt_batch) */
+    struct event *ev_misc, *ev_retry, *ev_work, *ev_hold;
     bool progress;     /* a libmosquitto callback ran */
     bool connect_news; /* a CONNACK the work event has not handled */
     bool subid_ok;     /* the broker takes subscription identifiers */
@@ -242,6 +248,9 @@ struct mq_self {
     /* received messages */
     struct inmsg *in_head, *in_tail;
     size_t nin, in_bytes;
+    uint64_t serials; /* the last binding's serial */
+    bool held;        /* core refused the first message for now (limits) */
+    bool draining;    /* take no new messages (drain) */
     uint64_t queue_drops_logged;
     struct conn_cb *ccbs;
     size_t nccbs;
@@ -317,12 +326,38 @@ static void io_drop(struct mq_self *s)
         event_free(s->ev_write);
     s->ev_read = s->ev_write = NULL;
     s->write_on = false;
+    s->read_off = false;
     s->corked = false;
     s->fd = -1;
 }
 
-/* Watches libmosquitto's socket: EV_READ always, EV_WRITE while it has
- * something to write. Called after every call into libmosquitto. */
+/* Whether to read more from the broker. Messages are acknowledged as they
+ * are read (libmosquitto sends the PUBACK), so while core holds them back
+ * (limits) or wispd drains, the rest stay unread at the broker, in the
+ * session: back-pressure instead of a queue here that a stop would lose.
+ * A connection being made is always read (its CONNACK). */
+static bool may_read(const struct mq_self *s)
+{
+    if (s->state != CS_UP)
+        return true;
+    return !s->draining && s->nin < (s->held ? HOLD_QUEUE : MAX_QUEUED_MSGS / 2);
+}
+
+/* Arms or disarms EV_READ as may_read says. */
+static void read_sync(struct mq_self *s)
+{
+    if (!s->ev_read)
+        return;
+    bool want = may_read(s);
+    if (want && s->read_off && event_add(s->ev_read, NULL) == 0)
+        s->read_off = false;
+    else if (!want && !s->read_off && event_del(s->ev_read) == 0)
+        s->read_off = true;
+}
+
+/* Watches libmosquitto's socket: EV_READ unless may_read says no, EV_WRITE
+ * while it has something to write. Called after every call into
+ * libmosquitto. */
 static void io_sync(struct mq_self *s)
 {
     if (!s->mosq || s->state == CS_DOWN)
@@ -345,6 +380,7 @@ static void io_sync(struct mq_self *s)
         }
         s->fd = fd;
     }
+    read_sync(s);
     bool ww = mosquitto_want_write(s->mosq);
     if (ww && !s->write_on)
         event_add(s->ev_write, NULL);
@@ -458,8 +494,19 @@ static void lost(struct mq_self *s, const char *why)
     if (s->state == CS_DOWN || s->stopping)
         return;
     bool was_up = s->state == CS_UP;
-    if (was_up && plat_clock_mono_us() - s->up_us >= (int64_t)STABLE_MS * 1000)
+    bool stable = plat_clock_mono_us() - s->up_us >= (int64_t)STABLE_MS * 1000;
+    if (was_up && stable)
         s->backoff_ms = BACKOFF_MIN_MS;
+    if (was_up)
+        s->short_streak = stable ? 0 : s->short_streak + 1;
+    /* mosquitto 2.0 closes a taken-over session's connection without the
+     * v5 reason (0x8E, cb_disconnect): the pattern is what shows it */
+    if (was_up && s->short_streak % 10 == 3)
+        wlog_err("mqtt",
+                 "%s closed %d connections in a row within %d s of their start: if another "
+                 "client (another wispd?) uses our client id '%.60s', each takes the session "
+                 "from the other and its messages are lost; give each its own --mqtt-client-id",
+                 s->shown, s->short_streak, STABLE_MS / 1000, s->client_id);
     s->state = CS_DOWN;
     io_drop(s); /* an abandoned socket is closed by the next reconnect */
     for (struct sub *sub = s->subs; sub; sub = sub->next) {
@@ -524,7 +571,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     if (what & EV_WRITE)
         rc = mosquitto_loop_write(s->mosq, 1);
     if (rc == MOSQ_ERR_SUCCESS && (what & EV_READ)) {
-        for (int i = 0; i < READ_BURST && s->state != CS_DOWN; i++) {
+        for (int i = 0; i < READ_BURST && s->state != CS_DOWN && may_read(s); i++) {
             if (mosquitto_socket(s->mosq) != s->fd)
                 break;
             s->progress = false;
@@ -549,7 +596,8 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
     if (s->state != CS_UP)
         return;
     mosquitto_loop_misc(s->mosq);
-    if (s->tls && s->state == CS_UP && mosquitto_socket(s->mosq) == s->fd && s->fd >= 0)
+    if (s->tls && s->state == CS_UP && mosquitto_socket(s->mosq) == s->fd && s->fd >= 0 &&
+        may_read(s))
         mosquitto_loop_read(s->mosq, 1);
     after_mosq(s);
 }
@@ -593,6 +641,12 @@ static void cb_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
         return;
     s->progress = true;
     char buf[120];
+    if (rc == MQTT_RC_SESSION_TAKEN_OVER) /* each would take it back, dropping the other's */
+        wlog_err("mqtt",
+                 "another client connected to %s with our client id '%.60s' and took the "
+                 "session over: two wispd must not share one; give each its own "
+                 "--mqtt-client-id (the default comes from the host name and the data dir)",
+                 s->shown, s->client_id);
     lost(s, disconnect_text(rc, buf, sizeof buf));
 }
 
@@ -927,8 +981,12 @@ static bool binding_gets(const struct feed_binding *b, const struct inmsg *m, bo
     return feed_topic_matches(b->filter, m->topic);
 }
 
-/* Fires every binding the message is for. Runs with s->busy held. */
-static void deliver(struct mq_self *s, const struct inmsg *m)
+/* Fires every binding the message is for, from m->next_serial on. false
+ * when core held a fire back for now (-EAGAIN, -EBUSY: the namespace is at
+ * its limits): the message stays first in the queue and is offered again
+ * from that binding on, so no binding gets it twice or never. Runs with
+ * s->busy held. */
+static bool deliver(struct mq_self *s, struct inmsg *m)
 {
     /* by subscription id when the message names one of ours */
     bool by_id = false;
@@ -939,7 +997,7 @@ static void deliver(struct mq_self *s, const struct inmsg *m)
     size_t n = 0, cap = 0;
     struct feed_binding **v = NULL;
     for (struct feed_binding *b = s->head; b; b = b->next) {
-        if (!binding_gets(b, m, by_id))
+        if (b->serial < m->next_serial || !binding_gets(b, m, by_id))
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 8;
@@ -955,30 +1013,29 @@ static void deliver(struct mq_self *s, const struct inmsg *m)
         v[n++] = b;
     }
     json_t *params[3] = {NULL, NULL, NULL}; /* one per payload mode */
-    for (size_t i = 0; i < n && !s->dead; i++) {
+    bool held = false;
+    for (size_t i = 0; i < n && !s->dead && !held; i++) {
         struct feed_binding *b = v[i];
         if (b->dead) /* unbound by an earlier fire of this message */
             continue;
+        int rc = -ENOMEM;
+        if (!b->paused && !params[b->mode])
+            params[b->mode] = fire_params(b->mode, m);
+        if (!b->paused && params[b->mode])
+            rc = s->fire(s->ctx, b->ns, b->trigger, params[b->mode]);
+        if (rc == -EAGAIN || rc == -EBUSY) {
+            held = true;
+            break;
+        }
+        m->next_serial = b->serial + 1;
         b->events++;
         s->totals.events_in++;
-        if (b->paused) {
-            b->drops++;
-            s->totals.drops++;
-            continue;
-        }
-        if (!params[b->mode])
-            params[b->mode] = fire_params(b->mode, m);
-        if (!params[b->mode]) {
-            b->drops++;
-            s->totals.drops++;
-            continue;
-        }
-        int rc = s->fire(s->ctx, b->ns, b->trigger, params[b->mode]);
         if (rc == 0) {
             b->fires++;
             s->totals.fires++;
-        } else {
-            wlog_debug("mqtt", "fire refused trigger=%s/%s rc=%d", b->ns, b->trigger, rc);
+        } else { /* paused (a drop, as documented), out of memory, trigger gone */
+            if (!b->paused)
+                wlog_debug("mqtt", "fire refused trigger=%s/%s rc=%d", b->ns, b->trigger, rc);
             b->drops++;
             s->totals.drops++;
         }
@@ -986,6 +1043,7 @@ static void deliver(struct mq_self *s, const struct inmsg *m)
     for (int i = 0; i < 3; i++)
         json_decref(params[i]);
     free(v);
+    return !held;
 }
 
 /* ---- teardown --------------------------------------------------------- */
@@ -1016,6 +1074,8 @@ static void self_free(struct mq_self *s)
         event_free(s->ev_retry);
     if (s->ev_work)
         event_free(s->ev_work);
+    if (s->ev_hold)
+        event_free(s->ev_hold);
     if (s->mosq)
         mosquitto_destroy(s->mosq);
     if (s->lib_inited)
@@ -1076,18 +1136,24 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
                 s->ccbs[i].cb(s->ccbs[i].arg);
         }
     }
-    for (int n = 0; !s->dead && s->in_head && n < FIRE_BATCH; n++) {
+    for (int n = 0; !s->dead && !s->held && s->in_head && n < FIRE_BATCH; n++) {
         struct inmsg *m = s->in_head;
+        if (!deliver(s, m)) {
+            s->held = true; /* on_hold offers it again */
+            add_ms(s->ev_hold, HOLD_RETRY_MS);
+            break;
+        }
         s->in_head = m->next;
         if (!s->in_head)
             s->in_tail = NULL;
         s->nin--;
         s->in_bytes -= m->len;
-        deliver(s, m);
         free(m);
     }
-    if (!s->dead && (s->in_head || s->done_head))
+    if (!s->dead && ((s->in_head && !s->held) || s->done_head))
         kick(s);
+    if (!s->dead)
+        read_sync(s);
     s->busy--;
     if (s->busy == 0) {
         if (s->dead)
@@ -1095,6 +1161,15 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         else
             reap(s);
     }
+}
+
+static void on_hold(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mq_self *s = arg;
+    s->held = false;
+    kick(s);
 }
 
 /* ---- the URL ---------------------------------------------------------- */
@@ -1318,7 +1393,8 @@ static int mq_start(const struct feed_env *env, void **self, struct wisp_err *er
         s->ev_misc = event_new(s->base, -1, EV_PERSIST, on_misc, s);
         s->ev_retry = evtimer_new(s->base, on_retry, s);
         s->ev_work = event_new(s->base, -1, 0, on_work, s);
-        if (!s->ev_misc || !s->ev_retry || !s->ev_work)
+        s->ev_hold = evtimer_new(s->base, on_hold, s);
+        if (!s->ev_misc || !s->ev_retry || !s->ev_work || !s->ev_hold)
             rc = wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
     }
     if (rc) {
@@ -1339,12 +1415,18 @@ static void mq_stop(void *self)
     if (!s || s->dead)
         return;
     s->stopping = true; /* libmosquitto's callbacks are ignored from here */
+    if (s->nin)
+        wlog_err("mqtt",
+                 "stopping with %zu received messages not fired; the broker has them as "
+                 "delivered, so they are lost",
+                 s->nin);
     if (s->mosq && s->state == CS_UP)
         mosquitto_disconnect_v5(s->mosq, 0, NULL); /* best effort; the session stays */
     io_drop(s);
     event_del(s->ev_misc);
     event_del(s->ev_retry);
     event_del(s->ev_work);
+    event_del(s->ev_hold);
     if (s->busy) {
         s->dead = true; /* on_work frees it when it unwinds */
         return;
@@ -1448,6 +1530,8 @@ static int mq_bind(void *self, const char *ns, const char *trigger, const json_t
         mode = (enum payload_mode)i;
     }
     struct feed_binding *b = calloc(1, sizeof *b);
+    if (b)
+        b->serial = ++s->serials;
     if (!b)
         return wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
     b->qos = qos;
@@ -1528,6 +1612,16 @@ static void mq_counters(void *self, struct feed_counters *out)
 {
     const struct mq_self *s = self;
     *out = s->totals;
+    out->pending = s->nin;
+}
+
+/* Drain: no new messages are read (they stay at the broker, in the
+ * session); those already read are still fired. */
+static void mq_drain(void *self)
+{
+    struct mq_self *s = self;
+    s->draining = true;
+    read_sync(s);
 }
 
 const struct feed_ops feed_mqtt_ops = {
@@ -1539,6 +1633,7 @@ const struct feed_ops feed_mqtt_ops = {
     .set_paused = mq_set_paused,
     .status = mq_status,
     .counters = mq_counters,
+    .drain = mq_drain,
 };
 
 /* ---- MQTT-only operations --------------------------------------------- */

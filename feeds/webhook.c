@@ -19,8 +19,8 @@
  * application/x-www-form-urlencoded gives string values (the last of
  * repeated keys wins); any other type is refused. The params, merged over
  * trigger_payload, are fired synchronously; core's refusal is returned
- * (-EAGAIN over the fire limit, -ENOENT trigger gone) and counted as a
- * drop. The secret is never shown or logged. */
+ * (-EAGAIN over the fire limit or, from -EBUSY, over the invocation
+ * limits; -ENOENT trigger gone) and counted as a drop. The secret is never shown or logged. */
 #include <errno.h>
 #include <event2/event.h>
 #include <mbedtls/md.h>
@@ -373,6 +373,9 @@ int feed_webhook_request(void *self, const char *id, const char *sig, const char
         wlog_debug("webhook", "fire refused trigger=%s/%s rc=%d", b->ns, b->trigger, rc);
         if (rc == -EAGAIN)
             wisp_err_set(err, rc, "The trigger's fire limit was reached.");
+        else if (rc == -EBUSY) /* the caller retries: 429 */
+            rc = wisp_err_set(err, -EAGAIN,
+                              "The namespace is at its invocation limits; try again later.");
         else if (rc == -ENOENT)
             wisp_err_set(err, rc, "The trigger does not exist any more.");
         else

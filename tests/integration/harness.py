@@ -203,18 +203,28 @@ def free_port():
 class Broker:
     """A private mosquitto broker on loopback, stopped by its own PID."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, persistence=False):
+        """With persistence, sessions and queued messages are saved in the
+        broker's folder when it stops (SIGTERM) and loaded when it starts."""
         self.tmp = tempfile.mkdtemp(prefix="wisp-mqtt-")
         self.port = port or free_port()
+        self.persistence = persistence
         self.proc = None
 
     def start(self):
         import socket
         conf = os.path.join(self.tmp, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 100000\n" % self.port)
-        self.log = open(os.path.join(self.tmp, "broker.log"), "wb")
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+                    % self.port)
+            if self.persistence:
+                # started as root, mosquitto runs as its own user and must
+                # be able to write its database here
+                os.chmod(self.tmp, 0o777)
+                f.write("persistence true\npersistence_location %s/\n" % self.tmp)
+            else:
+                f.write("persistence false\n")
+        self.log = open(os.path.join(self.tmp, "broker.log"), "ab")
         self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
 
@@ -234,10 +244,11 @@ class Broker:
     def url(self):
         return "mqtt://127.0.0.1:%d" % self.port
 
-    def stop(self):
+    def stop(self, sig=signal.SIGKILL):
+        """SIGKILL by default; SIGTERM lets a persistent broker save."""
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()

@@ -117,7 +117,7 @@ class FireLimit(WispTestCase):
             self.assertIn("wisp_feed_%s_total %d\n" % (name, v), m)
         st = feed(w, "webhook", "hook", "READ", "t").json()["response"]["result"]
         self.assertEqual((st["fires"], st["drops"]), (0, 3))
-        self.assertEqual(w.log().count("fire of guest/t refused, the event is dropped: "
+        self.assertEqual(w.log().count("fire of guest/t refused: "
                                        "Too many requests in the last minute"), 1, w.log())
 
 
