@@ -70,7 +70,6 @@ struct invoke {
     char *api_host;
     struct quota quota;
     unsigned pending;
-    struct plat_buf line; /* the run line being written (reused) */
     struct plat_buf rec;  /* a record being encoded (reused) */
 };
 
@@ -417,40 +416,16 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
     char name[FQ_MAX + 1];
     name[0] = '/'; /* OpenWhisk's names start with a slash */
     plat_strcpy(name + 1, sizeof name - 1, a->fq);
-    /* the actionloop run line, written straight out (keys in OpenWhisk's
-     * order; a json_t built only to be dumped was a visible share of a run) */
-    struct plat_buf *b = &inv->line;
-    b->len = 0;
-    int64_t deadline = plat_clock_real_ms() + timeout;
     bool with_key = api_key &&
                json_is_true(wjson_kv_get(json_object_get(doc, "annotations"), "provide-api-key"));
-    int wrc = plat_buf_add(b, "{\"value\":", 9);
-    if (!wrc)
-        wrc = wjson_dump_to(b, params);
-    const char *keys[] = {",\"namespace\":", ",\"action_name\":", ",\"activation_id\":",
-                          ",\"transaction_id\":", ",\"api_host\":", ",\"api_key\":"};
-    const char *vals[] = {a->subject, name, a->id, a->id, inv->api_host,
-                          with_key ? api_key : NULL};
-    for (size_t i = 0; !wrc && i < WISP_ARRAY_LEN(keys); i++) {
-        if (i == 4 && !(wrc = plat_buf_add(b, ",\"deadline\":", 12)))
-            wrc = wjson_put_int(b, deadline);
-        if (!wrc && vals[i] && !(wrc = plat_buf_add(b, keys[i], strlen(keys[i]))))
-            wrc = wjson_put_str(b, vals[i], strlen(vals[i]));
-    }
-    if (!wrc)
-        wrc = plat_buf_add(b, "}", 1);
-    if (wrc < 0)
-        return wisp_err_set(err, wrc == -EINVAL ? -EINVAL : -ENOMEM,
-                            wrc == -EINVAL ? "The parameters are not valid JSON text."
-                                           : "out of memory");
-    char *line = b->data;
-    size_t len = b->len;
-    /* the run line holds the parameters: only a long line needs them sized */
-    size_t plen = len > inv->cfg.max_payload_bytes ? json_dumpb(params, NULL, 0, JSON_COMPACT) : 0;
-    if (plen > inv->cfg.max_payload_bytes) {
-        return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.", plen,
-                            inv->cfg.max_payload_bytes);
-    }
+    struct pool_msg msg = {.value = params,
+                           .value_max = inv->cfg.max_payload_bytes,
+                           .namespace = a->subject,
+                           .action_name = name,
+                           .activation_id = a->id,
+                           .api_host = inv->api_host,
+                           .api_key = with_key ? api_key : NULL,
+                           .deadline_ms = plat_clock_real_ms() + timeout};
     char key[FQ_MAX + 64];
     snprintf(key, sizeof key, "%s@%s#%lld", a->fq, a->version,
              (long long)json_integer_value(json_object_get(doc, "updated")));
@@ -467,8 +442,12 @@ static int run_action(struct activation *a, const json_t *doc, json_t *params,
         .log_limit_bytes = (size_t)json_integer_value(json_object_get(limits, "logs")) << 20,
         .result_limit_bytes = inv->cfg.max_result_bytes,
     };
-    int rc = pool_run(inv->pool, &pa, line, len, on_pool_done, a); /* it copies the line */
-    plat_buf_trim(b);
+    int rc = pool_run(inv->pool, &pa, &msg, on_pool_done, a);
+    if (rc == -EMSGSIZE)
+        return wisp_err_set(err, -E2BIG, "Payload larger than allowed: %zu > %zu bytes.",
+                            json_dumpb(params, NULL, 0, JSON_COMPACT), inv->cfg.max_payload_bytes);
+    if (rc == -EINVAL)
+        return wisp_err_set(err, -EINVAL, "The parameters are not valid JSON text.");
     if (rc == -ENOTSUP)
         return wisp_err_set(err, -ENOTSUP, "Actions of kind %s cannot run on this appliance yet.",
                             a->kind);
@@ -690,7 +669,6 @@ void invoke_close(struct invoke *inv)
     if (!inv)
         return;
     free(inv->api_host);
-    plat_buf_fini(&inv->line);
     plat_buf_fini(&inv->rec);
     free(inv);
 }

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actionloop.h"
 #include "log.h"
 #include "plat.h"
 #include "pool_priv.h"
@@ -124,6 +125,7 @@ struct pool {
     json_t *interp; /* kind -> interpreter path */
     struct event *ev_sigchld, *ev_tick, *ev_kick;
     struct pool_stats stats;
+    struct plat_buf line; /* scratch: a run or init line being written */
     int nice; /* wispd's own nice value, the base of the workers' */
     bool closing;
 };
@@ -212,7 +214,14 @@ static void run_complete_later(struct run *r, enum pool_status st, const char *e
 
 /* ==== log lines ======================================================= */
 
-static void append_line(struct run *r, const char *stream, const char *line, size_t len);
+static void append_line(struct run *r, const char *stream, const char *line, size_t len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    json_t *js = al_log_line(&ts, stream, line, len);
+    if (js)
+        json_array_append_new(r->logs, js);
+}
 
 static void add_log(struct run *r, const char *stream, const char *line, size_t len)
 {
@@ -222,42 +231,13 @@ static void add_log(struct run *r, const char *stream, const char *line, size_t 
     if (r->log_bytes + len > r->log_limit) {
         /* OpenWhisk adds the notice as a log line of its own */
         char msg[160];
-        int n = snprintf(msg, sizeof msg, "Logs were truncated because the total bytes size "
-                                          "exceeds the limit of %zu bytes.", r->log_limit);
+        int n = al_truncation_notice(msg, sizeof msg, r->log_limit);
         r->truncated = true;
-        append_line(r, "stderr", msg, (size_t)n);
+        append_line(r, "stderr", msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
         return;
     }
     r->log_bytes += len;
     append_line(r, stream, line, len);
-}
-
-/* OpenWhisk's form: the time padded to 30 characters, stream, message. */
-static void append_line(struct run *r, const char *stream, const char *line, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char head[64];
-    int n = snprintf(head, sizeof head, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
-    char *s = malloc((size_t)n + len + 48);
-    if (!s)
-        return;
-    int m = sprintf(s, "%-30s %s: ", head, stream);
-    memcpy(s + m, line, len);
-    s[m + (int)len] = '\0';
-    json_t *js = json_stringn(s, (size_t)m + len);
-    if (!js) /* not UTF-8: keep the line, replace the bytes */
-        for (size_t i = 0; !js && i < len; i++)
-            if ((unsigned char)s[m + (int)i] >= 0x80)
-                s[m + (int)i] = '?';
-    if (!js)
-        js = json_stringn(s, (size_t)m + len);
-    free(s);
-    if (js)
-        json_array_append_new(r->logs, js);
 }
 
 /* Moves complete lines (all lines when flush) from buf into the current
@@ -433,13 +413,17 @@ static struct run *detach_head(struct worker *w)
     return r;
 }
 
-static bool is_ack(const char *line, size_t len)
+/* Sends the init line of run r's action. */
+static void send_init(struct worker *w, const struct run *r)
 {
-    json_t *j = wjson_parse(line, len, NULL);
-    bool ok = json_is_object(j) && json_object_size(j) == 1 &&
-              json_is_true(json_object_get(j, "ok"));
-    json_decref(j);
-    return ok;
+    struct plat_buf *b = &w->p->line;
+    b->len = 0;
+    if (al_init_line(b, r->name, r->main, r->code, r->binary) < 0) {
+        worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
+        return;
+    }
+    send_line(w, b->data, b->len);
+    plat_buf_trim(b);
 }
 
 /* One line from fd 3. */
@@ -448,49 +432,32 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
     struct pool *p = w->p;
     switch (w->state) {
     case WK_STARTING:
-        if (!is_ack(line, len)) {
+        if (!al_is_ack(line, len)) {
             worker_kill(w, POOL_INIT_FAILED, "The runtime did not start: no acknowledgement.");
             return;
         }
         w->state = w->key ? WK_INITING : WK_STEM;
-        if (w->key) { /* a cold start for a run: send its code now */
-            struct run *r = w->runs;
-            json_t *init = json_pack("{s:{s:s, s:s, s:O, s:b, s:{}}}", "value", "name",
-                                     r->name, "main", r->main ? r->main : "main", "code", r->code,
-                                     "binary", r->binary, "env");
-            char *s = init ? wjson_dump(init, &len) : NULL;
-            json_decref(init);
-            if (!s) {
-                worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
-                return;
-            }
-            send_line(w, s, len);
-            free(s);
-        } else {
+        if (w->key) /* a cold start for a run: send its code now */
+            send_init(w, w->runs);
+        else
             kick(p); /* a new stem cell may serve a queued run */
-        }
         return;
     case WK_INITING: {
-        json_t *j = wjson_parse(line, len, NULL);
-        if (json_is_object(j) && json_is_true(json_object_get(j, "ok"))) {
-            json_decref(j);
+        char msg[512];
+        if (al_init_answer(line, len, msg, sizeof msg) == 0) {
             w->state = WK_READY;
             if (w->runs && w->runs->init_ms < 0)
                 w->runs->init_ms = (plat_clock_mono_us() - w->spawned_us) / 1000;
             send_pending_runs(w);
             return;
         }
-        const char *e = wjson_str(j, "error");
-        char msg[512];
-        snprintf(msg, sizeof msg, "Initialization has failed: %s", e ? e : "no valid answer");
-        json_decref(j);
         worker_kill(w, POOL_INIT_FAILED, msg);
         return;
     }
     case WK_READY: {
         if (w->skip_ack) { /* a native program that honours __OW_WAIT_FOR_ACK */
             w->skip_ack = false;
-            if (is_ack(line, len))
+            if (al_is_ack(line, len))
                 return;
         }
         struct run *r = w->runs;
@@ -498,7 +465,7 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
             worker_kill(w, POOL_BAD_RESULT, "The action wrote an answer nobody asked for.");
             return;
         }
-        json_t *j = wjson_parse(line, len, NULL);
+        json_t *j = al_result(line, len);
         if (!j) {
             worker_kill(w, POOL_BAD_RESULT,
                         "The action did not produce a valid JSON response.");
@@ -927,18 +894,7 @@ static bool try_start(struct pool *p, struct run *r)
         w->spawned_us = plat_clock_mono_us(); /* initTime counts from here */
         r->init_ms = -1;
         attach_run(w, r);
-        json_t *init = json_pack("{s:{s:s, s:s, s:O, s:b, s:{}}}", "value", "name", r->name,
-                                 "main", r->main ? r->main : "main", "code", r->code, "binary",
-                                 r->binary, "env");
-        size_t len;
-        char *s = init ? wjson_dump(init, &len) : NULL;
-        json_decref(init);
-        if (!s) {
-            worker_kill(w, POOL_SYSTEM_ERROR, "out of memory");
-            return true;
-        }
-        send_line(w, s, len);
-        free(s);
+        send_init(w, r);
         p->stats.stem_inits++;
         return true;
     }
@@ -1034,7 +990,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     dispatch(p);
 }
 
-int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_t len,
+int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg *m,
              pool_done_fn *done, void *arg)
 {
     const struct rt_kind *k = rt_kind_find(p->cfg.kinds, a->kind);
@@ -1042,6 +998,12 @@ int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_
         return -ENOTSUP;
     if (a->memory_mb > p->cfg.memory_budget_mb)
         return -E2BIG;
+    p->line.len = 0;
+    int rc = al_run_line(&p->line, m);
+    if (rc < 0)
+        return rc;
+    const char *msg = p->line.data;
+    size_t len = p->line.len;
     /* one allocation: the run, then its key, name, main and message */
     size_t kl = strlen(a->key) + 1, nl = strlen(a->name) + 1, ml = a->main ? strlen(a->main) + 1 : 0;
     struct run *r = calloc(1, sizeof *r + kl + nl + ml + len);
@@ -1068,6 +1030,7 @@ int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_
     r->enq_us = plat_clock_mono_us();
     r->init_ms = -1;
     r->logs = json_array();
+    plat_buf_trim(&p->line);
     if (!r->logs) {
         run_free(r);
         return -ENOMEM;
@@ -1271,6 +1234,7 @@ void pool_close(struct pool *p)
         event_free(p->ev_kick);
     plat_cgroups_close(p->cgroups);
     json_decref(p->interp);
+    plat_buf_fini(&p->line);
     free(p);
 }
 

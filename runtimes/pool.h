@@ -89,6 +89,19 @@ struct pool_action {
     size_t log_limit_bytes, result_limit_bytes;
 };
 
+/* One activation as core hands it over; runtimes/actionloop.c writes it as
+ * the run line (core never formats protocol text). Borrowed for the call. */
+struct pool_msg {
+    const json_t *value;       /* the parameters */
+    size_t value_max;          /* pool_run refuses a larger value: -EMSGSIZE (0: no bound) */
+    const char *namespace;     /* the caller's */
+    const char *action_name;   /* "/ns/[pkg/]name" */
+    const char *activation_id; /* also the transaction id */
+    const char *api_host;      /* __OW_API_HOST */
+    const char *api_key;       /* NULL unless the action is annotated provide-api-key */
+    int64_t deadline_ms;       /* wall clock (ms since the epoch) */
+};
+
 enum pool_status {
     POOL_OK,           /* result holds the action's answer (any JSON value) */
     POOL_TIMEOUT,      /* killed at its time limit */
@@ -118,11 +131,13 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
  * POOL_SYSTEM_ERROR before it returns. NULL is a no-op. */
 void pool_close(struct pool *p);
 
-/* Runs one activation; msg is the actionloop run line (copied, no newline).
+/* Runs one activation of a with m (written out before pool_run returns).
  * done(arg, result) runs exactly once, from the loop, never inside pool_run.
  * 0; -EAGAIN when the wait queue is full; -E2BIG when the action's memory
- * exceeds the whole budget; -ENOTSUP for a kind no backend here runs. */
-int pool_run(struct pool *p, const struct pool_action *a, const char *msg, size_t len,
+ * exceeds the whole budget; -ENOTSUP for a kind no backend here runs;
+ * -EMSGSIZE for a value over m->value_max; -EINVAL for a value that is not
+ * JSON text; -ENOMEM. */
+int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg *m,
              pool_done_fn *done, void *arg) WISP_MUST_CHECK;
 
 struct pool_stats {

@@ -16,6 +16,7 @@ from test_events import feed, native_echo  # noqa: E402
 MQTTSTREAM = os.environ.get("WISP_MQTTSTREAM", "mqttstream")
 COUNT = int(os.environ.get("WISP_FAULT_EVENTS", "4000"))
 RATE = int(os.environ.get("WISP_FAULT_RATE", "2000"))
+WISPD_ARGS = os.environ.get("WISP_FAULT_WISPD_ARGS", "").split()  # tools/bench/faults
 
 
 class Stream:
@@ -59,7 +60,7 @@ class Stream:
 class MqttRestarts(unittest.TestCase):
     def setUp(self):
         self.broker = Broker(persistence=True).start()
-        self.w = Wispd(args=["--mqtt", self.broker.url, "--prewarm", ""]).start()
+        self.w = Wispd(args=["--mqtt", self.broker.url, "--prewarm", ""] + WISPD_ARGS).start()
         self.streams = []
         w = self.w
         w.api("PUT", "actions/echo", {"exec": native_echo()})
