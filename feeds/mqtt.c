@@ -99,6 +99,14 @@
  * dropped and counted); the broker is told the packet size limit
  * (MAX_PACKET) and drops larger messages itself.
  *
+ * Back-pressure: libmosquitto acknowledges a message as it reads it, so a
+ * message read is the adapter's to keep. When core refuses a fire for now
+ * (-EAGAIN, -EBUSY: the namespace at its limits) the message stays first
+ * in the queue and is offered again every HOLD_RETRY_MS from the binding
+ * it reached; meanwhile at most HOLD_QUEUE messages are read (may_read)
+ * and the rest stay at the broker, unacknowledged, in the session. drain()
+ * (SIGTERM) reads nothing new and fires what was read.
+ *
  * ---- Publishing --------------------------------------------------------
  * feed_mqtt_publish(): -ENOTCONN unless connected (the caller keeps the
  * message), -EINVAL for a bad topic/qos or a message the broker can never
