@@ -88,9 +88,8 @@ static void default_client_id(const struct wisp_cfg *cfg, char *out, size_t cap)
     char hn[64] = "gateway";
     gethostname(hn, sizeof hn - 1);
     char *abs = realpath(cfg->data, NULL);
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)(abs ? abs : cfg->data); *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
+    const char *dir = abs ? abs : cfg->data;
+    uint64_t h = plat_fnv1a64(dir, strlen(dir));
     free(abs);
     snprintf(out, cap, "wisp-%s-%08x", hn, (unsigned)(h ^ (h >> 32)));
 }

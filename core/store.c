@@ -123,18 +123,9 @@ static int map_rc(struct store *st, int rc)
 
 /* ==== entity cache ==================================================== */
 
-static uint64_t hash_key(const void *key, size_t len)
-{
-    const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static struct cache_ent **cache_slot(struct store *st, const void *key, size_t klen)
 {
-    struct cache_ent **pp = &st->buckets[hash_key(key, klen) & (st->nbuckets - 1)];
+    struct cache_ent **pp = &st->buckets[plat_fnv1a64(key, klen) & (st->nbuckets - 1)];
     while (*pp && ((*pp)->klen != klen || memcmp((*pp)->key, key, klen) != 0))
         pp = &(*pp)->hnext;
     return pp;

@@ -258,6 +258,7 @@ struct mq_self {
     size_t nin, in_bytes;
     uint64_t serials; /* the last binding's serial */
     bool held;        /* core refused the first message for now (limits) */
+    bool hold_due;    /* held: the time to offer it again has come */
     bool draining;    /* take no new messages (drain) */
     uint64_t queue_drops_logged;
     struct conn_cb *ccbs;
@@ -1144,13 +1145,16 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
                 s->ccbs[i].cb(s->ccbs[i].arg);
         }
     }
-    for (int n = 0; !s->dead && !s->held && s->in_head && n < FIRE_BATCH; n++) {
+    bool offer = !s->held || s->hold_due;
+    s->hold_due = false;
+    for (int n = 0; offer && !s->dead && s->in_head && n < FIRE_BATCH; n++) {
         struct inmsg *m = s->in_head;
         if (!deliver(s, m)) {
-            s->held = true; /* on_hold offers it again */
+            s->held = true; /* on_hold offers it again; may_read reads little meanwhile */
             add_ms(s->ev_hold, HOLD_RETRY_MS);
             break;
         }
+        s->held = false;
         s->in_head = m->next;
         if (!s->in_head)
             s->in_tail = NULL;
@@ -1176,7 +1180,7 @@ static void on_hold(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct mq_self *s = arg;
-    s->held = false;
+    s->hold_due = true;
     kick(s);
 }
 

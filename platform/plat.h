@@ -20,6 +20,15 @@ int plat_rand_bytes(void *buf, size_t len) WISP_MUST_CHECK;
 void plat_hex(const void *bytes, size_t len, char *out);
 /* Decodes 2 * len hex digits (either case) into out. False on a non-digit. */
 bool plat_unhex(const char *hex, size_t len, unsigned char *out);
+/* FNV-1a (64-bit) of len bytes: a fast, stable, non-cryptographic hash. */
+static inline uint64_t plat_fnv1a64(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
 /* The n-byte (n <= 8) big-endian unsigned integer at p, and its inverse. */
 static inline uint64_t plat_be_get(const void *p, size_t n)
 {
