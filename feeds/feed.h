@@ -121,9 +121,10 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
  * fit instead of one each. Every hold must be followed by a release before
  * control goes back to the loop. */
 void feed_mqtt_batch(void *self, bool hold);
-/* Connected to the broker now. */
+/* Connected to the broker now (both of the adapter's connections: the one
+ * that takes messages and the one that publishes). */
 bool feed_mqtt_connected(void *self);
-/* Registers cb(arg) to run each time the connection comes (back) up, so
+/* Registers cb(arg) to run each time feed_mqtt_connected becomes true, so
  * core can flush what it kept while the broker was away. */
 void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg);
 

@@ -2,7 +2,14 @@
  * MQTT client behind result bindings (feed_mqtt_publish). The only file in
  * the project that includes mosquitto.h; nothing MOSQ_* leaves it.
  *
- * The broker: env->mqtt_url, one client connection for the whole adapter:
+ * The broker: env->mqtt_url, two client connections for the whole adapter:
+ * rx (the client id) subscribes and takes the messages; tx (the client id
+ * plus "-out", clean start) publishes the results. One connection would do
+ * for both, but libmosquitto acknowledges a message as it reads it, so
+ * while core holds messages back the socket is left unread, and the
+ * broker's PUBACKs for our results would wait there behind a backlog of
+ * messages (after a restart: all of them; the outbox fills). tx is always
+ * read. The URL:
  *   mqtt://[user[:pass]@]HOST[:PORT]              (port 1883 by default)
  *   mqtts://[user[:pass]@]HOST[:PORT][?ca=FILE][&insecure=1]   (8883)
  * HOST is an IP literal (IPv6 in brackets) or "localhost" (127.0.0.1):
@@ -13,7 +20,7 @@
  * ?insecure=1, which skips the name check (tests only; the chain is still
  * verified).
  *
- * MQTT v5 with a stable client id (env->client_id), clean start off and a
+ * MQTT v5; rx has a stable client id (env->client_id), clean start off and a
  * session expiry interval of SESSION_EXPIRY seconds, so the broker keeps
  * the subscriptions and queues QoS 1/2 messages while wispd is away for a
  * short while (a restart, a broker fail-over); they are delivered when the
@@ -107,8 +114,10 @@
  * and the rest stay at the broker, unacknowledged, in the session. drain()
  * (SIGTERM) reads nothing new and fires what was read.
  *
- * ---- Publishing --------------------------------------------------------
- * feed_mqtt_publish(): -ENOTCONN unless connected (the caller keeps the
+ * ---- Publishing (tx) ---------------------------------------------------
+ * feed_mqtt_connected(): both links are up; the on_connect callbacks run
+ * each time that becomes true.
+ * feed_mqtt_publish(): -ENOTCONN unless tx is up (the caller keeps the
  * message), -EINVAL for a bad topic/qos or a message the broker can never
  * take, -EAGAIN with MAX_OUTSTANDING publishes unanswered. Otherwise cb
  * follows (from the loop): 0 on PUBACK/PUBCOMP (QoS 1/2) or once written
@@ -215,18 +224,18 @@ struct conn_cb {
     void *arg;
 };
 
-struct mq_self {
-    struct event_base *base;
-    feed_fire_fn *fire;
-    void *ctx;
-    struct mosquitto *mosq;
-    bool lib_inited;
-    /* the broker */
-    char host[64], shown[96]; /* shown: scheme://host:port, for logs and errors */
-    int port;
-    bool tls;
+/* One client connection to the broker. The adapter has two: rx carries
+ * the subscriptions and the messages, and its reading stops while core
+ * holds messages back (back-pressure); tx carries the result publishes and
+ * is always read, so their PUBACKs never wait behind unread messages. */
+enum link_role { LINK_RX, LINK_TX };
+
+struct mq_link {
+    struct mq_self *s;
+    enum link_role role;
+    const char *name; /* in logs: "subscriber" or "publisher" */
     char *client_id;
-    /* connection */
+    struct mosquitto *mosq;
     enum conn_state state;
     bool inited; /* connect_async ran; later attempts reconnect_async */
     int64_t attempt_us, up_us;
@@ -234,26 +243,38 @@ struct mq_self {
     int fail_streak;
     int short_streak; /* connections in a row that ended before STABLE_MS */
     int fd;
-    struct event *ev_read, *ev_write;
+    struct event *ev_read, *ev_write, *ev_misc, *ev_retry;
     bool write_on;
-    bool read_off; /* ev_read is not armed (may_read said no) */
-    bool corked;   /* TCP_CORK set on fd (feed_mqtt_batch) */
-    struct event *ev_misc, *ev_retry, *ev_work, *ev_hold;
+    bool read_off;     /* ev_read is not armed (may_read said no) */
+    bool corked;       /* TCP_CORK set on fd (feed_mqtt_batch) */
     bool progress;     /* a libmosquitto callback ran */
     bool connect_news; /* a CONNACK the work event has not handled */
     bool subid_ok;     /* the broker takes subscription identifiers */
     char last_error[160];
+};
+
+struct mq_self {
+    struct event_base *base;
+    feed_fire_fn *fire;
+    void *ctx;
+    bool lib_inited;
+    /* the broker */
+    char host[64], shown[96]; /* shown: scheme://host:port, for logs and errors */
+    int port;
+    bool tls;
+    struct mq_link rx, tx;
+    struct event *ev_work, *ev_hold;
     /* bindings */
     struct sub *subs;
     struct feed_binding *head, *tail, *graveyard;
-    /* publishes */
+    /* publishes (on tx) */
     struct pub *buckets[PUB_BUCKETS];
     struct pub *out_head, *out_tail;
     size_t nout;
     struct pub *done_head, *done_tail;
     bool publishing; /* inside mosquitto_publish_v5 */
     int early_mid, early_rc;
-    /* received messages */
+    /* received messages (on rx) */
     struct inmsg *in_head, *in_tail;
     size_t nin, in_bytes;
     uint64_t serials; /* the last binding's serial */
@@ -325,91 +346,92 @@ static uint32_t filter_hash_id(const char *filter)
 /* ---- socket events ---------------------------------------------------- */
 
 static void on_io(evutil_socket_t fd, short what, void *arg);
-static void lost(struct mq_self *s, const char *why);
+static void lost(struct mq_link *l, const char *why);
 
-static void io_drop(struct mq_self *s)
+static void io_drop(struct mq_link *l)
 {
-    if (s->ev_read)
-        event_free(s->ev_read);
-    if (s->ev_write)
-        event_free(s->ev_write);
-    s->ev_read = s->ev_write = NULL;
-    s->write_on = false;
-    s->read_off = false;
-    s->corked = false;
-    s->fd = -1;
+    if (l->ev_read)
+        event_free(l->ev_read);
+    if (l->ev_write)
+        event_free(l->ev_write);
+    l->ev_read = l->ev_write = NULL;
+    l->write_on = false;
+    l->read_off = false;
+    l->corked = false;
+    l->fd = -1;
 }
 
 /* Whether to read more from the broker. Messages are acknowledged as they
  * are read (libmosquitto sends the PUBACK), so while core holds them back
  * (limits) or wispd drains, the rest stay unread at the broker, in the
  * session: back-pressure instead of a queue here that a stop would lose.
- * A connection being made is always read (its CONNACK). */
-static bool may_read(const struct mq_self *s)
+ * A connection being made is always read (its CONNACK); tx always. */
+static bool may_read(const struct mq_link *l)
 {
-    if (s->state != CS_UP)
+    const struct mq_self *s = l->s;
+    if (l->role == LINK_TX || l->state != CS_UP)
         return true;
     return !s->draining && s->nin < (s->held ? HOLD_QUEUE : MAX_QUEUED_MSGS / 2);
 }
 
 /* Arms or disarms EV_READ as may_read says. */
-static void read_sync(struct mq_self *s)
+static void read_sync(struct mq_link *l)
 {
-    if (!s->ev_read)
+    if (!l->ev_read)
         return;
-    bool want = may_read(s);
-    if (want && s->read_off && event_add(s->ev_read, NULL) == 0)
-        s->read_off = false;
-    else if (!want && !s->read_off && event_del(s->ev_read) == 0)
-        s->read_off = true;
+    bool want = may_read(l);
+    if (want && l->read_off && event_add(l->ev_read, NULL) == 0)
+        l->read_off = false;
+    else if (!want && !l->read_off && event_del(l->ev_read) == 0)
+        l->read_off = true;
 }
 
 /* Watches libmosquitto's socket: EV_READ unless may_read says no, EV_WRITE
  * while it has something to write. Called after every call into
  * libmosquitto. */
-static void io_sync(struct mq_self *s)
+static void io_sync(struct mq_link *l)
 {
-    if (!s->mosq || s->state == CS_DOWN)
+    if (!l->mosq || l->state == CS_DOWN)
         return;
-    int fd = mosquitto_socket(s->mosq);
-    if (fd != s->fd)
-        io_drop(s);
+    int fd = mosquitto_socket(l->mosq);
+    if (fd != l->fd)
+        io_drop(l);
     if (fd < 0)
         return;
-    if (!s->ev_read) {
+    if (!l->ev_read) {
         int fl = fcntl(fd, F_GETFD);
         if (fl >= 0)
             (void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-        s->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, on_io, s);
-        s->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_io, s);
-        if (!s->ev_read || !s->ev_write || event_add(s->ev_read, NULL) < 0) {
-            io_drop(s);
-            lost(s, "out of memory");
+        l->ev_read = event_new(l->s->base, fd, EV_READ | EV_PERSIST, on_io, l);
+        l->ev_write = event_new(l->s->base, fd, EV_WRITE | EV_PERSIST, on_io, l);
+        if (!l->ev_read || !l->ev_write || event_add(l->ev_read, NULL) < 0) {
+            io_drop(l);
+            lost(l, "out of memory");
             return;
         }
-        s->fd = fd;
+        l->fd = fd;
     }
-    read_sync(s);
-    bool ww = mosquitto_want_write(s->mosq);
-    if (ww && !s->write_on)
-        event_add(s->ev_write, NULL);
-    else if (!ww && s->write_on)
-        event_del(s->ev_write);
-    s->write_on = ww;
+    read_sync(l);
+    bool ww = mosquitto_want_write(l->mosq);
+    if (ww && !l->write_on)
+        event_add(l->ev_write, NULL);
+    else if (!ww && l->write_on)
+        event_del(l->ev_write);
+    l->write_on = ww;
 }
 
 /* After a call into libmosquitto: it may have closed the socket (its
  * on_disconnect then ran) or want to write. */
-static void after_mosq(struct mq_self *s)
+static void after_mosq(struct mq_link *l)
 {
-    if (s->state == CS_DOWN || !s->mosq)
+    if (l->state == CS_DOWN || !l->mosq)
         return;
-    if (mosquitto_socket(s->mosq) < 0) {
-        io_drop(s);
-        lost(s, "connection closed");
+    if (mosquitto_socket(l->mosq) < 0) {
+        io_drop(l);
+        lost(l, "connection closed");
         return;
     }
-    io_sync(s);
+    io_sync(l);
 }
 
 /* ---- publishes -------------------------------------------------------- */
@@ -485,54 +507,59 @@ static void fail_outstanding(struct mq_self *s)
 
 /* ---- the connection --------------------------------------------------- */
 
-static void schedule_retry(struct mq_self *s)
+static void schedule_retry(struct mq_link *l)
 {
-    int ms = s->backoff_ms;
+    int ms = l->backoff_ms;
     uint32_t r = 0;
     if (plat_rand_bytes(&r, sizeof r) < 0)
         r = 0;
     ms = (int)((int64_t)ms * (80 + (int)(r % 41)) / 100); /* +-20 % */
-    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
-    add_ms(s->ev_retry, ms);
-    wlog_debug("mqtt", "next connection attempt to %s in %d ms", s->shown, ms);
+    l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
+    add_ms(l->ev_retry, ms);
+    wlog_debug("mqtt", "next %s connection attempt to %s in %d ms", l->name, l->s->shown, ms);
 }
 
 /* The connection (or attempt) is over: fail what is outstanding, retry. */
-static void lost(struct mq_self *s, const char *why)
+static void lost(struct mq_link *l, const char *why)
 {
-    if (s->state == CS_DOWN || s->stopping)
+    struct mq_self *s = l->s;
+    if (l->state == CS_DOWN || s->stopping)
         return;
-    bool was_up = s->state == CS_UP;
-    bool stable = plat_clock_mono_us() - s->up_us >= (int64_t)STABLE_MS * 1000;
+    bool was_up = l->state == CS_UP;
+    bool stable = plat_clock_mono_us() - l->up_us >= (int64_t)STABLE_MS * 1000;
     if (was_up && stable)
-        s->backoff_ms = BACKOFF_MIN_MS;
+        l->backoff_ms = BACKOFF_MIN_MS;
     if (was_up)
-        s->short_streak = stable ? 0 : s->short_streak + 1;
+        l->short_streak = stable ? 0 : l->short_streak + 1;
     /* mosquitto 2.0 closes a taken-over session's connection without the
      * v5 reason (0x8E, cb_disconnect): the pattern is what shows it */
-    if (was_up && s->short_streak % 10 == 3)
+    if (was_up && l->short_streak % 10 == 3)
         wlog_err("mqtt",
                  "%s closed %d connections in a row within %d s of their start: if another "
                  "client (another wispd?) uses our client id '%.60s', each takes the session "
                  "from the other and its messages are lost; give each its own --mqtt-client-id",
-                 s->shown, s->short_streak, STABLE_MS / 1000, s->client_id);
-    s->state = CS_DOWN;
-    io_drop(s); /* an abandoned socket is closed by the next reconnect */
-    for (struct sub *sub = s->subs; sub; sub = sub->next) {
-        sub->acked = false;
-        sub->mid = 0;
-    }
-    fail_outstanding(s);
-    snprintf(s->last_error, sizeof s->last_error, "%s", why);
-    if (was_up) {
-        wlog_warn("mqtt", "lost the connection to %s: %s; reconnecting", s->shown, why);
-        s->fail_streak = 0;
-    } else if (s->fail_streak++ == 0) {
-        wlog_warn("mqtt", "cannot connect to %s: %s; retrying", s->shown, why);
+                 s->shown, l->short_streak, STABLE_MS / 1000, l->client_id);
+    l->state = CS_DOWN;
+    io_drop(l); /* an abandoned socket is closed by the next reconnect */
+    if (l->role == LINK_RX) {
+        for (struct sub *sub = s->subs; sub; sub = sub->next) {
+            sub->acked = false;
+            sub->mid = 0;
+        }
     } else {
-        wlog_debug("mqtt", "cannot connect to %s: %s", s->shown, why);
+        fail_outstanding(s);
     }
-    schedule_retry(s);
+    snprintf(l->last_error, sizeof l->last_error, "%s", why);
+    if (was_up) {
+        wlog_warn("mqtt", "lost the %s connection to %s: %s; reconnecting", l->name, s->shown,
+                  why);
+        l->fail_streak = 0;
+    } else if (l->fail_streak++ == 0) {
+        wlog_warn("mqtt", "cannot connect to %s (%s): %s; retrying", s->shown, l->name, why);
+    } else {
+        wlog_debug("mqtt", "cannot connect to %s (%s): %s", s->shown, l->name, why);
+    }
+    schedule_retry(l);
     if (s->done_head)
         kick(s);
 }
@@ -541,74 +568,74 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct mq_self *s = arg;
-    io_drop(s);
+    struct mq_link *l = arg;
+    io_drop(l);
     errno = 0;
-    int rc = s->inited ? mosquitto_reconnect_async(s->mosq)
-                       : mosquitto_connect_async(s->mosq, s->host, s->port, KEEPALIVE);
+    int rc = l->inited ? mosquitto_reconnect_async(l->mosq)
+                       : mosquitto_connect_async(l->mosq, l->s->host, l->s->port, KEEPALIVE);
     int e = errno;
     if (rc != MOSQ_ERR_INVAL)
-        s->inited = true;
-    s->state = CS_CONNECTING;
-    s->attempt_us = plat_clock_mono_us();
+        l->inited = true;
+    l->state = CS_CONNECTING;
+    l->attempt_us = plat_clock_mono_us();
     if (rc != MOSQ_ERR_SUCCESS) {
         char buf[120];
         if (rc == MOSQ_ERR_ERRNO)
             snprintf(buf, sizeof buf, "%s", strerror(e));
         else
             mosq_text(rc, buf, sizeof buf);
-        lost(s, buf);
+        lost(l, buf);
         return;
     }
-    io_sync(s);
-    if (s->state == CS_CONNECTING && s->fd < 0)
-        lost(s, "no socket");
+    io_sync(l);
+    if (l->state == CS_CONNECTING && l->fd < 0)
+        lost(l, "no socket");
 }
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
-    struct mq_self *s = arg;
-    if (s->state == CS_CONNECTING) {
+    struct mq_link *l = arg;
+    if (l->state == CS_CONNECTING) {
         int e = 0;
-        socklen_t l = sizeof e;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 && e != 0) {
-            lost(s, strerror(e));
+        socklen_t len = sizeof e;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e != 0) {
+            lost(l, strerror(e));
             return;
         }
     }
     int rc = MOSQ_ERR_SUCCESS;
     if (what & EV_WRITE)
-        rc = mosquitto_loop_write(s->mosq, 1);
+        rc = mosquitto_loop_write(l->mosq, 1);
     if (rc == MOSQ_ERR_SUCCESS && (what & EV_READ)) {
-        for (int i = 0; i < READ_BURST && s->state != CS_DOWN && may_read(s); i++) {
-            if (mosquitto_socket(s->mosq) != s->fd)
+        for (int i = 0; i < READ_BURST && l->state != CS_DOWN && may_read(l); i++) {
+            if (mosquitto_socket(l->mosq) != l->fd)
                 break;
-            s->progress = false;
-            rc = mosquitto_loop_read(s->mosq, 1);
-            if (rc != MOSQ_ERR_SUCCESS || !s->progress)
+            l->progress = false;
+            rc = mosquitto_loop_read(l->mosq, 1);
+            if (rc != MOSQ_ERR_SUCCESS || !l->progress)
                 break;
         }
     }
-    after_mosq(s);
+    after_mosq(l);
 }
 
 static void on_misc(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct mq_self *s = arg;
-    if (s->state == CS_CONNECTING &&
-        plat_clock_mono_us() - s->attempt_us > (int64_t)CONNECT_TIMEOUT_MS * 1000) {
-        lost(s, "timed out waiting for the broker's CONNACK");
+    struct mq_link *l = arg;
+    if (l->state == CS_CONNECTING &&
+        plat_clock_mono_us() - l->attempt_us > (int64_t)CONNECT_TIMEOUT_MS * 1000) {
+        lost(l, "timed out waiting for the broker's CONNACK");
         return;
     }
-    if (s->state != CS_UP)
+    if (l->state != CS_UP)
         return;
-    mosquitto_loop_misc(s->mosq);
-    if (s->tls && s->state == CS_UP && mosquitto_socket(s->mosq) == s->fd && s->fd >= 0 &&
-        may_read(s))
-        mosquitto_loop_read(s->mosq, 1);
-    after_mosq(s);
+    mosquitto_loop_misc(l->mosq);
+    if (l->s->tls && l->state == CS_UP && mosquitto_socket(l->mosq) == l->fd && l->fd >= 0 &&
+        may_read(l))
+        mosquitto_loop_read(l->mosq, 1);
+    after_mosq(l);
 }
 
 /* ---- libmosquitto callbacks (record only) ----------------------------- */
@@ -617,27 +644,32 @@ static void cb_connect(struct mosquitto *m, void *obj, int rc, int flags,
                        const mosquitto_property *props)
 {
     (void)m;
-    struct mq_self *s = obj;
+    struct mq_link *l = obj;
+    struct mq_self *s = l->s;
     if (s->stopping)
         return;
-    s->progress = true;
+    l->progress = true;
     if (rc != 0) {
         /* loop_read fails next and closes the socket: lost() follows */
-        snprintf(s->last_error, sizeof s->last_error, "the broker refused the connection: %s",
+        snprintf(l->last_error, sizeof l->last_error, "the broker refused the connection: %s",
                  mosquitto_reason_string(rc));
-        wlog_warn("mqtt", "%s refused the connection: %s", s->shown, mosquitto_reason_string(rc));
+        wlog_warn("mqtt", "%s refused the %s connection: %s", s->shown, l->name,
+                  mosquitto_reason_string(rc));
         return;
     }
     uint8_t avail = 1;
-    s->subid_ok =
+    l->subid_ok =
         !(mosquitto_property_read_byte(props, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE, &avail, false) &&
           avail == 0);
-    s->state = CS_UP;
-    s->up_us = plat_clock_mono_us();
-    s->fail_streak = 0;
-    s->last_error[0] = '\0';
-    s->connect_news = true;
-    wlog_info("mqtt", "connected to %s session_present=%d", s->shown, flags & 1);
+    l->state = CS_UP;
+    l->up_us = plat_clock_mono_us();
+    l->fail_streak = 0;
+    l->last_error[0] = '\0';
+    l->connect_news = true;
+    if (l->role == LINK_RX)
+        wlog_info("mqtt", "connected to %s session_present=%d", s->shown, flags & 1);
+    else
+        wlog_debug("mqtt", "publisher connected to %s", s->shown);
     kick(s);
 }
 
@@ -645,18 +677,18 @@ static void cb_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
 {
     (void)m;
     (void)props;
-    struct mq_self *s = obj;
-    if (s->stopping)
+    struct mq_link *l = obj;
+    if (l->s->stopping)
         return;
-    s->progress = true;
+    l->progress = true;
     char buf[120];
     if (rc == MQTT_RC_SESSION_TAKEN_OVER) /* each would take it back, dropping the other's */
         wlog_err("mqtt",
                  "another client connected to %s with our client id '%.60s' and took the "
                  "session over: two wispd must not share one; give each its own "
                  "--mqtt-client-id (the default comes from the host name and the data dir)",
-                 s->shown, s->client_id);
-    lost(s, disconnect_text(rc, buf, sizeof buf));
+                 l->s->shown, l->client_id);
+    lost(l, disconnect_text(rc, buf, sizeof buf));
 }
 
 static void cb_publish(struct mosquitto *m, void *obj, int mid, int reason,
@@ -664,10 +696,13 @@ static void cb_publish(struct mosquitto *m, void *obj, int mid, int reason,
 {
     (void)m;
     (void)props;
-    struct mq_self *s = obj;
+    struct mq_link *l = obj;
+    struct mq_self *s = l->s;
     if (s->stopping)
         return;
-    s->progress = true;
+    l->progress = true;
+    if (l->role != LINK_TX)
+        return;
     int rc = reason >= 0x80 ? -EIO : 0;
     if (rc)
         wlog_warn("mqtt", "the broker refused a publish (mid %d): %s", mid,
@@ -689,10 +724,11 @@ static void cb_subscribe(struct mosquitto *m, void *obj, int mid, int count, con
 {
     (void)m;
     (void)props;
-    struct mq_self *s = obj;
+    struct mq_link *l = obj;
+    struct mq_self *s = l->s;
     if (s->stopping)
         return;
-    s->progress = true;
+    l->progress = true;
     for (struct sub *sub = s->subs; sub; sub = sub->next) {
         if (sub->mid != mid)
             continue;
@@ -716,18 +752,19 @@ static void cb_unsubscribe(struct mosquitto *m, void *obj, int mid, const mosqui
     (void)m;
     (void)mid;
     (void)props;
-    struct mq_self *s = obj;
-    s->progress = true;
+    struct mq_link *l = obj;
+    l->progress = true;
 }
 
 static void cb_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
     (void)m;
-    struct mq_self *s = obj;
+    struct mq_link *l = obj;
+    struct mq_self *s = l->s;
     if (s->stopping)
         return;
-    s->progress = true;
+    l->progress = true;
     size_t tl = strlen(msg->topic);
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     if (s->nin >= MAX_QUEUED_MSGS || s->in_bytes + len > MAX_QUEUED_BYTES) {
@@ -785,16 +822,16 @@ static void cb_log(struct mosquitto *m, void *obj, int level, const char *str)
 
 static void sub_send(struct mq_self *s, struct sub *sub)
 {
-    if (s->state != CS_UP)
+    if (s->rx.state != CS_UP)
         return;
     mosquitto_property *props = NULL;
-    if (s->subid_ok &&
+    if (s->rx.subid_ok &&
         mosquitto_property_add_varint(&props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, sub->id) != 0) {
         mosquitto_property_free_all(&props);
         props = NULL;
     }
     int mid = 0;
-    int rc = mosquitto_subscribe_v5(s->mosq, &mid, sub->filter, sub->qos,
+    int rc = mosquitto_subscribe_v5(s->rx.mosq, &mid, sub->filter, sub->qos,
                                     MQTT_SUB_OPT_SEND_RETAIN_NEW, props);
     mosquitto_property_free_all(&props);
     char buf[120];
@@ -818,8 +855,8 @@ static void sub_free(struct mq_self *s, struct sub *sub)
 
 static void sub_unsubscribe(struct mq_self *s, struct sub *sub)
 {
-    if (s->state == CS_UP) {
-        int rc = mosquitto_unsubscribe_v5(s->mosq, NULL, sub->filter, NULL);
+    if (s->rx.state == CS_UP) {
+        int rc = mosquitto_unsubscribe_v5(s->rx.mosq, NULL, sub->filter, NULL);
         char buf[120];
         if (rc != MOSQ_ERR_SUCCESS)
             wlog_debug("mqtt", "cannot unsubscribe from %s: %s", sub->filter,
@@ -896,7 +933,7 @@ static void sub_unref(struct mq_self *s, struct sub *sub)
         }
         return;
     }
-    if (s->state == CS_UP) {
+    if (s->rx.state == CS_UP) {
         sub_unsubscribe(s, sub);
         sub_free(s, sub);
     } /* else kept with refs 0 until the next connect unsubscribes it */
@@ -999,7 +1036,7 @@ static bool deliver(struct mq_self *s, struct inmsg *m)
 {
     /* by subscription id when the message names one of ours */
     bool by_id = false;
-    if (s->subid_ok && m->nids > 0)
+    if (s->rx.subid_ok && m->nids > 0)
         for (int i = 0; i < m->nids && !by_id; i++)
             for (struct sub *sub = s->subs; sub && !by_id; sub = sub->next)
                 by_id = sub->refs > 0 && sub->id == m->ids[i];
@@ -1074,19 +1111,26 @@ static void reap(struct mq_self *s)
     }
 }
 
+static void link_free(struct mq_link *l)
+{
+    io_drop(l);
+    if (l->ev_misc)
+        event_free(l->ev_misc);
+    if (l->ev_retry)
+        event_free(l->ev_retry);
+    if (l->mosq)
+        mosquitto_destroy(l->mosq);
+    free(l->client_id);
+}
+
 static void self_free(struct mq_self *s)
 {
-    io_drop(s);
-    if (s->ev_misc)
-        event_free(s->ev_misc);
-    if (s->ev_retry)
-        event_free(s->ev_retry);
+    link_free(&s->rx);
+    link_free(&s->tx);
     if (s->ev_work)
         event_free(s->ev_work);
     if (s->ev_hold)
         event_free(s->ev_hold);
-    if (s->mosq)
-        mosquitto_destroy(s->mosq);
     if (s->lib_inited)
         mosquitto_lib_cleanup();
     while (s->head) {
@@ -1113,8 +1157,16 @@ static void self_free(struct mq_self *s)
         free(m);
     }
     free(s->ccbs);
-    free(s->client_id);
     free(s);
+}
+
+/* The other link just connected: try this one now, if it is waiting. */
+static void link_hurry(struct mq_link *l)
+{
+    if (l->state != CS_DOWN || !evtimer_pending(l->ev_retry, NULL))
+        return;
+    l->backoff_ms = BACKOFF_MIN_MS;
+    add_ms(l->ev_retry, 0);
 }
 
 /* ---- the work event: every call into core ----------------------------- */
@@ -1136,15 +1188,20 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
             p->cb(p->arg, p->rc);
         free(p);
     }
-    if (!s->dead && s->connect_news) {
-        s->connect_news = false;
-        if (s->state == CS_UP) {
+    bool news = s->rx.connect_news || s->tx.connect_news;
+    if (news) /* the broker is back: the other link need not wait out its backoff */
+        link_hurry(s->rx.connect_news ? &s->tx : &s->rx);
+    if (!s->dead && s->rx.connect_news) {
+        s->rx.connect_news = false;
+        if (s->rx.state == CS_UP) {
             resubscribe(s);
-            after_mosq(s);
-            for (size_t i = 0; i < s->nccbs && !s->dead && s->state == CS_UP; i++)
-                s->ccbs[i].cb(s->ccbs[i].arg);
+            after_mosq(&s->rx);
         }
     }
+    s->tx.connect_news = false;
+    /* connected (feed_mqtt_connected) once both links are up */
+    for (size_t i = 0; news && i < s->nccbs && feed_mqtt_connected(s); i++)
+        s->ccbs[i].cb(s->ccbs[i].arg);
     bool offer = !s->held || s->hold_due;
     s->hold_due = false;
     for (int n = 0; offer && !s->dead && s->in_head && n < FIRE_BATCH; n++) {
@@ -1165,7 +1222,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     if (!s->dead && ((s->in_head && !s->held) || s->done_head))
         kick(s);
     if (!s->dead)
-        read_sync(s);
+        read_sync(&s->rx);
     s->busy--;
     if (s->busy == 0) {
         if (s->dead)
@@ -1302,41 +1359,43 @@ out:
 
 /* ---- ops -------------------------------------------------------------- */
 
-static void mq_stop(void *self);
-
-static int client_setup(struct mq_self *s, const char *user, const char *pass, const char *ca,
+/* Creates the link's client. rx keeps a session (clean start off, a
+ * session expiry); tx starts clean: what it has not had acknowledged is
+ * failed to core, which keeps it and publishes it again. */
+static int client_setup(struct mq_link *l, const char *user, const char *pass, const char *ca,
                         bool insecure, struct wisp_err *err)
 {
-    if (mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
-        return wisp_err_set(err, -EIO, "mqtt: cannot initialise libmosquitto");
-    s->lib_inited = true;
-    s->mosq = mosquitto_new(s->client_id, false, s);
-    if (!s->mosq)
+    struct mq_self *s = l->s;
+    bool rx = l->role == LINK_RX;
+    l->mosq = mosquitto_new(l->client_id, !rx, l);
+    if (!l->mosq)
         return wisp_err_set(err, errno == EINVAL ? -EINVAL : -ENOMEM,
-                            "mqtt: cannot create the client (client id '%.60s')", s->client_id);
-    mosquitto_int_option(s->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(s->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_connect_v5_callback_set(s->mosq, cb_connect);
-    mosquitto_disconnect_v5_callback_set(s->mosq, cb_disconnect);
-    mosquitto_publish_v5_callback_set(s->mosq, cb_publish);
-    mosquitto_subscribe_v5_callback_set(s->mosq, cb_subscribe);
-    mosquitto_unsubscribe_v5_callback_set(s->mosq, cb_unsubscribe);
-    mosquitto_message_v5_callback_set(s->mosq, cb_message);
+                            "mqtt: cannot create the client (client id '%.60s')", l->client_id);
+    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_connect_v5_callback_set(l->mosq, cb_connect);
+    mosquitto_disconnect_v5_callback_set(l->mosq, cb_disconnect);
+    mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
+    mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
+    mosquitto_unsubscribe_v5_callback_set(l->mosq, cb_unsubscribe);
+    mosquitto_message_v5_callback_set(l->mosq, cb_message);
     /* libmosquitto formats a line for every packet once a callback is set */
     if (wlog_threshold >= WLOG_DEBUG)
-        mosquitto_log_callback_set(s->mosq, cb_log);
-    if (user && mosquitto_username_pw_set(s->mosq, user, pass) != MOSQ_ERR_SUCCESS)
+        mosquitto_log_callback_set(l->mosq, cb_log);
+    if (user && mosquitto_username_pw_set(l->mosq, user, pass) != MOSQ_ERR_SUCCESS)
         return wisp_err_set(err, -EINVAL, "mqtt: bad user name or password in the broker URL");
     if (s->tls) {
-        int rc = ca ? mosquitto_tls_set(s->mosq, ca, NULL, NULL, NULL, NULL)
-                    : mosquitto_tls_set(s->mosq, NULL, SYSTEM_CA_PATH, NULL, NULL, NULL);
+        int rc = ca ? mosquitto_tls_set(l->mosq, ca, NULL, NULL, NULL, NULL)
+                    : mosquitto_tls_set(l->mosq, NULL, SYSTEM_CA_PATH, NULL, NULL, NULL);
         char buf[120];
         if (rc != MOSQ_ERR_SUCCESS)
             return wisp_err_set(err, -EINVAL, "mqtt: cannot use the CA certificates %.100s: %s",
                                 ca ? ca : SYSTEM_CA_PATH, mosq_text(rc, buf, sizeof buf));
         if (insecure)
-            mosquitto_tls_insecure_set(s->mosq, true);
+            mosquitto_tls_insecure_set(l->mosq, true);
     }
+    if (!rx)
+        return 0;
     /* Stores the CONNECT properties only: keepalive 1 is refused before any
      * socket is made (see the top of this file). */
     mosquitto_property *props = NULL;
@@ -1345,13 +1404,66 @@ static int client_setup(struct mq_self *s, const char *user, const char *pass, c
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, MAX_PACKET);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_connect_bind_v5(s->mosq, s->host, s->port, 1, NULL, props);
+        rc = mosquitto_connect_bind_v5(l->mosq, s->host, s->port, 1, NULL, props);
     mosquitto_property_free_all(&props);
     char buf[120];
     if (rc != MOSQ_ERR_INVAL)
         return wisp_err_set(err, -EIO, "mqtt: cannot set the session properties: %s",
                             mosq_text(rc, buf, sizeof buf));
     return 0;
+}
+
+/* The configured client id, or a random one (no session across restarts). */
+static char *rx_client_id(const char *conf, struct wisp_err *err)
+{
+    char *id = NULL;
+    if (conf && *conf) {
+        size_t l = strlen(conf);
+        if (l > 65535 - 8 || mosquitto_validate_utf8(conf, (int)l) != 0) {
+            wisp_err_set(err, -EINVAL, "mqtt: the client id must be UTF-8 text");
+            return NULL;
+        }
+        id = strdup(conf);
+    } else {
+        unsigned char r[6];
+        char hex[13];
+        if (plat_rand_bytes(r, sizeof r) < 0)
+            memset(r, 0, sizeof r);
+        plat_hex(r, sizeof r, hex);
+        if ((id = malloc(32)))
+            snprintf(id, 32, "wisp-%s", hex);
+        wlog_warn("mqtt",
+                  "no client id configured; using %s (the broker session will not survive a "
+                  "restart)",
+                  id ? id : "?");
+    }
+    if (!id)
+        wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
+    return id;
+}
+
+static int link_init(struct mq_self *s, struct mq_link *l, enum link_role role, char *client_id,
+                     struct wisp_err *err)
+{
+    l->s = s;
+    l->role = role;
+    l->name = role == LINK_RX ? "subscriber" : "publisher";
+    l->client_id = client_id;
+    l->fd = -1;
+    l->backoff_ms = BACKOFF_MIN_MS;
+    l->subid_ok = true;
+    l->ev_misc = event_new(s->base, -1, EV_PERSIST, on_misc, l);
+    l->ev_retry = evtimer_new(s->base, on_retry, l);
+    if (!client_id || !l->ev_misc || !l->ev_retry)
+        return wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
+    return 0;
+}
+
+static void link_go(struct mq_link *l)
+{
+    struct timeval sec = {1, 0};
+    event_add(l->ev_misc, &sec);
+    add_ms(l->ev_retry, 0); /* the first attempt, from the loop */
 }
 
 static int mq_start(const struct feed_env *env, void **self, struct wisp_err *err)
@@ -1364,61 +1476,60 @@ static int mq_start(const struct feed_env *env, void **self, struct wisp_err *er
     s->base = env->base;
     s->fire = env->fire;
     s->ctx = env->ctx;
-    s->fd = -1;
-    s->backoff_ms = BACKOFF_MIN_MS;
-    s->subid_ok = true;
+    s->rx.fd = s->tx.fd = -1;
     char *user = NULL, *pass = NULL, *ca = NULL;
     bool insecure = false;
     int rc = parse_url(s, env->mqtt_url, &user, &pass, &ca, &insecure, err);
-    if (rc == 0) {
-        if (env->client_id && *env->client_id) {
-            size_t l = strlen(env->client_id);
-            if (l > 65535 || mosquitto_validate_utf8(env->client_id, (int)l) != 0)
-                rc = wisp_err_set(err, -EINVAL, "mqtt: the client id must be UTF-8 text");
-            else
-                s->client_id = strdup(env->client_id);
-        } else {
-            unsigned char r[6];
-            char hex[13];
-            if (plat_rand_bytes(r, sizeof r) < 0)
-                memset(r, 0, sizeof r);
-            plat_hex(r, sizeof r, hex);
-            s->client_id = malloc(32);
-            if (s->client_id)
-                snprintf(s->client_id, 32, "wisp-%s", hex);
-            wlog_warn("mqtt",
-                      "no client id configured; using %s (the broker session will not "
-                      "survive a restart)",
-                      s->client_id ? s->client_id : "?");
-        }
-        if (rc == 0 && !s->client_id)
-            rc = wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
-    }
+    char *id = NULL, *txid = NULL;
+    if (rc == 0 && !(id = rx_client_id(env->client_id, err)))
+        rc = -EINVAL;
+    if (rc == 0 && (txid = malloc(strlen(id) + 5)))
+        sprintf(txid, "%s-out", id);
     if (rc == 0)
-        rc = client_setup(s, user, pass, ca, insecure, err);
+        rc = link_init(s, &s->rx, LINK_RX, id, err);
+    else
+        free(id);
+    if (rc == 0)
+        rc = link_init(s, &s->tx, LINK_TX, txid, err);
+    else
+        free(txid);
+    if (rc == 0 && mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
+        rc = wisp_err_set(err, -EIO, "mqtt: cannot initialise libmosquitto");
+    s->lib_inited = rc == 0;
+    if (rc == 0)
+        rc = client_setup(&s->rx, user, pass, ca, insecure, err);
+    if (rc == 0)
+        rc = client_setup(&s->tx, user, pass, ca, insecure, err);
     if (pass)
         memset(pass, 0, strlen(pass));
     free(user);
     free(pass);
     free(ca);
     if (rc == 0) {
-        s->ev_misc = event_new(s->base, -1, EV_PERSIST, on_misc, s);
-        s->ev_retry = evtimer_new(s->base, on_retry, s);
         s->ev_work = event_new(s->base, -1, 0, on_work, s);
         s->ev_hold = evtimer_new(s->base, on_hold, s);
-        if (!s->ev_misc || !s->ev_retry || !s->ev_work || !s->ev_hold)
+        if (!s->ev_work || !s->ev_hold)
             rc = wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
     }
     if (rc) {
         self_free(s);
         return rc;
     }
-    struct timeval sec = {1, 0};
-    event_add(s->ev_misc, &sec);
-    add_ms(s->ev_retry, 0); /* the first attempt, from the loop */
-    wlog_info("mqtt", "broker %s client_id=%s", s->shown, s->client_id);
+    link_go(&s->rx);
+    link_go(&s->tx);
+    wlog_info("mqtt", "broker %s client_id=%s (results: %s)", s->shown, s->rx.client_id,
+              s->tx.client_id);
     *self = s;
     return 0;
+}
+
+static void link_stop(struct mq_link *l)
+{
+    if (l->mosq && l->state == CS_UP)
+        mosquitto_disconnect_v5(l->mosq, 0, NULL); /* best effort; the session stays */
+    io_drop(l);
+    event_del(l->ev_misc);
+    event_del(l->ev_retry);
 }
 
 static void mq_stop(void *self)
@@ -1432,11 +1543,8 @@ static void mq_stop(void *self)
                  "stopping with %zu received messages not fired; the broker has them as "
                  "delivered, so they are lost",
                  s->nin);
-    if (s->mosq && s->state == CS_UP)
-        mosquitto_disconnect_v5(s->mosq, 0, NULL); /* best effort; the session stays */
-    io_drop(s);
-    event_del(s->ev_misc);
-    event_del(s->ev_retry);
+    link_stop(&s->rx);
+    link_stop(&s->tx);
     event_del(s->ev_work);
     event_del(s->ev_hold);
     if (s->busy) {
@@ -1562,7 +1670,7 @@ static int mq_bind(void *self, const char *ns, const char *trigger, const json_t
     else
         s->head = b;
     s->tail = b;
-    after_mosq(s);
+    after_mosq(&s->rx);
     wlog_debug("mqtt", "bound trigger=%s/%s topic=%s qos=%d", ns, trigger, b->filter, qos);
     *out = b;
     return 0;
@@ -1584,7 +1692,7 @@ static void mq_unbind(void *self, struct feed_binding *b)
     b->prev = NULL;
     sub_unref(s, b->sub);
     b->sub = NULL;
-    after_mosq(s);
+    after_mosq(&s->rx);
     if (s->busy) { /* a message being fired may still point at it */
         b->dead = true;
         b->next = s->graveyard;
@@ -1603,15 +1711,15 @@ static void mq_set_paused(void *self, struct feed_binding *b, bool paused)
 static json_t *mq_status(void *self, const struct feed_binding *b)
 {
     const struct mq_self *s = self;
-    bool up = s->state == CS_UP;
+    bool up = s->rx.state == CS_UP;
     const char *why = NULL;
     char buf[160];
     if (b->sub && b->sub->refused) {
         snprintf(buf, sizeof buf, "the broker refused the subscription: %s",
                  mosquitto_reason_string(b->sub->refused));
         why = buf;
-    } else if (!up && s->last_error[0]) {
-        why = s->last_error;
+    } else if (!up && s->rx.last_error[0]) {
+        why = s->rx.last_error;
     }
     return json_pack("{s:s, s:i, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?}", "topic", b->filter,
                      "qos", b->qos, "payload", mode_names[b->mode], "paused", b->paused,
@@ -1633,7 +1741,7 @@ static void mq_drain(void *self)
 {
     struct mq_self *s = self;
     s->draining = true;
-    read_sync(s);
+    read_sync(&s->rx);
 }
 
 const struct feed_ops feed_mqtt_ops = {
@@ -1679,7 +1787,7 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
     if (tl == 0 || tl > 65535 || strpbrk(topic, "+#") ||
         mosquitto_validate_utf8(topic, (int)tl) != MOSQ_ERR_SUCCESS)
         return -EINVAL;
-    if (s->state != CS_UP)
+    if (s->tx.state != CS_UP)
         return -ENOTCONN;
     if (s->nout >= MAX_OUTSTANDING)
         return -EAGAIN;
@@ -1689,13 +1797,13 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
     int mid = 0;
     s->publishing = true;
     s->early_mid = 0;
-    int rc = mosquitto_publish_v5(s->mosq, &mid, topic, (int)len, payload, qos, retain, NULL);
+    int rc = mosquitto_publish_v5(s->tx.mosq, &mid, topic, (int)len, payload, qos, retain, NULL);
     s->publishing = false;
     if (rc != MOSQ_ERR_SUCCESS) {
         free(p);
         char buf[120];
         wlog_debug("mqtt", "publish to %.100s failed: %s", topic, mosq_text(rc, buf, sizeof buf));
-        after_mosq(s);
+        after_mosq(&s->tx);
         return publish_errno(rc);
     }
     p->mid = mid;
@@ -1707,25 +1815,25 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
     } else {
         pub_insert(s, p);
     }
-    after_mosq(s);
+    after_mosq(&s->tx);
     return 0;
 }
 
 void feed_mqtt_batch(void *self, bool hold)
 {
     struct mq_self *s = self;
-    if (!s || s->dead || s->fd < 0 || s->corked == hold)
+    if (!s || s->dead || s->tx.fd < 0 || s->tx.corked == hold)
         return;
     /* TCP_CORK: segments wait for the release (or 200 ms, or a full MSS) */
     int on = hold;
-    if (setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0 || !hold)
-        s->corked = hold;
+    if (setsockopt(s->tx.fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0 || !hold)
+        s->tx.corked = hold;
 }
 
 bool feed_mqtt_connected(void *self)
 {
     const struct mq_self *s = self;
-    return s && !s->dead && !s->stopping && s->state == CS_UP;
+    return s && !s->dead && !s->stopping && s->rx.state == CS_UP && s->tx.state == CS_UP;
 }
 
 void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg)

@@ -843,6 +843,50 @@ out:
     fx_done(&f);
 }
 
+/* Results are published while messages are held back: the reading of
+ * the messages stops (the rest wait at the broker), but the publishes'
+ * acknowledgements still come (they have a connection of their own, read
+ * all the time). The messages here are our own publishes, looped back. */
+static void mqtt_publish_while_held(void)
+{
+    struct fx f;
+    struct feed_binding *b = NULL;
+    struct wisp_err err;
+    enum { N = 200 };
+    if (!fx_init(&f, true))
+        goto out;
+    CHECK_EQ_INT(bind_json(&f, "hb", "{\"topic\": \"hb/#\"}", &b, &err), 0);
+    WAIT_UNTIL(&f, subscribed(&f, b) && feed_mqtt_connected(f.self), 5000);
+    CHECK(feed_mqtt_connected(f.self));
+    f.busy_trigger = "hb";
+    f.busy_left = 1 << 30;
+    for (int i = 0; i < N; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "{\"i\":%d}", i);
+        CHECK_EQ_INT(feed_mqtt_publish(f.self, "hb/x", m, strlen(m), 1, false, on_published, &f),
+                     0);
+    }
+    struct feed_counters c = {0};
+    WAIT_UNTIL(&f, f.pub_done == N && (feed_mqtt_ops.counters(f.self, &c), c.pending > 0), 10000);
+    CHECK_EQ_INT(f.pub_done, N);
+    CHECK_EQ_INT(f.pub_rc, 0);
+    feed_mqtt_ops.counters(f.self, &c);
+    CHECK(c.pending > 0 && c.pending < N); /* held: only a few read */
+    CHECK_EQ_INT(nfires(&f, "hb"), 0);
+    /* one more, with the reading stopped */
+    CHECK_EQ_INT(feed_mqtt_publish(f.self, "hb/x", "{\"i\":-1}", 8, 1, false, on_published, &f),
+                 0);
+    WAIT_UNTIL(&f, f.pub_done == N + 1, 5000);
+    CHECK_EQ_INT(f.pub_done, N + 1);
+    f.busy_left = 0;
+    WAIT_UNTIL(&f, nfires(&f, "hb") == N + 1, 10000);
+    CHECK_EQ_INT(nfires(&f, "hb"), N + 1);
+    feed_mqtt_ops.counters(f.self, &c);
+    CHECK_EQ_INT(c.pending, 0);
+out:
+    fx_done(&f);
+}
+
 /* Core unbinding another binding, or stopping the adapter, from inside a
  * fire: nothing fires for what is gone. */
 static void mqtt_leave_inside_fire(void)
@@ -1023,7 +1067,7 @@ static void mqtt_broker_restart(void)
         CHECK(!"restart");
         goto out;
     }
-    WAIT_UNTIL(&f, subscribed(&f, b), 15000);
+    WAIT_UNTIL(&f, subscribed(&f, b) && feed_mqtt_connected(f.self), 15000);
     CHECK(feed_mqtt_connected(f.self));
     CHECK(subscribed(&f, b)); /* subscribed again: the new broker has no session */
     WAIT_UNTIL(&f, f.connects == 2, 1000);
@@ -1232,6 +1276,7 @@ static const struct check_test tests[] = {
     {"mqtt_shared_subscription", mqtt_shared_subscription},
     {"mqtt_pause_drops", mqtt_pause_drops},
     {"mqtt_hold_at_limits", mqtt_hold_at_limits},
+    {"mqtt_publish_while_held", mqtt_publish_while_held},
     {"mqtt_leave_inside_fire", mqtt_leave_inside_fire},
     {"mqtt_publish_reaches_subscriber", mqtt_publish_reaches_subscriber},
     {"mqtt_publish_batch", mqtt_publish_batch},
