@@ -598,7 +598,7 @@ static void mqtt_payloads(void)
         goto out;
     CHECK_EQ_INT(bind_json(&f, "t1", "{\"topic\": \"in/+\"}", &b, &err), 0);
     CHECK_EQ_INT(nfires(&f, "t1"), 0);
-    WAIT_UNTIL(&f, subscribed(&f, b), 5000);
+    WAIT_UNTIL(&f, subscribed(&f, b) && f.connects == 1, 5000); /* both links up */
     CHECK(subscribed(&f, b));
     CHECK(feed_mqtt_connected(f.self));
     CHECK_EQ_INT(f.connects, 1);
@@ -1070,7 +1070,7 @@ static void mqtt_broker_restart(void)
     WAIT_UNTIL(&f, subscribed(&f, b) && feed_mqtt_connected(f.self), 15000);
     CHECK(feed_mqtt_connected(f.self));
     CHECK(subscribed(&f, b)); /* subscribed again: the new broker has no session */
-    WAIT_UNTIL(&f, f.connects == 2, 1000);
+    WAIT_UNTIL(&f, f.connects == 2, 5000);
     CHECK_EQ_INT(f.connects, 2);
     pub(&f, "r/2", "m2", 1);
     WAIT_UNTIL(&f, nfires(&f, "r") == 2, 5000);
@@ -1166,7 +1166,8 @@ static void mqtt_broker_comes_later(void)
         CHECK(!"broker");
         goto out;
     }
-    WAIT_UNTIL(&f, subscribed(&f, x) && subscribed(&f, z), 10000);
+    /* connected (the on_connect callback) once both links are up */
+    WAIT_UNTIL(&f, subscribed(&f, x) && subscribed(&f, z) && f.connects == 1, 10000);
     CHECK(subscribed(&f, x));
     CHECK(subscribed(&f, z));
     CHECK_EQ_INT(f.connects, 1);
@@ -1243,7 +1244,7 @@ static void mqtt_tls(void)
     snprintf(f.url, sizeof f.url, "mqtts://127.0.0.1:%d?ca=%s/ca.crt", f.br.port, f.br.dir);
     CHECK_EQ_INT(fx_start(&f, f.url, &err), 0);
     CHECK_EQ_INT(bind_json(&f, "tls", "{\"topic\": \"tls/+\"}", &b, &err), 0);
-    WAIT_UNTIL(&f, subscribed(&f, b), 5000);
+    WAIT_UNTIL(&f, subscribed(&f, b) && feed_mqtt_connected(f.self), 5000);
     CHECK(subscribed(&f, b));
     char ca[128];
     snprintf(ca, sizeof ca, "%s/ca.crt", f.br.dir);
