@@ -1,6 +1,7 @@
 /* tools/wisp.c - the `wisp` command line. Today: `wisp admin`, which
  * manages namespaces and keys offline against a data dir, like OpenWhisk's
- * `wskadmin user`. LMDB allows it beside a running wispd: both processes
+ * `wskadmin user`, and `wisp image`, the container image store
+ * (runtimes/image.h), also offline. LMDB allows it beside a running wispd: both processes
  * share the environment's lock, and wispd reads keys fresh on every request,
  * so a revoked key stops working at once. */
 #include <errno.h>
@@ -10,7 +11,9 @@
 #include <time.h>
 
 #include "auth.h"
+#include "image.h"
 #include "store.h"
+#include "wjson.h"
 
 static void usage(FILE *f)
 {
@@ -21,6 +24,10 @@ static void usage(FILE *f)
             "  user revoke UUID                          delete one key\n"
             "  namespace list                            list namespaces with keys\n"
             "  namespace revoke NAMESPACE                delete every key of a namespace\n"
+            "usage: wisp image [--data DIR] COMMAND\n"
+            "  import [--image-max-mb N] FILE NAME[:TAG]   import an OCI layout or docker save tar\n"
+            "  list                                       list imported images\n"
+            "  rm [--force] NAME[:TAG]                    remove (refused while an action uses it)\n"
             "DIR defaults to ./var (the data dir of wispd --data).\n");
 }
 
@@ -130,10 +137,125 @@ out:
     return rc < 0 ? 1 : rc;
 }
 
+static void print_image(void *arg, const char *ref, const char *id, uint64_t bytes)
+{
+    (void)arg;
+    printf("%-40s %.12s  %6.1f MB\n", ref, id, (double)bytes / (1 << 20));
+}
+
+struct image_users {
+    const char *ref; /* canonical */
+    unsigned n;
+    char first[512];
+};
+
+/* Counts the actions whose exec.image names u->ref. */
+static int count_user(void *arg, const struct store_rec *r)
+{
+    struct image_users *u = arg;
+    json_t *doc = NULL;
+    if (store_rec_kind(r) != REC_ACTION || store_rec_doc(r, &doc) < 0)
+        return 0;
+    const char *img = wjson_str(json_object_get(doc, "exec"), "image");
+    char canon[IMG_REF_MAX];
+    struct wisp_err e = {0};
+    if (img && img_ref_parse(img, canon, sizeof canon, &e) == 0 && strcmp(canon, u->ref) == 0 &&
+        u->n++ == 0)
+        snprintf(u->first, sizeof u->first, "/%s/%s", wjson_str(doc, "namespace") ?: "?",
+                 wjson_str(doc, "name") ?: "?");
+    json_decref(doc);
+    return 0;
+}
+
+/* The actions naming ref, from the data dir's store (read beside wispd). */
+static int image_users(const char *data, const char *ref, struct image_users *u,
+                       struct wisp_err *err)
+{
+    struct store_cfg sc = {.dir = data, .map_bytes = 64ull << 20, .map_max_bytes = 64ull << 30};
+    if (sizeof(void *) == 4)
+        sc.map_max_bytes = 1ull << 30;
+    struct store *st = NULL;
+    *u = (struct image_users){.ref = ref};
+    int rc = store_open(&sc, NULL, &st, err);
+    if (rc == 0 && (rc = store_scan(st, STORE_ENTITIES, "", 0, false, count_user, u)) < 0)
+        wisp_err_set(err, rc, "cannot read the actions: %s", strerror(-rc));
+    store_close(st);
+    return rc;
+}
+
+static int image(int argc, char **argv)
+{
+    const char *data = "./var";
+    int i = 0;
+    if (argc >= 2 && strcmp(argv[0], "--data") == 0) {
+        data = argv[1];
+        i = 2;
+    }
+    if (argc - i < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *verb = argv[i++];
+    struct wisp_err err = {0};
+    int rc = 0;
+    if (strcmp(verb, "import") == 0) {
+        uint64_t max_mb = 1024;
+        if (argc - i >= 2 && strcmp(argv[i], "--image-max-mb") == 0) {
+            char *end;
+            max_mb = strtoull(argv[i + 1], &end, 10);
+            if (*end || max_mb == 0) {
+                fprintf(stderr, "wisp image: --image-max-mb takes a positive number\n");
+                return 2;
+            }
+            i += 2;
+        }
+        if (argc - i != 2) {
+            usage(stderr);
+            return 2;
+        }
+        char id[IMG_ID_LEN + 1], ref[IMG_REF_MAX];
+        struct img_import_opts o = {.data_dir = data, .file = argv[i], .ref = argv[i + 1],
+                                    .max_bytes = max_mb << 20};
+        if ((rc = img_ref_parse(argv[i + 1], ref, sizeof ref, &err)) == 0 &&
+            (rc = img_import(&o, id, &err)) == 0)
+            printf("imported %s (%.12s)\n", ref, id);
+    } else if (strcmp(verb, "list") == 0 && argc - i == 0) {
+        if ((rc = img_list(data, print_image, NULL)) < 0)
+            wisp_err_set(&err, rc, "cannot list images: %s", strerror(-rc));
+    } else if (strcmp(verb, "rm") == 0 && argc - i >= 1 && argc - i <= 2) {
+        bool force = argc - i == 2 && strcmp(argv[i], "--force") == 0;
+        if (argc - i == 2 && !force) {
+            usage(stderr);
+            return 2;
+        }
+        const char *name = argv[argc - 1];
+        char ref[IMG_REF_MAX];
+        struct image_users u;
+        if ((rc = img_ref_parse(name, ref, sizeof ref, &err)) == 0 && !force &&
+            (rc = image_users(data, ref, &u, &err)) == 0 && u.n > 0)
+            rc = wisp_err_set(&err, -EBUSY,
+                              "%s is used by %u action%s (%s%s); delete %s first, or use --force",
+                              ref, u.n, u.n == 1 ? "" : "s", u.first, u.n > 1 ? ", ..." : "",
+                              u.n == 1 ? "it" : "them");
+        if (rc == 0 && (rc = img_remove(data, ref, &err)) == 0)
+            printf("removed %s\n", ref);
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "wisp image: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "admin") == 0)
         return admin(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "image") == 0)
+        return image(argc - 2, argv + 2);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
         usage(stdout);
         return 0;
