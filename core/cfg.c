@@ -104,6 +104,8 @@ static const struct cfg_row rows[] = {
         "MQTT client id (default: wisp-<hostname>-<hash of the data dir>)"),
     U64("outbox-max", outbox_max, 1, 10000000, "10000",
         "MQTT results kept while the broker is away; beyond, new ones are dropped"),
+    STR("oci-runtime", oci_runtime, "runc",
+        "the OCI runtime container actions run with: runc, crun, or a path"),
     STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),
     STR("libexec-dir", libexec_dir, WISP_BINARY_DIR "/runtimes/native",
         "where compiled helpers live (wisp-unzip-exec, for zipped native actions)"),

@@ -57,6 +57,7 @@ struct wisp_cfg {
     char worker_user[64];
     char cgroups[8];
     char worker_cpu_share[8];
+    char oci_runtime[PATH_MAX];
     char runtimes_dir[PATH_MAX];
     char libexec_dir[PATH_MAX];
     char mqtt_client_id[128];

@@ -181,6 +181,8 @@ int main(int argc, char **argv)
         .pids_max = (unsigned)cfg.worker_pids_max,
         .use_cgroups = strcmp(cfg.cgroups, "auto") == 0,
         .cpu_by_memory = strcmp(cfg.worker_cpu_share, "memory") == 0,
+        .data_dir = cfg.data,
+        .oci_runtime = cfg.oci_runtime,
     };
     char work_dir[sizeof cfg.data + 8];
     snprintf(work_dir, sizeof work_dir, "%s/work", cfg.data);

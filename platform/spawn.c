@@ -52,6 +52,28 @@ void plat_kill_group(pid_t pid)
     }
 }
 
+int plat_set_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? -errno : 0;
+}
+
+int plat_run_wait(char *const argv[])
+{
+    static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                 NULL};
+    struct plat_spawn_opts o = {.path = argv[0], .argv = argv, .envp = envp, .fds = {-1, -1, -1, -1}};
+    struct wisp_err err = {0};
+    pid_t pid;
+    int rc = plat_spawn(&o, &pid, &err);
+    if (rc < 0)
+        return rc;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 int plat_nice_for_share(unsigned share)
 {
     /* the kernel's weights for nice 0..19 (sched_prio_to_weight) */

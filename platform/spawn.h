@@ -59,6 +59,13 @@ int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid, struct wisp_err *err
 int plat_pipe(int fds[2], int nonblock_end) WISP_MUST_CHECK;
 /* SIGKILLs the process group of a spawned worker. */
 void plat_kill_group(pid_t pid);
+/* Makes this process the reaper of its descendants' orphans (a container
+ * whose runtime exited after starting it): they become its children, and
+ * their exits its SIGCHLDs. 0 or -errno. */
+int plat_set_subreaper(void) WISP_MUST_CHECK;
+/* Runs argv (stdio on /dev/null) and waits for it: start-up and shutdown
+ * only. Its exit status, or -errno. */
+int plat_run_wait(char *const argv[]) WISP_MUST_CHECK;
 /* The nice increment that gives a process `share` of a full CPU weight
  * (1024: nice 0's weight), as docker's cpu-shares do: the nice value whose
  * scheduler weight is nearest on the 1.25-per-step scale. 1024 and over: 0;

@@ -53,6 +53,9 @@ int rt_kinds_parse(const char *text, size_t len, const char *origin, struct rt_k
         d->interpreter = wjson_str(e, "interpreter");
         d->launcher = wjson_str(e, "launcher");
         d->args = wjson_str(e, "args");
+        d->backend = wjson_str(e, "backend");
+        if (!d->backend)
+            d->backend = "process";
         const char *needs = wjson_str(e, "needs");
         int def = wjson_bool(e, "default", false);
         if (!d->kind || !*d->kind || !d->family || !needs || def < 0) {

@@ -62,7 +62,7 @@ struct run {
     struct run *next;
     struct pool *p;
     struct worker *w;
-    char *key, *name, *main; /* in the run's own allocation, after the struct */
+    char *key, *name, *main, *image; /* in the run's own allocation, after the struct */
     const char *kind;        /* the kind table's */
     json_t *code;
     bool binary;
@@ -81,10 +81,18 @@ struct run {
     char *fin_error;
 };
 
+/* A backend of the table (backend_table) as this pool opened it. */
+struct backend {
+    const struct pool_backend_ops *ops;
+    void *self;     /* NULL: unavailable, for the reason in why */
+    char why[256];
+};
+
 struct worker {
     struct worker *prev, *next;
     struct pool *p;
     const struct rt_kind *kind;
+    struct backend *be;
     char *key; /* the action version it holds (READY/INITING) */
     unsigned id;
     struct worker_proc proc;
@@ -112,9 +120,7 @@ struct pool {
     /* absolute: workers chdir into their own directory before exec */
     char work_dir[PATH_MAX], runtimes_dir[PATH_MAX];
     char unzip_exec[PATH_MAX]; /* the zipped native actions' first program */
-    struct process_backend_cfg pcfg;
-    const struct pool_backend_ops *ops;
-    void *ops_self;
+    struct backend be[2]; /* as backend_table */
     struct plat_cgroups *cgroups;
     struct worker *workers;
     struct run *queue, *queue_tail;
@@ -129,6 +135,20 @@ struct pool {
     int nice; /* wispd's own nice value, the base of the workers' */
     bool closing;
 };
+
+/* Every worker backend: a kind's "backend" in the manifest names one. */
+static const struct pool_backend_ops *const backend_table[] = {
+    &process_backend_ops,
+    &container_backend_ops,
+};
+
+static struct backend *backend_of(struct pool *p, const struct rt_kind *k)
+{
+    for (size_t i = 0; i < WISP_ARRAY_LEN(backend_table); i++)
+        if (strcmp(p->be[i].ops->name, k->backend) == 0)
+            return &p->be[i];
+    return NULL; /* pool_open checked every kind: not reached */
+}
 
 static void dispatch(struct pool *p);
 static void worker_kill(struct worker *w, enum pool_status st, const char *msg);
@@ -611,7 +631,7 @@ static void worker_kill(struct worker *w, enum pool_status st, const char *msg)
         take_lines(w, w->err, "stderr", true);
     }
     w->state = WK_DEAD;
-    p->ops->kill(p->ops_self, &w->proc);
+    w->be->ops->kill(w->be->self, &w->proc);
     p->stats.kills++;
     p->reserved_mb -= w->reserved_mb;
     w->reserved_mb = 0;
@@ -689,6 +709,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     }
     w->p = p;
     w->kind = k;
+    w->be = backend_of(p, k);
     w->id = ++p->next_id;
     w->native = k->launcher == NULL;
     w->proc.fd_in = w->proc.fd_out = w->proc.fd_err = w->proc.fd_ctl = -1;
@@ -704,9 +725,22 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         rc = wisp_err_set(err, -errno, "cannot chown %s: %s", w->dir, strerror(errno));
         goto fail;
     }
-    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64];
+    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64], cid[48];
     char *argv[8] = {0};
-    if (w->native) {
+    bool image = k->needs == RT_NEEDS_IMAGE;
+    if (!w->be->self) {
+        rc = wisp_err_set(err, -ENXIO, "%s", w->be->why);
+        goto fail;
+    }
+    if (image) { /* the backend starts the image's entrypoint: a native program */
+        if (!r || !r->image) {
+            rc = wisp_err_set(err, -EINVAL, "kind %s needs an image", k->kind);
+            goto fail;
+        }
+        prog[0] = '\0';
+        snprintf(cid, sizeof cid, "wisp-%d-w%u", (int)getpid(), w->id);
+        w->skip_ack = true;
+    } else if (w->native) {
         if ((rc = write_native(w, r, prog, sizeof prog, err)) < 0)
             goto fail;
         /* exec'd relative to its own directory, which the child enters
@@ -728,7 +762,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
             argv[n++] = t;
         argv[n] = launcher;
     }
-    if (p->cgroups) {
+    if (p->cgroups && !image) { /* a container gets its own from the OCI runtime */
         char leaf[32];
         snprintf(leaf, sizeof leaf, "w%u", w->id);
         uint64_t mem = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20;
@@ -742,10 +776,13 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         .envp = worker_env(w, envbuf, sizeof envbuf, envp, 8),
         .cwd = w->dir,
         .cg = w->has_cg ? &w->cg : NULL,
+        .mem_bytes = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20,
+        .image = image ? r->image : NULL,
+        .id = image ? cid : NULL,
     };
     ws.set_nice = r && worker_nice(p, r->memory_mb, &ws.nice);
     w->spawned_us = plat_clock_mono_us();
-    if ((rc = p->ops->start(p->ops_self, &ws, &w->proc, err)) < 0)
+    if ((rc = w->be->ops->start(w->be->self, &ws, &w->proc, err)) < 0)
         goto fail;
     w->in = evbuffer_new();
     w->out = evbuffer_new();
@@ -803,6 +840,9 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
         for (struct worker *w = p->workers; w; w = w->next) {
             if (w->proc.pid != pid)
                 continue;
+            const struct pool_backend_ops *ops = w->be->ops;
+            if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status))
+                break; /* a launcher handed over: the worker lives on as its new pid */
             if (w->state != WK_DEAD) {
                 /* Exited on its own; the fd 3 EOF may not have been seen
                  * yet. Read what is left so an answer written just before
@@ -816,7 +856,6 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
                                       "unexpectedly.");
                 }
             }
-            (void)status;
             /* Only now, dead and reaped, may it go: nothing refers to it. */
             w->reaped = true;
             worker_free(w);
@@ -905,9 +944,8 @@ static bool try_start(struct pool *p, struct run *r)
     struct worker *w = worker_spawn(p, k, r, r->memory_mb, &err);
     if (!w) {
         wlog_err("pool", "cannot start a %s worker: %s", k->kind, err.msg);
-        run_complete_later(r, err.code == -ENOTSUP || err.code == -EINVAL ? POOL_INIT_FAILED
-                                                                           : POOL_SYSTEM_ERROR,
-                           err.msg);
+        bool theirs = err.code == -ENOTSUP || err.code == -EINVAL || err.code == -ENOENT;
+        run_complete_later(r, theirs ? POOL_INIT_FAILED : POOL_SYSTEM_ERROR, err.msg);
         return true;
     }
     attach_run(w, r);
@@ -994,7 +1032,8 @@ int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg 
              pool_done_fn *done, void *arg)
 {
     const struct rt_kind *k = rt_kind_find(p->cfg.kinds, a->kind);
-    if (!k || k->needs != RT_NEEDS_CODE)
+    if (!k || (k->needs != RT_NEEDS_CODE && k->needs != RT_NEEDS_IMAGE) ||
+        (k->needs == RT_NEEDS_IMAGE && !a->image))
         return -ENOTSUP;
     if (a->memory_mb > p->cfg.memory_budget_mb)
         return -E2BIG;
@@ -1006,7 +1045,8 @@ int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg 
     size_t len = p->line.len;
     /* one allocation: the run, then its key, name, main and message */
     size_t kl = strlen(a->key) + 1, nl = strlen(a->name) + 1, ml = a->main ? strlen(a->main) + 1 : 0;
-    struct run *r = calloc(1, sizeof *r + kl + nl + ml + len);
+    size_t il = a->image ? strlen(a->image) + 1 : 0;
+    struct run *r = calloc(1, sizeof *r + kl + nl + ml + il + len);
     if (!r)
         return -ENOMEM;
     char *tail = (char *)(r + 1);
@@ -1014,7 +1054,8 @@ int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg 
     r->key = memcpy(tail, a->key, kl);
     r->name = memcpy(tail + kl, a->name, nl);
     r->main = a->main ? memcpy(tail + kl + nl, a->main, ml) : NULL;
-    r->msg = tail + kl + nl + ml;
+    r->image = a->image ? memcpy(tail + kl + nl + ml, a->image, il) : NULL;
+    r->msg = tail + kl + nl + ml + il;
     memcpy(r->msg, msg, len);
     r->kind = k->kind;
     r->code = json_incref(a->code);
@@ -1112,6 +1153,33 @@ static int install_unzip_exec(struct pool *p, const char *libexec_dir, const cha
     return 0;
 }
 
+/* Opens every backend a kind of the manifest names. One that cannot run
+ * here (no OCI runtime, say) stays closed with its reason: its kinds'
+ * activations get that reason, everything else runs. */
+static int open_backends(struct pool *p, struct wisp_err *err)
+{
+    for (size_t i = 0; i < WISP_ARRAY_LEN(backend_table); i++)
+        p->be[i].ops = backend_table[i];
+    for (size_t i = 0; i < rt_kinds_count(p->cfg.kinds); i++) {
+        const struct rt_kind *k = rt_kind_at(p->cfg.kinds, i);
+        struct backend *b = backend_of(p, k);
+        if (!b)
+            return wisp_err_set(err, -EINVAL, "kind %s: no backend '%s' in this build (process, "
+                                "container)", k->kind, k->backend);
+        if (b->self || b->why[0])
+            continue;
+        struct wisp_err e = {0};
+        if (b->ops->open(&p->cfg, p->work_dir, &b->self, &e) < 0) {
+            if (b->ops == &process_backend_ops)
+                return wisp_err_set(err, e.code, "%s", e.msg);
+            b->self = NULL;
+            plat_strcpy(b->why, sizeof b->why, e.msg);
+            wlog_warn("pool", "%s", e.msg);
+        }
+    }
+    return 0;
+}
+
 int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool **out,
               struct wisp_err *err)
 {
@@ -1120,9 +1188,6 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
         return wisp_err_set(err, -ENOMEM, "out of memory");
     p->base = base;
     p->cfg = *cfg;
-    p->ops = &process_backend_ops;
-    p->pcfg = (struct process_backend_cfg){cfg->drop_privs, cfg->uid, cfg->gid};
-    p->ops_self = &p->pcfg;
     p->interp = json_object();
     int rc;
     if ((rc = parse_pairs(p, cfg->interpreters, false, err)) < 0 ||
@@ -1166,7 +1231,8 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
     }
     memcpy(p->runtimes_dir, ldir, strlen(ldir) + 1);
     p->cfg.runtimes_dir = p->runtimes_dir;
-    if ((rc = install_unzip_exec(p, cfg->libexec_dir, ldir, err)) < 0)
+    if ((rc = install_unzip_exec(p, cfg->libexec_dir, ldir, err)) < 0 ||
+        (rc = open_backends(p, err)) < 0)
         goto fail;
     errno = 0;
     p->nice = getpriority(PRIO_PROCESS, 0);
@@ -1226,6 +1292,9 @@ void pool_close(struct pool *p)
     }
     while (p->workers)
         worker_free(p->workers);
+    for (size_t i = 0; i < WISP_ARRAY_LEN(p->be); i++)
+        if (p->be[i].self)
+            p->be[i].ops->close(p->be[i].self);
     if (p->ev_sigchld)
         event_free(p->ev_sigchld);
     if (p->ev_tick)

@@ -33,6 +33,7 @@ struct rt_kind {
     bool is_default;    /* the family's default */
     const char *interpreter, *launcher; /* NULL for native, blackbox, sequence */
     const char *args;   /* interpreter flags before the launcher, space-separated, or NULL */
+    const char *backend; /* what runs its workers: "process" (the default) or "container" */
     enum rt_needs needs;
 };
 
@@ -71,6 +72,8 @@ struct pool_cfg {
     bool use_cgroups;
     bool cpu_by_memory; /* a worker's CPU weight follows its limits.memory (OpenWhisk's
                          * cpu-shares); false: every worker weighs as much as wispd */
+    const char *data_dir;    /* the container images (runtimes/image.h) */
+    const char *oci_runtime; /* runc (the default), crun, or a path; NULL/"": runc */
     bool drop_privs; /* run workers as uid/gid (wispd running as root) */
     uid_t uid;
     gid_t gid;
@@ -84,7 +87,8 @@ struct pool_action {
     const char *name; /* "/ns/[pkg/]name", for init and logs */
     json_t *code;
     bool binary;
-    const char *main; /* entry point or NULL */
+    const char *main;  /* entry point or NULL */
+    const char *image; /* exec.image (kinds that need one), else NULL */
     unsigned memory_mb, timeout_ms, concurrency;
     size_t log_limit_bytes, result_limit_bytes;
 };

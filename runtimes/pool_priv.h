@@ -1,10 +1,13 @@
-/* runtimes/pool_priv.h - what the pool policy (pool.c) and a worker backend
- * (process.c; a container backend later) share. Not on core's include path.
+/* runtimes/pool_priv.h - what the pool policy (pool.c) and the worker
+ * backends (process.c, container.c) share. Not on core's include path.
  *
  * A backend only starts and stops workers: it hands back a pid and the
  * parent's ends of four pipes (stdin, stdout, stderr, fd 3). Everything
  * spoken over those pipes (actionloop.c) and every decision about which
- * worker runs what (pool.c) is common to all backends. */
+ * worker runs what (pool.c) is common to all backends. A kind names its
+ * backend in the manifest ("backend": "container"; "process" when absent);
+ * pool.c's backend table maps the name to the ops below, so a new backend
+ * is one file and one line of that table. */
 #pragma once
 #include <limits.h>
 #include <stdbool.h>
@@ -23,25 +26,38 @@ struct worker_start {
     uint64_t mem_bytes;       /* the worker's memory limit (for rlimits where no cgroup) */
     bool set_nice;            /* start at this nice value (a worker spawned for its action) */
     int nice;
+    const char *image; /* container backend: the action's exec.image */
+    const char *id;    /* a name unique among this wispd's live workers */
 };
 
 struct worker_proc {
     pid_t pid;
     int fd_in, fd_out, fd_err, fd_ctl; /* parent ends, non-blocking, close-on-exec */
+    char dir[PATH_MAX];                /* the worker's folder (cwd) */
+    char name[48];                     /* the backend's name for it (a container id) */
+    bool launching;                    /* pid is a launcher that exits once it started it */
 };
 
 struct pool_backend_ops {
     const char *name;
-    /* Starts a worker. 0 or -errno with err. */
+    /* Sets the backend up (work_dir: the pool's, absolute). 0, or -errno
+     * with err saying why this backend's kinds cannot run here: the pool
+     * answers their activations with that and runs everything else. */
+    int (*open)(const struct pool_cfg *cfg, const char *work_dir, void **self,
+                struct wisp_err *err);
+    /* After every worker was killed. */
+    void (*close)(void *self);
+    /* Starts a worker. 0 or -errno with err: -ENOENT, -EINVAL and -ENOTSUP
+     * are the action's fault (its image, say), others the system's. */
     int (*start)(void *self, const struct worker_start *ws, struct worker_proc *out,
                  struct wisp_err *err);
     /* Kills it (and everything it started); reaping is the pool's. */
     void (*kill)(void *self, const struct worker_proc *wp);
+    /* Optional: wp->pid exited with status (killed: after kill()). true
+     * when the worker lives on as wp->pid (a launcher handed over to what
+     * it started); false when it is gone. */
+    bool (*exited)(void *self, struct worker_proc *wp, bool killed, int status);
 };
 
-struct process_backend_cfg {
-    bool drop_privs;
-    uid_t uid;
-    gid_t gid;
-};
 extern const struct pool_backend_ops process_backend_ops;
+extern const struct pool_backend_ops container_backend_ops;

@@ -3,10 +3,35 @@
  * uid/gid when wispd runs as root, and a cgroup leaf when the pool has
  * cgroups. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "plat.h"
 #include "pool_priv.h"
+
+struct process_backend {
+    bool drop_privs;
+    uid_t uid;
+    gid_t gid;
+};
+
+static int proc_open(const struct pool_cfg *cfg, const char *work_dir, void **self,
+                     struct wisp_err *err)
+{
+    (void)work_dir;
+    struct process_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return wisp_err_set(err, -ENOMEM, "out of memory");
+    *b = (struct process_backend){cfg->drop_privs, cfg->uid, cfg->gid};
+    *self = b;
+    return 0;
+}
+
+static void proc_close(void *self)
+{
+    free(self);
+}
 
 static void close4(int fds[8])
 {
@@ -18,7 +43,7 @@ static void close4(int fds[8])
 static int proc_start(void *self, const struct worker_start *ws, struct worker_proc *out,
                       struct wisp_err *err)
 {
-    const struct process_backend_cfg *cfg = self;
+    const struct process_backend *cfg = self;
     /* pipes: [0,1] stdin (parent writes 1), [2,3] stdout, [4,5] stderr,
      * [6,7] fd 3; the parent's ends are non-blocking. */
     int p[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -57,6 +82,7 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
     }
     *out = (struct worker_proc){.pid = pid, .fd_in = p[1], .fd_out = p[2], .fd_err = p[4],
                                 .fd_ctl = p[6]};
+    plat_strcpy(out->dir, sizeof out->dir, ws->cwd ? ws->cwd : "");
     return 0;
 }
 
@@ -68,6 +94,8 @@ static void proc_kill(void *self, const struct worker_proc *wp)
 
 const struct pool_backend_ops process_backend_ops = {
     .name = "process",
+    .open = proc_open,
+    .close = proc_close,
     .start = proc_start,
     .kill = proc_kill,
 };

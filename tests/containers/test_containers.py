@@ -1,0 +1,151 @@
+"""Container actions run by the real runc: a `blackbox` action on an image
+built here (a static actionloop probe, mkimage.py), imported with `wisp
+image import` into the data dir of a running wispd. Checks the developer
+error for an image not yet imported, the answer once it is, the isolation
+(no host files, no host processes, a read-only rootfs, no network, an
+unprivileged user, the memory limit), the clear error without an OCI
+runtime, and that neither a SIGTERM nor a SIGKILL of wispd leaves a
+container behind."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import mkimage  # noqa: E402
+from harness import WISP_CLI, Wispd, wait_for  # noqa: E402
+from test_events import native_echo  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_probe_image(tmp):
+    exe = os.path.join(tmp, "probe")
+    subprocess.run(["cc", "-static", "-O2", "-o", exe, os.path.join(HERE, "probe.c")], check=True)
+    path = os.path.join(tmp, "probe.tar")
+    mkimage.oci_archive(path, [[mkimage.file_entry(exe, "probe")]], entrypoint=["/probe"],
+                        labels={"io.wisp.protocol": "actionloop"})
+    return path
+
+
+def container_pids(tag):
+    """Processes whose command line names the probe run for this test."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(l.split()[0]) for l in out.splitlines()[1:] if l.split()[1:2] == ["/probe"]
+            and tag in l] + []
+
+
+class Containers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wisp-ct-")
+        cls.image = build_probe_image(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.w = None
+
+    def tearDown(self):
+        if self.w:
+            try:
+                if self.w.proc:
+                    self.w.stop()
+            finally:
+                self.w.cleanup()
+
+    def start(self, *args):
+        self.w = Wispd(args=["--prewarm", ""] + list(args)).start()
+        return self.w
+
+    def import_image(self, ref="probe:1"):
+        p = subprocess.run([WISP_CLI, "image", "--data", self.w.data, "import", self.image, ref],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def invoke(self, name, value):
+        r = self.w.api("POST", "actions/%s?blocking=true" % name, value)
+        return r.json()
+
+    def create(self, name="probe", image="probe:1", memory=128):
+        r = self.w.api("PUT", "actions/" + name, {"exec": {"kind": "blackbox", "image": image},
+                                                  "limits": {"memory": memory}})
+        self.assertEqual(r.status, 200, r)
+
+    def state_dir(self):
+        return os.path.join(self.w.data, "containers")
+
+    def test_blackbox_runs_isolated(self):
+        w = self.start()
+        self.create()
+        rec = self.invoke("probe", {"op": "echo"})
+        self.assertEqual(rec["response"]["status"], "action developer error", rec)
+        self.assertIn("wisp image import", rec["response"]["result"]["error"])
+        self.import_image()  # beside the running wispd
+        rec = self.invoke("probe", {"op": "echo", "x": "1"})
+        self.assertTrue(rec["response"]["success"], rec)
+        self.assertEqual(rec["response"]["result"], {"op": "echo", "x": "1"})
+        self.assertTrue(any("probe echo" in l for l in rec["logs"]), rec["logs"])
+        res = lambda v: self.invoke("probe", v)["response"]["result"]  # noqa: E731
+        # host files are not there; the host's processes are not seen
+        self.assertEqual(res({"op": "read", "arg": os.path.join(w.data, "guest.key")})["ok"], False)
+        self.assertEqual(res({"op": "read", "arg": "/etc/shadow"})["ok"], False)
+        self.assertEqual(res({"op": "procs"})["count"], 1)
+        # the rootfs is read-only, /tmp is not
+        self.assertEqual(res({"op": "write", "arg": "/probe2"}), {"ok": False, "errno": 30})
+        self.assertEqual(res({"op": "write", "arg": "/tmp/x"}), {"ok": True, "errno": 0})
+        # an unprivileged user, no network (wispd listens on the host's loopback)
+        self.assertNotEqual(res({"op": "whoami"})["uid"], 0)
+        self.assertEqual(res({"op": "connect", "arg": "127.0.0.1", "arg2": str(w.port)})["ok"], False)
+        # one warm container served all of these
+        self.assertEqual(len([e for e in os.listdir(self.state_dir()) if e.startswith("wisp-")]), 1)
+        # past its memory limit the activation fails; the next one runs
+        rec = self.invoke("probe", {"op": "alloc", "arg": "400"})
+        self.assertFalse(rec["response"]["success"], rec)
+        self.assertEqual(self.invoke("probe", {"op": "echo"})["response"]["success"], True)
+        # the image cannot go while the action names it
+        p = subprocess.run([WISP_CLI, "image", "--data", w.data, "rm", "probe:1"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("used by 1 action (/guest/probe)", p.stderr)
+        w.stop()
+        # SIGTERM leaves no container behind
+        self.assertEqual([e for e in os.listdir(self.state_dir()) if e.startswith("wisp-")], [])
+        self.assertEqual(container_pids(""), [])
+        p = subprocess.run([WISP_CLI, "image", "--data", w.data, "rm", "--force", "probe:1"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_kill9_leaves_nothing_after_restart(self):
+        w = self.start()
+        self.import_image()
+        self.create()
+        self.assertTrue(self.invoke("probe", {"op": "echo"})["response"]["success"])
+        self.assertEqual(len(container_pids("")), 1)
+        w.kill9()
+        # the container outlives a killed wispd until the next start sweeps it
+        w.start()
+        wait_for(lambda: container_pids("") == [], 10, "the old container swept")
+        self.assertIn("removed 1 container left running", w.log())
+        self.assertTrue(self.invoke("probe", {"op": "echo"})["response"]["success"])
+
+    def test_without_an_oci_runtime(self):
+        w = self.start("--oci-runtime", "/nonexistent/runc")
+        self.import_image()
+        self.create()
+        rec = self.invoke("probe", {"op": "echo"})
+        self.assertFalse(rec["response"]["success"], rec)
+        self.assertIn("no OCI runtime", rec["response"]["result"]["error"])
+        r = w.api("PUT", "actions/echo", {"exec": native_echo()})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.invoke("echo", {"a": 1})["response"]["result"], {"a": 1})
+
+
+if __name__ == "__main__":
+    unittest.main()
