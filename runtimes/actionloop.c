@@ -41,7 +41,8 @@ int al_run_line(struct plat_buf *b, const struct pool_msg *m)
 int al_init_line(struct plat_buf *b, const char *name, const char *main, const json_t *code,
                  bool binary)
 {
-    json_t *init = json_pack("{s:{s:s, s:s, s:O, s:b, s:{}}}", "value", "name", name, "main",
+    /* no code (a blackbox action without any): no "code" member */
+    json_t *init = json_pack("{s:{s:s, s:s, s:O*, s:b, s:{}}}", "value", "name", name, "main",
                              main ? main : "main", "code", code, "binary", binary, "env");
     int rc = init ? wjson_dump_to(b, init) : -ENOMEM;
     json_decref(init);

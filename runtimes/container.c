@@ -11,7 +11,11 @@
  * could arrive after the answer on fd 3), so the action speaks actionloop
  * over the very pipes a process worker would: the image's label
  * io.wisp.protocol=actionloop says its entrypoint is an actionloop
- * executable, run as a native action is. The runtime exits once the
+ * executable, run as a native action is. Any other image speaks
+ * OpenWhisk's HTTP contract (/init, /run on port 8080): its entrypoint
+ * goes behind wisp-blackbox-shim (runtimes/native, bind-mounted read-only
+ * at /.wisp), which acks, takes the init line like a launcher and speaks
+ * HTTP to the image's server on the container's own loopback. The runtime exits once the
  * container runs (tens of milliseconds; none of its memory stays per
  * container); wispd is the subreaper, so the container's init becomes its
  * child and the worker's pid (ct_exited), and its exit the worker's end.
@@ -57,9 +61,12 @@
 #define CT_TMP_MB 64
 #define CT_NOBODY 65534
 #define CT_ID_PREFIX "wisp-"
+#define SHIM_NAME "wisp-blackbox-shim"
+#define SHIM_DIR "/.wisp" /* made in every rootfs at import */
 
 struct ct_self {
     char runtime[PATH_MAX];
+    char libexec[PATH_MAX]; /* holds SHIM_NAME, bind-mounted at SHIM_DIR */
     char state[PATH_MAX + 16]; /* the runtime's --root */
     char data_dir[PATH_MAX];
     bool drop_privs;
@@ -160,6 +167,8 @@ static int ct_open(const struct pool_cfg *cfg, const char *work_dir, void **self
         free(c);
         return rc;
     }
+    if (!cfg->libexec_dir || !realpath(cfg->libexec_dir, c->libexec))
+        c->libexec[0] = '\0'; /* HTTP images then say the shim is missing */
     c->drop_privs = cfg->drop_privs;
     c->uid = cfg->drop_privs ? cfg->uid : CT_NOBODY;
     c->gid = cfg->drop_privs ? cfg->gid : CT_NOBODY;
@@ -192,11 +201,11 @@ static json_t *str_array(const char *const *v)
     return a;
 }
 
-static json_t *mounts(void)
+static json_t *mounts(const struct ct_self *c, bool shim)
 {
     char tmp_opts[64];
     snprintf(tmp_opts, sizeof tmp_opts, "size=%dm", CT_TMP_MB);
-    return json_pack(
+    json_t *m = json_pack(
         "[{s:s,s:s,s:s},"
         "{s:s,s:s,s:s,s:[s,s,s,s]},"
         "{s:s,s:s,s:s,s:[s,s,s,s,s]},"
@@ -211,6 +220,11 @@ static json_t *mounts(void)
         "noexec", "nodev", "size=16m",
         "destination", "/tmp", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "nodev",
         "mode=1777", tmp_opts, "rw");
+    if (m && shim)
+        json_array_append_new(m, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", SHIM_DIR,
+                                           "type", "bind", "source", c->libexec, "options",
+                                           "rbind", "ro", "nosuid", "nodev"));
+    return m;
 }
 
 /* Refused with EPERM: what a function never needs and a container escape
@@ -233,10 +247,13 @@ static json_t *seccomp(void)
                      "syscalls", "names", names, "action", "SCMP_ACT_ERRNO", "errnoRet", 1);
 }
 
-/* process.args: the image's Entrypoint then Cmd. */
-static json_t *args_of(const struct img_config *ic)
+/* process.args: the image's Entrypoint then Cmd; behind the shim when the
+ * image speaks OpenWhisk's HTTP contract. */
+static json_t *args_of(const struct img_config *ic, bool shim)
 {
     json_t *a = json_array();
+    if (a && shim)
+        json_array_append_new(a, json_string(SHIM_DIR "/" SHIM_NAME));
     const json_t *parts[] = {ic->entrypoint, ic->cmd};
     for (size_t i = 0; a && i < 2; i++) {
         size_t k;
@@ -261,7 +278,7 @@ static json_t *env_of(const struct img_config *ic, char *const *envp)
 }
 
 static json_t *bundle_config(const struct ct_self *c, const struct worker_start *ws,
-                             const char *rootfs, const struct img_config *ic)
+                             const char *rootfs, const struct img_config *ic, bool shim)
 {
     static const char *const masked[] = {
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -280,10 +297,10 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
         "s:o,s:o,s:o}}",
         "ociVersion", "1.0.2",
         "process", "terminal", 0, "user", "uid", (int)c->uid, "gid", (int)c->gid, "args",
-        args_of(ic), "env", env_of(ic, ws->envp), "cwd",
+        args_of(ic, shim), "env", env_of(ic, ws->envp), "cwd",
         ic->workdir && *ic->workdir ? ic->workdir : "/", "capabilities", caps,
         "noNewPrivileges", 1, "rlimits", "type", "RLIMIT_NOFILE", "hard", 1024, "soft", 1024,
-        "root", "path", rootfs, "readonly", 1, "hostname", "wisp", "mounts", mounts(),
+        "root", "path", rootfs, "readonly", 1, "hostname", "wisp", "mounts", mounts(c, shim),
         "linux", "resources", "memory", "limit", (json_int_t)mem, "swap", (json_int_t)mem,
         "pids", "limit", (int)c->pids_max, "devices", "allow", 0, "access", "rwm",
         "namespaces", "type", "pid", "type", "network", "type", "ipc", "type", "uts", "type",
@@ -291,8 +308,9 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
         seccomp());
 }
 
-/* The image, its config and the bundle's config.json in ws->cwd. */
-static int write_bundle(const struct ct_self *c, const struct worker_start *ws,
+/* The image, its config and the bundle's config.json in ws->cwd. *shim:
+ * the image speaks OpenWhisk's HTTP contract (wisp-blackbox-shim runs it). */
+static int write_bundle(const struct ct_self *c, const struct worker_start *ws, bool *shim,
                         struct wisp_err *err)
 {
     char dir[PATH_MAX], p[PATH_MAX + 32], *text = NULL;
@@ -313,16 +331,18 @@ static int write_bundle(const struct ct_self *c, const struct worker_start *ws,
         rc = wisp_err_set(err, -EINVAL, "%s is not JSON", p);
     else
         rc = img_config_read(doc, &ic, err);
-    if (rc == 0 && (!ic.protocol || strcmp(ic.protocol, "actionloop") != 0))
-        rc = wisp_err_set(err, -ENOTSUP,
-                          "The image %.200s speaks OpenWhisk's HTTP contract (/init, /run), which "
-                          "this appliance does not run yet; images labelled "
-                          "io.wisp.protocol=actionloop run.",
-                          ws->image);
+    *shim = rc == 0 && (!ic.protocol || strcmp(ic.protocol, "actionloop") != 0);
+    char sp[2 * PATH_MAX];
+    snprintf(sp, sizeof sp, "%s/" SHIM_NAME, c->libexec);
+    if (*shim && (!c->libexec[0] || access(sp, X_OK) < 0))
+        rc = wisp_err_set(err, -ENXIO,
+                          "The image %.200s speaks OpenWhisk's HTTP contract, whose adapter (%s) "
+                          "is not in --libexec-dir.",
+                          ws->image, SHIM_NAME);
     if (rc == 0 && json_array_size(ic.entrypoint) + json_array_size(ic.cmd) == 0)
         rc = wisp_err_set(err, -EINVAL, "The image %.200s has no Entrypoint or Cmd.", ws->image);
     snprintf(p, sizeof p, "%s/rootfs", dir);
-    if (rc == 0 && !(cfg = bundle_config(c, ws, p, &ic)))
+    if (rc == 0 && !(cfg = bundle_config(c, ws, p, &ic, *shim)))
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
     char *out = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
     snprintf(p, sizeof p, "%s/config.json", ws->cwd);
@@ -347,7 +367,8 @@ static int ct_start(void *self, const struct worker_start *ws, struct worker_pro
     struct ct_self *c = self;
     if (!ws->image || !ws->id)
         return wisp_err_set(err, -EINVAL, "a container needs an image");
-    int rc = write_bundle(c, ws, err);
+    bool shim = false;
+    int rc = write_bundle(c, ws, &shim, err);
     if (rc < 0)
         return rc;
     int p[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -384,6 +405,7 @@ static int ct_start(void *self, const struct worker_start *ws, struct worker_pro
     snprintf(out->dir, sizeof out->dir, "%s", ws->cwd);
     snprintf(out->name, sizeof out->name, "%s", ws->id);
     out->launching = true;
+    out->with_init = shim; /* the shim acks, then takes the init line to /init */
     return 0;
 }
 

@@ -1098,7 +1098,7 @@ static int unpack_layer(struct arc *a, struct tree *rootfs, const struct layer *
 /* The mount points a container needs, in the (then read-only) rootfs. */
 static int make_mountpoints(struct tree *t)
 {
-    static const char *const dirs[] = {"proc", "dev", "sys", "tmp"};
+    static const char *const dirs[] = {"proc", "dev", "sys", "tmp", ".wisp"};
     for (size_t i = 0; i < WISP_ARRAY_LEN(dirs); i++) {
         struct stat st;
         if (fstatat(t->root, dirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {

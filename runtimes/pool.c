@@ -784,6 +784,10 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     w->spawned_us = plat_clock_mono_us();
     if ((rc = w->be->ops->start(w->be->self, &ws, &w->proc, err)) < 0)
         goto fail;
+    if (image && w->proc.with_init) { /* OpenWhisk's contract: an ack, then the init line */
+        w->native = false;
+        w->skip_ack = false;
+    }
     w->in = evbuffer_new();
     w->out = evbuffer_new();
     w->err = evbuffer_new();

@@ -36,6 +36,7 @@ struct worker_proc {
     char dir[PATH_MAX];                /* the worker's folder (cwd) */
     char name[48];                     /* the backend's name for it (a container id) */
     bool launching;                    /* pid is a launcher that exits once it started it */
+    bool with_init; /* an image worker that acks and takes an init line, as a launcher */
 };
 
 struct pool_backend_ops {

@@ -32,6 +32,18 @@ def build_probe_image(tmp):
     return path
 
 
+def build_http_image(tmp):
+    """OpenWhisk's blackbox contract: no label, a server on port 8080."""
+    exe = os.path.join(tmp, "httpaction")
+    subprocess.run(["cc", "-static", "-O2", "-o", exe, os.path.join(HERE, "httpaction.c")],
+                   check=True)
+    path = os.path.join(tmp, "http.tar")
+    mkimage.docker_save(path, [[("action", "dir", None, 0o755),
+                                mkimage.file_entry(exe, "action/exec")]],
+                        entrypoint=["/action/exec"])
+    return path
+
+
 def container_pids(tag):
     """Processes whose command line names the probe run for this test."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
@@ -44,6 +56,7 @@ class Containers(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="wisp-ct-")
         cls.image = build_probe_image(cls.tmp)
+        cls.http_image = build_http_image(cls.tmp)
 
     @classmethod
     def tearDownClass(cls):
@@ -64,8 +77,8 @@ class Containers(unittest.TestCase):
         self.w = Wispd(args=["--prewarm", ""] + list(args)).start()
         return self.w
 
-    def import_image(self, ref="probe:1"):
-        p = subprocess.run([WISP_CLI, "image", "--data", self.w.data, "import", self.image, ref],
+    def import_image(self, ref="probe:1", image=None):
+        p = subprocess.run([WISP_CLI, "image", "--data", self.w.data, "import", image or self.image, ref],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -121,6 +134,43 @@ class Containers(unittest.TestCase):
         p = subprocess.run([WISP_CLI, "image", "--data", w.data, "rm", "--force", "probe:1"],
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_openwhisk_http_contract(self):
+        """An image serving /init and /run on 8080, as OpenWhisk's runtime images do."""
+        w = self.start()
+        self.import_image("web/act:2", self.http_image)
+        r = w.api("PUT", "actions/hb", {"exec": {"kind": "blackbox", "image": "web/act:2",
+                                                  "code": "print('hi')"}})
+        self.assertEqual(r.status, 200, r)
+        rec = self.invoke("hb", {"n": 1})
+        self.assertTrue(rec["response"]["success"], rec)
+        res = rec["response"]["result"]
+        self.assertEqual(res["value"], {"n": 1})
+        self.assertEqual(res["code"], "print('hi')")  # /init had the action's code
+        self.assertEqual(res["activation_id"], rec["activationId"])
+        logs = rec["logs"]
+        self.assertTrue(any("run \"%s\"" % rec["activationId"] in l and "stdout:" in l for l in logs), logs)
+        self.assertTrue(any("to stderr" in l and "stderr:" in l for l in logs), logs)
+        self.assertFalse(any("XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX" in l for l in logs), logs)
+        # warm: the same container, no second /init (the server refuses one)
+        rec2 = self.invoke("hb", {"n": 2})
+        self.assertEqual(rec2["response"]["result"]["value"], {"n": 2})
+        self.assertEqual(len(rec2["logs"]), 2, rec2["logs"])  # this run's lines only
+        # a /run answered 502 {"error"}: an application error
+        rec = self.invoke("hb", {"fail": True})
+        self.assertEqual(rec["response"]["status"], "application error", rec)
+        self.assertEqual(rec["response"]["result"], {"error": "failed as asked"})
+        # an /init refused: a developer error with the server's message
+        r = w.api("PUT", "actions/bad", {"exec": {"kind": "blackbox", "image": "web/act:2",
+                                                   "code": "refuse"}})
+        self.assertEqual(r.status, 200, r)
+        rec = self.invoke("bad", {})
+        self.assertEqual(rec["response"]["status"], "action developer error", rec)
+        self.assertIn("init refused as asked", rec["response"]["result"]["error"])
+        # without code: /init without it, as OpenWhisk sends for a plain --docker action
+        r = w.api("PUT", "actions/nocode", {"exec": {"kind": "blackbox", "image": "web/act:2"}})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.invoke("nocode", {"k": "v"})["response"]["result"]["code"], None)
 
     def test_kill9_leaves_nothing_after_restart(self):
         w = self.start()
