@@ -66,10 +66,11 @@ static int member(const char *s, const char *key, char *out, size_t cap)
 
 static void reply(int c, int status, const char *body)
 {
-    char head[256];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, strlen(body));
-    if (write(c, head, (size_t)n) < 0 || write(c, body, strlen(body)) < 0)
+    static char msg[1 << 20];
+    int n = snprintf(msg, sizeof msg, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", status, strlen(body),
+                     body);
+    if (write(c, msg, (size_t)n) < 0) /* one write, as the runtimes' proxies answer */
         perror("write");
 }
 
