@@ -1452,6 +1452,10 @@ static void metrics(struct rq *r)
         "wisp_pool_evictions_total %llu\n"
         "# TYPE wisp_pool_kills_total counter\n"
         "wisp_pool_kills_total %llu\n"
+        "# TYPE wisp_pool_pauses_total counter\n"
+        "wisp_pool_pauses_total %llu\n"
+        "# TYPE wisp_pool_resumes_total counter\n"
+        "wisp_pool_resumes_total %llu\n"
         "# TYPE wisp_activations_stored_total counter\n"
         "wisp_activations_stored_total %llu\n"
         "# TYPE wisp_activations_dropped_total counter\n"
@@ -1484,7 +1488,8 @@ static void metrics(struct rq *r)
         (unsigned long long)ps.reserved_mb << 20, (unsigned long long)ps.budget_mb << 20,
         (unsigned long long)ps.cold_starts, (unsigned long long)ps.stem_inits,
         (unsigned long long)ps.warm_runs, (unsigned long long)ps.evictions,
-        (unsigned long long)ps.kills, (unsigned long long)as.committed,
+        (unsigned long long)ps.kills, (unsigned long long)ps.pauses,
+        (unsigned long long)ps.resumes, (unsigned long long)as.committed,
         (unsigned long long)as.dropped, (unsigned long long)as.pruned,
         (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.pending, fs.bindings,
         fs.deleted_after_fire, fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published,

@@ -104,6 +104,8 @@ static const struct cfg_row rows[] = {
         "MQTT client id (default: wisp-<hostname>-<hash of the data dir>)"),
     U64("outbox-max", outbox_max, 1, 10000000, "10000",
         "MQTT results kept while the broker is away; beyond, new ones are dropped"),
+    U64("container-pause-ms", container_pause_ms, 0, 3600000, "50",
+        "an idle container is frozen (cgroup freezer) after this many ms; 0: never"),
     STR("oci-runtime", oci_runtime, "runc",
         "the OCI runtime container actions run with: runc, crun, or a path"),
     STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),

@@ -58,6 +58,7 @@ struct wisp_cfg {
     char cgroups[8];
     char worker_cpu_share[8];
     char oci_runtime[PATH_MAX];
+    uint64_t container_pause_ms;
     char runtimes_dir[PATH_MAX];
     char libexec_dir[PATH_MAX];
     char mqtt_client_id[128];

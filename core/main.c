@@ -183,6 +183,7 @@ int main(int argc, char **argv)
         .cpu_by_memory = strcmp(cfg.worker_cpu_share, "memory") == 0,
         .data_dir = cfg.data,
         .oci_runtime = cfg.oci_runtime,
+        .pause_ms = (unsigned)cfg.container_pause_ms,
     };
     char work_dir[sizeof cfg.data + 8];
     snprintf(work_dir, sizeof work_dir, "%s/work", cfg.data);

@@ -505,6 +505,48 @@ int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes
     return rc;
 }
 
+int plat_cgroup_freeze_pid(pid_t pid, bool frozen)
+{
+    char p[64], line[PATH_MAX + 64], path[2 * PATH_MAX];
+    snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return -errno;
+    path[0] = '\0';
+    bool v1 = false;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        const char *ctrls = c1 + 1, *rel = c2 + 1;
+        bool has_freezer = false;
+        for (const char *t = ctrls; *t;) {
+            size_t l = strcspn(t, ",");
+            has_freezer |= l == 7 && strncmp(t, "freezer", 7) == 0;
+            t += l + (t[l] == ',');
+        }
+        if (has_freezer) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup/freezer%s/freezer.state", rel);
+            v1 = true;
+        } else if (!v1 && strncmp(line, "0", 1) == 0 && !*ctrls) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/cgroup.freeze", rel);
+        }
+    }
+    fclose(f);
+    if (!path[0] || access(path, W_OK) < 0)
+        return -ENOTSUP;
+    const char *v = v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0");
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, v, strlen(v));
+    int rc = w == (ssize_t)strlen(v) ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 bool plat_cgroup_oom(const struct plat_cg *cg)
 {
     if (cg->n == 0)

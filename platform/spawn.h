@@ -95,6 +95,11 @@ int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes
                     unsigned pids_max, struct plat_cg *out) WISP_MUST_CHECK;
 /* True when the leaf's memory limit killed something (OOM). */
 bool plat_cgroup_oom(const struct plat_cg *cg);
+/* Freezes (or thaws) the cgroup pid is in, by the freezer: v1's
+ * freezer.state or v2's cgroup.freeze, found through /proc/PID/cgroup.
+ * Returns at once (a v1 freeze completes in the background). 0 or -errno
+ * (-ENOTSUP: no freezer for it). */
+int plat_cgroup_freeze_pid(pid_t pid, bool frozen) WISP_MUST_CHECK;
 /* Removes a leaf whose processes are gone. */
 void plat_cgroup_free(const struct plat_cg *cg);
 int plat_cgroups_version(const struct plat_cgroups *c);

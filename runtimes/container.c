@@ -449,10 +449,28 @@ static bool ct_exited(void *self, struct worker_proc *wp, bool killed, int statu
     return false;
 }
 
+/* The container's cgroup, frozen or thawed: idle containers take no CPU
+ * (no timers, no background threads) and keep their memory. */
+static int ct_pause(void *self, const struct worker_proc *wp)
+{
+    (void)self;
+    return wp->launching ? -EAGAIN : plat_cgroup_freeze_pid(wp->pid, true);
+}
+
+static int ct_resume(void *self, const struct worker_proc *wp)
+{
+    (void)self;
+    return wp->launching ? 0 : plat_cgroup_freeze_pid(wp->pid, false);
+}
+
 static void ct_kill(void *self, const struct worker_proc *wp)
 {
     (void)self;
     long pid = wp->launching ? read_pid(wp->dir) : wp->pid;
+    /* a frozen task takes its SIGKILL only once thawed (v1); not paused, or
+     * no freezer: nothing to thaw */
+    if (pid > 1 && !wp->launching && plat_cgroup_freeze_pid((pid_t)pid, false) < 0)
+        wlog_debug("container", "%s: not thawed before the kill", wp->name);
     if (pid > 1)
         kill((pid_t)pid, SIGKILL); /* its pid namespace goes with it */
     if (wp->launching)
@@ -465,5 +483,7 @@ const struct pool_backend_ops container_backend_ops = {
     .close = ct_close,
     .start = ct_start,
     .kill = ct_kill,
+    .pause = ct_pause,
+    .resume = ct_resume,
     .exited = ct_exited,
 };

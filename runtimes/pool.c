@@ -100,6 +100,8 @@ struct worker {
     struct plat_cg cg;
     enum wk_state state;
     bool killing; /* inside worker_kill: its log drain must not kill again */
+    bool paused;  /* frozen by its backend (idle past pause_ms) */
+    struct event *ev_pause;
     unsigned reserved_mb, concurrency;
     struct run *runs, *runs_tail; /* FIFO of runs handed to this worker */
     unsigned nruns;
@@ -402,6 +404,54 @@ static void send_pending_runs(struct worker *w)
             send_run(w, r);
 }
 
+/* Idle since pause_ms: frozen, where its backend can. */
+static void on_pause(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->state != WK_READY || w->nruns || w->paused)
+        return;
+    int rc = w->be->ops->pause(w->be->self, &w->proc);
+    if (rc == 0) {
+        w->paused = true;
+        w->p->stats.pauses++;
+    } else {
+        wlog_debug("pool", "worker %u: cannot pause it: %s", w->id, strerror(-rc));
+    }
+}
+
+/* A worker whose last run just ended: paused after pause_ms. */
+static void arm_pause(struct worker *w)
+{
+    struct pool *p = w->p;
+    if (!p->cfg.pause_ms || !w->be->ops->pause || w->nruns)
+        return;
+    if (!w->ev_pause && !(w->ev_pause = evtimer_new(p->base, on_pause, w)))
+        return;
+    struct timeval tv = {p->cfg.pause_ms / 1000, (p->cfg.pause_ms % 1000) * 1000};
+    evtimer_add(w->ev_pause, &tv);
+}
+
+/* Runs again before it is given a run. false: it could not be resumed
+ * (it was killed). */
+static bool worker_wake(struct worker *w)
+{
+    if (w->ev_pause)
+        event_del(w->ev_pause);
+    if (!w->paused)
+        return true;
+    int rc = w->be->ops->resume(w->be->self, &w->proc);
+    w->paused = false;
+    if (rc == 0) {
+        w->p->stats.resumes++;
+        return true;
+    }
+    wlog_err("pool", "worker %u: cannot resume it: %s", w->id, strerror(-rc));
+    worker_kill(w, POOL_SYSTEM_ERROR, "The action's container could not be resumed.");
+    return false;
+}
+
 static void attach_run(struct worker *w, struct run *r)
 {
     r->w = w;
@@ -521,6 +571,7 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
         p->stats.warm_runs += r->init_ms < 0;
         run_complete(r, POOL_OK, j, len, NULL);
         json_decref(j);
+        arm_pause(w);
         kick(p);
         return;
     }
@@ -582,6 +633,8 @@ static void worker_unlink(struct worker *w)
 static void worker_free(struct worker *w)
 {
     worker_unlink(w);
+    if (w->ev_pause)
+        event_free(w->ev_pause);
     if (w->has_cg)
         plat_cgroup_free(&w->cg);
     if (w->dir[0])
@@ -917,7 +970,7 @@ static bool try_start(struct pool *p, struct run *r)
             (w->nruns == best->nruns && w->last_used_us > best->last_used_us))
             best = w;
     }
-    if (best) {
+    if (best && worker_wake(best)) { /* a paused one is resumed first */
         attach_run(best, r);
         return true;
     }

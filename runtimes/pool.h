@@ -68,6 +68,7 @@ struct pool_cfg {
     unsigned stem_reclaim_s;   /* a stem cell that does not fit may replace a warm
                                 * worker idle this long (0: never) */
     unsigned queue_max;        /* activations waiting for capacity */
+    unsigned pause_ms;         /* an idle worker whose backend can is paused after this; 0 never */
     unsigned pids_max;         /* per worker, with cgroups */
     bool use_cgroups;
     bool cpu_by_memory; /* a worker's CPU weight follows its limits.memory (OpenWhisk's
@@ -148,5 +149,6 @@ struct pool_stats {
     unsigned workers, idle, stem_cells, queued;
     uint64_t reserved_mb, budget_mb;
     uint64_t cold_starts, stem_inits, warm_runs, evictions, kills;
+    uint64_t pauses, resumes; /* idle containers frozen, and thawed for a run */
 };
 void pool_get_stats(const struct pool *p, struct pool_stats *out);

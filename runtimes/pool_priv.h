@@ -54,6 +54,10 @@ struct pool_backend_ops {
                  struct wisp_err *err);
     /* Kills it (and everything it started); reaping is the pool's. */
     void (*kill)(void *self, const struct worker_proc *wp);
+    /* Optional: stops an idle worker from running at all (the cgroup
+     * freezer), and lets it run again. 0 or -errno. */
+    int (*pause)(void *self, const struct worker_proc *wp);
+    int (*resume)(void *self, const struct worker_proc *wp);
     /* Optional: wp->pid exited with status (killed: after kill()). true
      * when the worker lives on as wp->pid (a launcher handed over to what
      * it started); false when it is gone. */

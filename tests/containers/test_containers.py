@@ -44,6 +44,20 @@ def build_http_image(tmp):
     return path
 
 
+def freezer_state(pid):
+    """FROZEN/THAWED (cgroup v1) or 1/0 (v2) of the container's cgroup."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, ctrls, rel = line.rstrip("\n").split(":", 2)
+            if "freezer" in ctrls.split(","):
+                with open("/sys/fs/cgroup/freezer%s/freezer.state" % rel) as s:
+                    return s.read().strip()
+            if ctrls == "" and os.path.exists("/sys/fs/cgroup%s/cgroup.freeze" % rel):
+                with open("/sys/fs/cgroup%s/cgroup.freeze" % rel) as s:
+                    return s.read().strip()
+    return None
+
+
 def container_pids(tag):
     """Processes whose command line names the probe run for this test."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
@@ -171,6 +185,24 @@ class Containers(unittest.TestCase):
         r = w.api("PUT", "actions/nocode", {"exec": {"kind": "blackbox", "image": "web/act:2"}})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.invoke("nocode", {"k": "v"})["response"]["result"]["code"], None)
+
+    def test_idle_container_is_paused_and_resumed(self):
+        w = self.start("--container-pause-ms", "100")
+        self.import_image()
+        self.create()
+        self.assertTrue(self.invoke("probe", {"op": "echo"})["response"]["success"])
+        pid = container_pids("")[0]
+        wait_for(lambda: freezer_state(pid) in ("FROZEN", "1"), 10, "the idle container frozen")
+        m = w.request("GET", "/metrics").body
+        self.assertIn("wisp_pool_pauses_total 1", m)
+        rec = self.invoke("probe", {"op": "echo", "again": "1"})
+        self.assertEqual(rec["response"]["result"], {"op": "echo", "again": "1"})
+        self.assertEqual(container_pids(""), [pid])  # the same container, resumed
+        self.assertIn("wisp_pool_resumes_total 1", w.request("GET", "/metrics").body)
+        # frozen again, then killed at shutdown (a frozen task needs a thaw first)
+        wait_for(lambda: freezer_state(pid) in ("FROZEN", "1"), 10, "frozen again")
+        w.stop()
+        self.assertEqual(container_pids(""), [])
 
     def test_kill9_leaves_nothing_after_restart(self):
         w = self.start()
