@@ -93,7 +93,8 @@ struct worker {
     struct pool *p;
     const struct rt_kind *kind;
     struct backend *be;
-    char *key; /* the action version it holds (READY/INITING) */
+    char *key;   /* the action version it holds (READY/INITING) */
+    char *image; /* kinds that run an image: the image it runs */
     unsigned id;
     struct worker_proc proc;
     bool native, zipped, skip_ack, reaped, has_cg;
@@ -114,7 +115,11 @@ struct worker {
 struct prewarm {
     const struct rt_kind *kind;
     unsigned count;
+    char image[256];   /* kinds that run an image: which one ("blackbox:IMAGE=N") */
+    int64_t retry_us;  /* after a failed start: not again before this */
 };
+
+#define STEM_RETRY_US (10 * 1000000) /* a stem that cannot start (an image not imported) */
 
 struct pool {
     struct event_base *base;
@@ -506,11 +511,19 @@ static void ctl_line(struct worker *w, const char *line, size_t len)
             worker_kill(w, POOL_INIT_FAILED, "The runtime did not start: no acknowledgement.");
             return;
         }
+        w->skip_ack = false; /* the ack an actionloop image's stem may send */
         w->state = w->key ? WK_INITING : WK_STEM;
         if (w->key) /* a cold start for a run: send its code now */
             send_init(w, w->runs);
         else
             kick(p); /* a new stem cell may serve a queued run */
+        return;
+    case WK_STEM: /* an actionloop image's stem: only its __OW_WAIT_FOR_ACK ack */
+        if (w->skip_ack && al_is_ack(line, len)) {
+            w->skip_ack = false;
+            return;
+        }
+        worker_kill(w, POOL_BAD_RESULT, "The action wrote an answer nobody asked for.");
         return;
     case WK_INITING: {
         char msg[512];
@@ -633,6 +646,7 @@ static void worker_unlink(struct worker *w)
 static void worker_free(struct worker *w)
 {
     worker_unlink(w);
+    free(w->image);
     if (w->ev_pause)
         event_free(w->ev_pause);
     if (w->has_cg)
@@ -753,7 +767,7 @@ static int write_native(struct worker *w, const struct run *r, char *path, size_
 
 /* Starts a worker for kind k; with r, for that run (a cold start). */
 static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, struct run *r,
-                                   unsigned reserve_mb, struct wisp_err *err)
+                                   const char *img, unsigned reserve_mb, struct wisp_err *err)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w) {
@@ -786,8 +800,8 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         goto fail;
     }
     if (image) { /* the backend starts the image's entrypoint: a native program */
-        if (!r || !r->image) {
-            rc = wisp_err_set(err, -EINVAL, "kind %s needs an image", k->kind);
+        if (!img || !(w->image = strdup(img))) {
+            rc = wisp_err_set(err, img ? -ENOMEM : -EINVAL, "kind %s needs an image", k->kind);
             goto fail;
         }
         prog[0] = '\0';
@@ -830,7 +844,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         .cwd = w->dir,
         .cg = w->has_cg ? &w->cg : NULL,
         .mem_bytes = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20,
-        .image = image ? r->image : NULL,
+        .image = image ? img : NULL,
         .id = image ? cid : NULL,
     };
     ws.set_nice = r && worker_nice(p, r->memory_mb, &ws.nice);
@@ -870,7 +884,8 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         w->state = w->zipped ? WK_INITING : w->native ? WK_READY : WK_STARTING;
         r->init_ms = w->native && !w->zipped ? (plat_clock_mono_us() - w->spawned_us) / 1000 : -1;
         p->stats.cold_starts++;
-    } else {
+    } else { /* a stem cell: a stem once it acks, or (an actionloop image, which
+              * need not ack) once its backend says it runs (on_sigchld) */
         w->state = WK_STARTING;
     }
     return w;
@@ -879,6 +894,7 @@ fail:
         plat_cgroup_free(&w->cg);
     if (w->dir[0])
         plat_rm_rf(w->dir);
+    free(w->image);
     free(w);
     (void)rc;
     return NULL;
@@ -898,8 +914,15 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
             if (w->proc.pid != pid)
                 continue;
             const struct pool_backend_ops *ops = w->be->ops;
-            if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status))
-                break; /* a launcher handed over: the worker lives on as its new pid */
+            if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status)) {
+                /* a launcher handed over: the worker lives on as its new pid;
+                 * an actionloop image's stem is ready now (it need not ack) */
+                if (w->state == WK_STARTING && w->native && !w->key) {
+                    w->state = WK_STEM;
+                    kick(p);
+                }
+                break;
+            }
             if (w->state != WK_DEAD) {
                 /* Exited on its own; the fd 3 EOF may not have been seen
                  * yet. Read what is left so an answer written just before
@@ -923,11 +946,18 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 
 /* ==== policy ========================================================== */
 
-static unsigned count_stems(struct pool *p, const struct rt_kind *k)
+/* A stem cell of kind k (and image, for the kinds that run one). */
+static bool stem_of(const struct worker *w, const struct rt_kind *k, const char *image)
+{
+    return w->kind == k && !w->key && (!image || (w->image && strcmp(w->image, image) == 0));
+}
+
+static unsigned count_stems(struct pool *p, const struct prewarm *pw)
 {
     unsigned n = 0;
+    const char *image = pw->image[0] ? pw->image : NULL;
     for (struct worker *w = p->workers; w; w = w->next)
-        if (w->kind == k && !w->key && (w->state == WK_STEM || w->state == WK_STARTING))
+        if (stem_of(w, pw->kind, image) && (w->state == WK_STEM || w->state == WK_STARTING))
             n++;
     return n;
 }
@@ -974,9 +1004,9 @@ static bool try_start(struct pool *p, struct run *r)
         attach_run(best, r);
         return true;
     }
-    /* 2. a stem cell of its kind */
+    /* 2. a stem cell of its kind (and image) */
     for (struct worker *w = p->workers; w; w = w->next) {
-        if (w->state != WK_STEM || w->kind != k)
+        if (w->state != WK_STEM || !stem_of(w, k, k->needs == RT_NEEDS_IMAGE ? r->image : NULL))
             continue;
         uint64_t extra = r->memory_mb > w->reserved_mb ? r->memory_mb - w->reserved_mb : 0;
         if (!make_room(p, extra, false, INT64_MAX))
@@ -986,19 +1016,25 @@ static bool try_start(struct pool *p, struct run *r)
         w->key = strdup(r->key);
         worker_cpu_share(p, w, r->memory_mb);
         w->concurrency = r->concurrency ? r->concurrency : 1;
+        p->stats.stem_inits++;
+        if (w->native) { /* an actionloop image: its entrypoint is the action, no init */
+            w->state = WK_READY;
+            r->init_ms = 0;
+            attach_run(w, r);
+            return true;
+        }
         w->state = WK_INITING;
         w->spawned_us = plat_clock_mono_us(); /* initTime counts from here */
         r->init_ms = -1;
         attach_run(w, r);
         send_init(w, r);
-        p->stats.stem_inits++;
         return true;
     }
     /* 3. a new worker */
     if (!make_room(p, r->memory_mb, true, INT64_MAX))
         return false;
     struct wisp_err err = {0};
-    struct worker *w = worker_spawn(p, k, r, r->memory_mb, &err);
+    struct worker *w = worker_spawn(p, k, r, r->image, r->memory_mb, &err);
     if (!w) {
         wlog_err("pool", "cannot start a %s worker: %s", k->kind, err.msg);
         bool theirs = err.code == -ENOTSUP || err.code == -EINVAL || err.code == -ENOENT;
@@ -1022,12 +1058,19 @@ static bool room_for_stem(struct pool *p)
 
 static void replenish(struct pool *p)
 {
+    int64_t now = plat_clock_mono_us();
     for (unsigned i = 0; i < p->nprewarm; i++) {
-        const struct rt_kind *k = p->prewarm[i].kind;
-        while (count_stems(p, k) < p->prewarm[i].count && room_for_stem(p)) {
+        struct prewarm *pw = &p->prewarm[i];
+        if (now < pw->retry_us)
+            continue;
+        while (count_stems(p, pw) < pw->count && room_for_stem(p)) {
             struct wisp_err err = {0};
-            if (!worker_spawn(p, k, NULL, p->cfg.stem_memory_mb, &err)) {
-                wlog_err("pool", "cannot start a %s stem cell: %s", k->kind, err.msg);
+            if (!worker_spawn(p, pw->kind, NULL, pw->image[0] ? pw->image : NULL,
+                              p->cfg.stem_memory_mb, &err)) {
+                wlog_err("pool", "cannot start a %s%s%s stem cell: %s (trying again in %d s)",
+                         pw->kind->kind, pw->image[0] ? " " : "", pw->image, err.msg,
+                         STEM_RETRY_US / 1000000);
+                pw->retry_us = now + STEM_RETRY_US;
                 break;
             }
         }
@@ -1167,15 +1210,28 @@ static int parse_pairs(struct pool *p, const char *spec, bool prewarm, struct wi
                                 prewarm ? "prewarm" : "interpreters", tok);
         *eq = '\0';
         const struct rt_kind *k = rt_kind_find(p->cfg.kinds, tok);
-        if (!k || !k->launcher)
-            return wisp_err_set(err, -EINVAL, "%s: '%s' is not a kind with a launcher",
-                                prewarm ? "prewarm" : "interpreters", tok);
+        const char *image = NULL;
+        char *colon = strchr(tok, ':');
+        if (prewarm && !k && colon) { /* KIND:IMAGE for the kinds that run an image */
+            *colon = '\0';
+            k = rt_kind_find(p->cfg.kinds, tok);
+            image = colon + 1;
+            if (!k || k->needs != RT_NEEDS_IMAGE || !*image || strlen(image) >= 256)
+                return wisp_err_set(err, -EINVAL, "prewarm: '%s:%s' is not KIND:IMAGE of a kind "
+                                    "that runs images (blackbox:NAME[:TAG]=N)", tok, image);
+        } else if (!k || !k->launcher) {
+            return wisp_err_set(err, -EINVAL, "%s: '%s' is not a kind with a launcher%s",
+                                prewarm ? "prewarm" : "interpreters", tok,
+                                prewarm ? " (or blackbox:IMAGE)" : "");
+        }
         if (prewarm) {
             char *end;
             unsigned long n = strtoul(eq + 1, &end, 10);
             if (*end || n > 64 || p->nprewarm == WISP_ARRAY_LEN(p->prewarm))
                 return wisp_err_set(err, -EINVAL, "prewarm: bad count for %s", tok);
-            p->prewarm[p->nprewarm++] = (struct prewarm){k, (unsigned)n};
+            struct prewarm *pw = &p->prewarm[p->nprewarm++];
+            *pw = (struct prewarm){.kind = k, .count = (unsigned)n};
+            plat_strcpy(pw->image, sizeof pw->image, image ? image : "");
         } else {
             json_object_set_new(p->interp, k->kind, json_string(eq + 1));
         }

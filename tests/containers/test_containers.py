@@ -58,6 +58,14 @@ def freezer_state(pid):
     return None
 
 
+def stems(w):
+    m = w.request("GET", "/metrics").body
+    for line in m.splitlines():
+        if line.startswith('wisp_pool_workers{state="stem"}'):
+            return int(line.split()[-1])
+    return 0
+
+
 def container_pids(tag):
     """Processes whose command line names the probe run for this test."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
@@ -203,6 +211,37 @@ class Containers(unittest.TestCase):
         wait_for(lambda: freezer_state(pid) in ("FROZEN", "1"), 10, "frozen again")
         w.stop()
         self.assertEqual(container_pids(""), [])
+
+    def test_stem_containers(self):
+        """prewarm blackbox:IMAGE=N: containers started before any action names
+        the image, taken by the first activation of any action on it."""
+        data = tempfile.mkdtemp(prefix="wisp-ct-data-")
+        try:
+            for img, ref in ((self.image, "probe:1"), (self.http_image, "web/act:2")):
+                p = subprocess.run([WISP_CLI, "image", "--data", data, "import", img, ref],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr)
+            self.w = Wispd(data_dir=data, args=["--prewarm", "blackbox:probe:1=1,blackbox:web/act:2=1"])
+            w = self.w.start()
+            wait_for(lambda: len(container_pids("")) == 1 and stems(w) == 2, 20, "two stem containers")
+            stem_pid = container_pids("")[0]
+            self.create()
+            rec = self.invoke("probe", {"op": "echo", "s": "1"})
+            self.assertEqual(rec["response"]["result"], {"op": "echo", "s": "1"})
+            self.assertIn(stem_pid, container_pids(""))  # the stem took it
+            r = w.api("PUT", "actions/hb", {"exec": {"kind": "blackbox", "image": "web/act:2",
+                                                      "code": "stem code"}})
+            self.assertEqual(r.status, 200, r)
+            rec = self.invoke("hb", {"n": 3})
+            self.assertEqual(rec["response"]["result"]["code"], "stem code")  # /init on the stem
+            m = w.request("GET", "/metrics").body
+            self.assertIn('wisp_pool_starts_total{how="stem"} 2', m)
+            self.assertIn('wisp_pool_starts_total{how="cold"} 0', m)
+            wait_for(lambda: stems(w) == 2, 20, "the stems replaced")
+            w.stop()
+            self.assertEqual(container_pids(""), [])
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
 
     def test_kill9_leaves_nothing_after_restart(self):
         w = self.start()
