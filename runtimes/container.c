@@ -23,7 +23,8 @@
  * background.
  *
  * Isolation, in the config: its own pid, mount, network (loopback only:
- * no route out), ipc and uts namespaces; the image's rootfs read-only; a
+ * no route out; an action annotated network=true shares the host's
+ * instead), ipc and uts namespaces; the image's rootfs read-only; a
  * tmpfs /tmp of CT_TMP_MB; no capabilities, no new privileges; the
  * runtime's masked and read-only /proc paths; a seccomp filter refusing
  * what a function never needs (mount, kernel modules, keyrings, ptrace,
@@ -289,7 +290,7 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
     int64_t mem = (int64_t)ws->mem_bytes;
     json_t *caps = json_pack("{s:[],s:[],s:[],s:[],s:[]}", "bounding", "effective",
                              "inheritable", "permitted", "ambient");
-    return json_pack(
+    json_t *cfg = json_pack(
         "{s:s,"
         "s:{s:b,s:{s:i,s:i},s:o,s:o,s:s,s:o,s:b,s:[{s:s,s:i,s:i}]},"
         "s:{s:s,s:b},s:s,s:o,"
@@ -306,6 +307,11 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
         "namespaces", "type", "pid", "type", "network", "type", "ipc", "type", "uts", "type",
         "mount", "maskedPaths", str_array(masked), "readonlyPaths", str_array(ro), "seccomp",
         seccomp());
+    if (cfg && ws->network) { /* the action asked for the network: the host's, shared */
+        json_t *ns = json_object_get(json_object_get(cfg, "linux"), "namespaces");
+        json_array_remove(ns, 1);
+    }
+    return cfg;
 }
 
 /* The image, its config and the bundle's config.json in ws->cwd. *shim:

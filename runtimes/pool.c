@@ -65,7 +65,7 @@ struct run {
     char *key, *name, *main, *image; /* in the run's own allocation, after the struct */
     const char *kind;        /* the kind table's */
     json_t *code;
-    bool binary;
+    bool binary, network;
     unsigned memory_mb, timeout_ms, concurrency;
     size_t log_limit, result_limit;
     char *msg;
@@ -845,6 +845,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         .cg = w->has_cg ? &w->cg : NULL,
         .mem_bytes = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20,
         .image = image ? img : NULL,
+        .network = r && r->network,
         .id = image ? cid : NULL,
     };
     ws.set_nice = r && worker_nice(p, r->memory_mb, &ws.nice);
@@ -1004,8 +1005,8 @@ static bool try_start(struct pool *p, struct run *r)
         attach_run(best, r);
         return true;
     }
-    /* 2. a stem cell of its kind (and image) */
-    for (struct worker *w = p->workers; w; w = w->next) {
+    /* 2. a stem cell of its kind (and image; stem containers have no network) */
+    for (struct worker *w = p->workers; w && !r->network; w = w->next) {
         if (w->state != WK_STEM || !stem_of(w, k, k->needs == RT_NEEDS_IMAGE ? r->image : NULL))
             continue;
         uint64_t extra = r->memory_mb > w->reserved_mb ? r->memory_mb - w->reserved_mb : 0;
@@ -1163,6 +1164,7 @@ int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg 
     r->memory_mb = a->memory_mb;
     r->timeout_ms = a->timeout_ms;
     r->concurrency = a->concurrency;
+    r->network = a->network;
     r->log_limit = a->log_limit_bytes;
     r->result_limit = a->result_limit_bytes;
     r->len = len;

@@ -90,6 +90,7 @@ struct pool_action {
     bool binary;
     const char *main;  /* entry point or NULL */
     const char *image; /* exec.image (kinds that need one), else NULL */
+    bool network;      /* a container action annotated "network": true: the host's network */
     unsigned memory_mb, timeout_ms, concurrency;
     size_t log_limit_bytes, result_limit_bytes;
 };

@@ -28,6 +28,7 @@ struct worker_start {
     int nice;
     const char *image; /* container backend: the action's exec.image */
     const char *id;    /* a name unique among this wispd's live workers */
+    bool network;      /* container backend: share the host's network namespace */
 };
 
 struct worker_proc {

@@ -212,6 +212,22 @@ class Containers(unittest.TestCase):
         w.stop()
         self.assertEqual(container_pids(""), [])
 
+    def test_network_only_when_annotated(self):
+        """No network by default; the annotation network=true shares the host's
+        (checked against wispd's own listener on this machine's loopback)."""
+        w = self.start()
+        self.import_image()
+        self.create()
+        target = {"op": "connect", "arg": "127.0.0.1", "arg2": str(w.port)}
+        self.assertEqual(self.invoke("probe", target)["response"]["result"]["ok"], False)
+        r = w.api("PUT", "actions/netprobe", {"exec": {"kind": "blackbox", "image": "probe:1"},
+                                               "annotations": [{"key": "network", "value": True}]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.invoke("netprobe", target)["response"]["result"], {"ok": True, "errno": 0})
+        # the rest of the isolation stays
+        self.assertEqual(self.invoke("netprobe", {"op": "procs"})["response"]["result"]["count"], 1)
+        self.assertEqual(self.invoke("netprobe", {"op": "write", "arg": "/x"})["response"]["result"]["errno"], 30)
+
     def test_stem_containers(self):
         """prewarm blackbox:IMAGE=N: containers started before any action names
         the image, taken by the first activation of any action on it."""
