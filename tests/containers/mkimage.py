@@ -117,6 +117,52 @@ def docker_save(path, layers, repo_tag="test:latest", **cfg):
     return sha(config)[7:]
 
 
+def host_python_entries(proxy):
+    """An image of this machine's Debian python3: the interpreter, the
+    shared libraries it and its extension modules load (ldd), the standard
+    library without tests, caches and GUI parts, and proxy at
+    /action/proxy.py."""
+    import glob
+    import subprocess
+    exe = os.path.realpath("/usr/bin/python3")
+    lib = "/usr/lib/" + os.path.basename(exe)  # Debian's, whichever python runs this
+    entries, seen = [], set()
+
+    def add(path, dest=None):
+        dest = (dest or path).lstrip("/")
+        if dest in seen:
+            return
+        seen.add(dest)
+        parts = dest.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in seen:
+                seen.add(d)
+                entries.append((d, "dir", None, 0o755))
+        with open(path, "rb") as f:
+            entries.append((dest, "file", f.read(), os.stat(path).st_mode & 0o755))
+
+    sos = [exe] + glob.glob(lib + "/lib-dynload/*.so")
+    for so in sos:
+        out = subprocess.run(["ldd", so], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            part = line.split("=>")[-1].strip().split(" ")[0]
+            if part.startswith("/"):  # at the path the loader looks for it
+                add(os.path.realpath(part), part)
+    add(exe, "/usr/bin/python3")
+    skip = ("/test/", "/tests/", "/idlelib/", "/tkinter/", "/turtledemo/", "/ensurepip/",
+            "/lib2to3/", "/__pycache__/", "/pydoc_data/", "/config-")
+    for root, dirs, files in os.walk(lib):
+        for name in files:
+            p = os.path.join(root, name)
+            if not any(s in p + "/" for s in skip) and not os.path.islink(p):
+                add(p)
+    with open(proxy, "rb") as f:
+        entries.append(("action", "dir", None, 0o755))
+        entries.append(("action/proxy.py", "file", f.read(), 0o644))
+    return entries
+
+
 def file_entry(src, dest, mode=0o755):
     with open(src, "rb") as f:
         return (dest, "file", f.read(), mode)

@@ -228,6 +228,24 @@ class Containers(unittest.TestCase):
         self.assertEqual(self.invoke("netprobe", {"op": "procs"})["response"]["result"]["count"], 1)
         self.assertEqual(self.invoke("netprobe", {"op": "write", "arg": "/x"})["response"]["result"]["errno"], 30)
 
+    def test_python_image(self):
+        """A python:3-style image: this machine's Debian python3 and a small
+        OpenWhisk action proxy (pyproxy.py); the action's code goes to /init."""
+        path = os.path.join(self.tmp, "python.tar")
+        if not os.path.exists(path):
+            mkimage.oci_archive(path, [mkimage.host_python_entries(os.path.join(HERE, "pyproxy.py"))],
+                                compress=False, entrypoint=["/usr/bin/python3", "/action/proxy.py"])
+        w = self.start()
+        self.import_image("python:3", path)
+        code = "def main(args):\n    print('doubling', args['x'])\n    return {'py': args['x'] * 2}\n"
+        r = w.api("PUT", "actions/py", {"exec": {"kind": "blackbox", "image": "python:3", "code": code}})
+        self.assertEqual(r.status, 200, r)
+        rec = self.invoke("py", {"x": 21})
+        self.assertEqual(rec["response"]["result"], {"py": 42}, rec)
+        self.assertTrue(any("stdout: doubling 21" in l for l in rec["logs"]), rec["logs"])
+        rec = self.invoke("py", {"y": 1})  # a KeyError in main: an application error
+        self.assertEqual(rec["response"]["status"], "application error", rec)
+
     def test_stem_containers(self):
         """prewarm blackbox:IMAGE=N: containers started before any action names
         the image, taken by the first activation of any action on it."""
