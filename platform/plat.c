@@ -118,6 +118,25 @@ int plat_mkdir_p(const char *path, unsigned mode)
     return 0;
 }
 
+int plat_read_pseudo(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (int)got;
+}
+
 int plat_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     int rc = 0;

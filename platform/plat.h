@@ -54,6 +54,9 @@ int plat_mkdir_p(const char *path, unsigned mode) WISP_MUST_CHECK;
 /* Reads a whole regular file of at most max bytes; *out is NUL-terminated
  * and freed by the caller with free(). -E2BIG when larger. */
 int plat_read_file(const char *path, size_t max, char **out, size_t *len) WISP_MUST_CHECK;
+/* Reads a kernel pseudo-file (/proc, /sys: sizes they do not report) into
+ * buf, NUL-terminated, at most cap - 1 bytes. The length or -errno. */
+int plat_read_pseudo(const char *path, char *buf, size_t cap) WISP_MUST_CHECK;
 /* Writes data to path (created or truncated) without syncing: for files
  * that need not survive a crash, such as a worker's program. 0 or -errno. */
 int plat_write_file_fast(const char *path, const void *data, size_t len, unsigned mode)

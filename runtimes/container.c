@@ -279,7 +279,8 @@ static json_t *env_of(const struct img_config *ic, char *const *envp)
 }
 
 static json_t *bundle_config(const struct ct_self *c, const struct worker_start *ws,
-                             const char *rootfs, const struct img_config *ic, bool shim)
+                             const char *id, const char *rootfs, const struct img_config *ic,
+                             bool shim)
 {
     static const char *const masked[] = {
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -307,6 +308,10 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
         "namespaces", "type", "pid", "type", "network", "type", "ipc", "type", "uts", "type",
         "mount", "maskedPaths", str_array(masked), "readonlyPaths", str_array(ro), "seccomp",
         seccomp());
+    char cgpath[64];
+    snprintf(cgpath, sizeof cgpath, "/%s", id); /* where ct_oom looks */
+    if (cfg)
+        json_object_set_new(json_object_get(cfg, "linux"), "cgroupsPath", json_string(cgpath));
     if (cfg && ws->network) { /* the action asked for the network: the host's, shared */
         json_t *ns = json_object_get(json_object_get(cfg, "linux"), "namespaces");
         json_array_remove(ns, 1);
@@ -316,8 +321,8 @@ static json_t *bundle_config(const struct ct_self *c, const struct worker_start 
 
 /* The image, its config and the bundle's config.json in ws->cwd. *shim:
  * the image speaks OpenWhisk's HTTP contract (wisp-blackbox-shim runs it). */
-static int write_bundle(const struct ct_self *c, const struct worker_start *ws, bool *shim,
-                        struct wisp_err *err)
+static int write_bundle(const struct ct_self *c, const struct worker_start *ws, const char *id,
+                        bool *shim, struct wisp_err *err)
 {
     char dir[PATH_MAX], p[PATH_MAX + 32], *text = NULL;
     size_t len;
@@ -348,7 +353,7 @@ static int write_bundle(const struct ct_self *c, const struct worker_start *ws, 
     if (rc == 0 && json_array_size(ic.entrypoint) + json_array_size(ic.cmd) == 0)
         rc = wisp_err_set(err, -EINVAL, "The image %.200s has no Entrypoint or Cmd.", ws->image);
     snprintf(p, sizeof p, "%s/rootfs", dir);
-    if (rc == 0 && !(cfg = bundle_config(c, ws, p, &ic, *shim)))
+    if (rc == 0 && !(cfg = bundle_config(c, ws, id, p, &ic, *shim)))
         rc = wisp_err_set(err, -ENOMEM, "out of memory");
     char *out = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL;
     snprintf(p, sizeof p, "%s/config.json", ws->cwd);
@@ -373,8 +378,10 @@ static int ct_start(void *self, const struct worker_start *ws, struct worker_pro
     struct ct_self *c = self;
     if (!ws->image || !ws->id)
         return wisp_err_set(err, -EINVAL, "a container needs an image");
+    char id[48]; /* the container's name and its cgroup's: ours by the prefix */
+    snprintf(id, sizeof id, CT_ID_PREFIX "%d-%.24s", (int)getpid(), ws->id);
     bool shim = false;
-    int rc = write_bundle(c, ws, &shim, err);
+    int rc = write_bundle(c, ws, id, &shim, err);
     if (rc < 0)
         return rc;
     int p[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -386,7 +393,7 @@ static int ct_start(void *self, const struct worker_start *ws, struct worker_pro
     char pidfile[PATH_MAX + 8];
     snprintf(pidfile, sizeof pidfile, "%s/pid", ws->cwd);
     char *argv[] = {c->runtime, "--root", c->state, "run", "--detach", "--preserve-fds", "1",
-                    "--pid-file", pidfile, "--bundle", (char *)ws->cwd, (char *)ws->id, NULL};
+                    "--pid-file", pidfile, "--bundle", (char *)ws->cwd, id, NULL};
     static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                  NULL};
     struct plat_spawn_opts o = {
@@ -409,7 +416,7 @@ static int ct_start(void *self, const struct worker_start *ws, struct worker_pro
     *out = (struct worker_proc){.pid = pid, .fd_in = p[1], .fd_out = p[2], .fd_err = p[4],
                                 .fd_ctl = p[6]};
     snprintf(out->dir, sizeof out->dir, "%s", ws->cwd);
-    snprintf(out->name, sizeof out->name, "%s", ws->id);
+    snprintf(out->name, sizeof out->name, "%s", id);
     out->launching = true;
     out->with_init = shim; /* the shim acks, then takes the init line to /init */
     return 0;
@@ -425,6 +432,33 @@ static long read_pid(const char *dir)
         pid = strtol(text, NULL, 10);
     free(text);
     return pid;
+}
+
+/* Whether the container's cgroup (cgroupsPath /ID) saw the OOM killer: v1
+ * memory.oom_control's oom_kill, v2 memory.events'. */
+static bool cg_oom_killed(const char *id)
+{
+    static const char *const files[][2] = {
+        {"/sys/fs/cgroup/memory/", "/memory.oom_control"},
+        {"/sys/fs/cgroup/", "/memory.events"},
+    };
+    for (size_t i = 0; i < WISP_ARRAY_LEN(files); i++) {
+        char p[PATH_MAX], text[1024];
+        snprintf(p, sizeof p, "%s%s%s", files[i][0], id, files[i][1]);
+        if (plat_read_pseudo(p, text, sizeof text) < 0)
+            continue;
+        const char *k = strstr(text, "oom_kill ");
+        return k && strtoull(k + 9, NULL, 10) > 0;
+    }
+    return false;
+}
+
+/* Asked when fd 3 closes (the cgroup is still there) or after the exit
+ * (read before the delete, in ct_exited). */
+static bool ct_oom(void *self, const struct worker_proc *wp)
+{
+    (void)self;
+    return wp->oom_killed || (wp->name[0] && cg_oom_killed(wp->name));
 }
 
 /* The runtime's exit (launching) hands the worker over to the container's
@@ -444,6 +478,8 @@ static bool ct_exited(void *self, struct worker_proc *wp, bool killed, int statu
             return true;
         }
     }
+    /* read before `delete` removes the cgroup */
+    wp->oom_killed = cg_oom_killed(wp->name);
     char *argv[] = {c->runtime, "--root", c->state, "delete", "--force", wp->name, NULL};
     static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     struct plat_spawn_opts o = {.path = c->runtime, .argv = argv, .envp = envp,
@@ -489,6 +525,7 @@ const struct pool_backend_ops container_backend_ops = {
     .close = ct_close,
     .start = ct_start,
     .kill = ct_kill,
+    .oom = ct_oom,
     .pause = ct_pause,
     .resume = ct_resume,
     .exited = ct_exited,

@@ -45,7 +45,6 @@
 #include "pool_priv.h"
 #include "wjson.h"
 
-#define CGROUP_PREFIX "wisp-" /* + wispd's pid: its parent group */
 #define ACK_LINE "{\"ok\":true}"
 #define FLOOD_MIN_BYTES (16u << 20)
 #define INIT_LINE_SLACK 4096
@@ -97,8 +96,7 @@ struct worker {
     char *image; /* kinds that run an image: the image it runs */
     unsigned id;
     struct worker_proc proc;
-    bool native, zipped, skip_ack, reaped, has_cg;
-    struct plat_cg cg;
+    bool native, zipped, skip_ack, reaped;
     enum wk_state state;
     bool killing; /* inside worker_kill: its log drain must not kill again */
     bool paused;  /* frozen by its backend (idle past pause_ms) */
@@ -128,7 +126,6 @@ struct pool {
     char work_dir[PATH_MAX], runtimes_dir[PATH_MAX];
     char unzip_exec[PATH_MAX]; /* the zipped native actions' first program */
     struct backend be[2]; /* as backend_table */
-    struct plat_cgroups *cgroups;
     struct worker *workers;
     struct run *queue, *queue_tail;
     unsigned nqueued, next_id;
@@ -155,6 +152,12 @@ static struct backend *backend_of(struct pool *p, const struct rt_kind *k)
         if (strcmp(p->be[i].ops->name, k->backend) == 0)
             return &p->be[i];
     return NULL; /* pool_open checked every kind: not reached */
+}
+
+/* Whether the kernel's OOM killer ended it (its backend knows where to look). */
+static bool worker_oom(const struct worker *w)
+{
+    return w->be->ops->oom && w->be->ops->oom(w->be->self, &w->proc);
 }
 
 static void dispatch(struct pool *p);
@@ -622,7 +625,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (rc < 0) { /* fd 3 closed: the worker is gone or broke the protocol */
-        bool oom = w->has_cg && plat_cgroup_oom(&w->cg);
+        bool oom = worker_oom(w);
         worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
                     oom ? "The action exhausted its memory and was aborted."
                         : "The action did not produce a valid response and exited "
@@ -649,8 +652,8 @@ static void worker_free(struct worker *w)
     free(w->image);
     if (w->ev_pause)
         event_free(w->ev_pause);
-    if (w->has_cg)
-        plat_cgroup_free(&w->cg);
+    if (w->be->ops->release)
+        w->be->ops->release(w->be->self, &w->proc);
     if (w->dir[0])
         plat_rm_rf(w->dir); /* code files, a zip the launcher extracted */
     free(w->key);
@@ -792,7 +795,7 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         rc = wisp_err_set(err, -errno, "cannot chown %s: %s", w->dir, strerror(errno));
         goto fail;
     }
-    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64], cid[48];
+    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64];
     char *argv[8] = {0};
     bool image = k->needs == RT_NEEDS_IMAGE;
     if (!w->be->self) {
@@ -805,7 +808,6 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
             goto fail;
         }
         prog[0] = '\0';
-        snprintf(cid, sizeof cid, "wisp-%d-w%u", (int)getpid(), w->id);
         w->skip_ack = true;
     } else if (w->native) {
         if ((rc = write_native(w, r, prog, sizeof prog, err)) < 0)
@@ -829,24 +831,18 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
             argv[n++] = t;
         argv[n] = launcher;
     }
-    if (p->cgroups && !image) { /* a container gets its own from the OCI runtime */
-        char leaf[32];
-        snprintf(leaf, sizeof leaf, "w%u", w->id);
-        uint64_t mem = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20;
-        if (plat_cgroup_new(p->cgroups, leaf, mem, p->cfg.pids_max, &w->cg) == 0)
-            w->has_cg = true;
-    }
+    char wid[16];
+    snprintf(wid, sizeof wid, "w%u", w->id);
     char envbuf[PATH_MAX + 256], *envp[8];
     struct worker_start ws = {
         .path = prog,
         .argv = argv,
         .envp = worker_env(w, envbuf, sizeof envbuf, envp, 8),
         .cwd = w->dir,
-        .cg = w->has_cg ? &w->cg : NULL,
         .mem_bytes = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20,
         .image = image ? img : NULL,
         .network = r && r->network,
-        .id = image ? cid : NULL,
+        .id = wid,
     };
     ws.set_nice = r && worker_nice(p, r->memory_mb, &ws.nice);
     w->spawned_us = plat_clock_mono_us();
@@ -891,8 +887,6 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
     }
     return w;
 fail:
-    if (w->has_cg)
-        plat_cgroup_free(&w->cg);
     if (w->dir[0])
         plat_rm_rf(w->dir);
     free(w->image);
@@ -930,7 +924,7 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
                  * exit still counts, then fail what remains. */
                 on_ctl(w->proc.fd_ctl, EV_READ, w);
                 if (w->state != WK_DEAD) {
-                    bool oom = w->has_cg && plat_cgroup_oom(&w->cg);
+                    bool oom = worker_oom(w);
                     worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
                                 oom ? "The action exhausted its memory and was aborted."
                                     : "The action did not produce a valid response and exited "
@@ -1353,22 +1347,6 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
     p->nice = getpriority(PRIO_PROCESS, 0);
     if (errno)
         p->nice = 0;
-    if (cfg->use_cgroups) {
-        char name[64];
-        struct wisp_err cerr = {0};
-        snprintf(name, sizeof name, CGROUP_PREFIX "%d", (int)getpid());
-        if (plat_cgroups_open(name, &p->cgroups, &cerr) < 0) {
-            wlog_warn("pool", "%s; workers are limited by rlimits and the memory budget only",
-                      cerr.msg);
-        } else {
-            wlog_info("pool", "workers run in cgroup v%d leaves (memory, pids)",
-                      plat_cgroups_version(p->cgroups));
-            int gone = plat_cgroups_sweep(p->cgroups, CGROUP_PREFIX);
-            if (gone > 0)
-                wlog_info("pool", "removed %d cgroups left by wispd processes since gone",
-                          gone);
-        }
-    }
     p->ev_sigchld = evsignal_new(base, SIGCHLD, on_sigchld, p);
     p->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, p);
     p->ev_kick = evtimer_new(base, on_kick, p);
@@ -1416,7 +1394,6 @@ void pool_close(struct pool *p)
         event_free(p->ev_tick);
     if (p->ev_kick)
         event_free(p->ev_kick);
-    plat_cgroups_close(p->cgroups);
     json_decref(p->interp);
     plat_buf_fini(&p->line);
     free(p);

@@ -22,12 +22,11 @@ struct worker_start {
     char *const *argv;
     char *const *envp;
     const char *cwd;
-    const struct plat_cg *cg; /* NULL: no cgroup */
-    uint64_t mem_bytes;       /* the worker's memory limit (for rlimits where no cgroup) */
+    uint64_t mem_bytes;       /* the worker's memory limit */
     bool set_nice;            /* start at this nice value (a worker spawned for its action) */
     int nice;
     const char *image; /* container backend: the action's exec.image */
-    const char *id;    /* a name unique among this wispd's live workers */
+    const char *id;    /* a name unique among this wispd's live workers ("w12") */
     bool network;      /* container backend: share the host's network namespace */
 };
 
@@ -38,6 +37,8 @@ struct worker_proc {
     char name[48];                     /* the backend's name for it (a container id) */
     bool launching;                    /* pid is a launcher that exits once it started it */
     bool with_init; /* an image worker that acks and takes an init line, as a launcher */
+    struct plat_cg cg; /* process backend: the worker's cgroup leaf (cg.n 0: none) */
+    bool oom_killed;   /* container backend: seen in its cgroup when it exited */
 };
 
 struct pool_backend_ops {
@@ -59,6 +60,10 @@ struct pool_backend_ops {
      * freezer), and lets it run again. 0 or -errno. */
     int (*pause)(void *self, const struct worker_proc *wp);
     int (*resume)(void *self, const struct worker_proc *wp);
+    /* Optional: whether the kernel's OOM killer ended it (its memory limit). */
+    bool (*oom)(void *self, const struct worker_proc *wp);
+    /* Optional: frees what start() made for it, once it is reaped. */
+    void (*release)(void *self, struct worker_proc *wp);
     /* Optional: wp->pid exited with status (killed: after kill()). true
      * when the worker lives on as wp->pid (a launcher handed over to what
      * it started); false when it is gone. */

@@ -143,6 +143,8 @@ class Containers(unittest.TestCase):
         # past its memory limit the activation fails; the next one runs
         rec = self.invoke("probe", {"op": "alloc", "arg": "400"})
         self.assertFalse(rec["response"]["success"], rec)
+        self.assertEqual(rec["response"]["result"]["error"],
+                         "The action exhausted its memory and was aborted.")
         self.assertEqual(self.invoke("probe", {"op": "echo"})["response"]["success"], True)
         # the image cannot go while the action names it
         p = subprocess.run([WISP_CLI, "image", "--data", w.data, "rm", "probe:1"],
