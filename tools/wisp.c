@@ -59,14 +59,27 @@ static void collect_ns(void *arg, const char *uuid, const char *ns, long long cr
         snprintf(s->names[s->n++], AUTH_NS_MAX, "%s", ns);
 }
 
+/* The leading --data DIR of `wisp admin` and `wisp image` (./var by
+ * default); *i: the first argument after it. */
+static const char *data_dir_arg(int argc, char **argv, int *i)
+{
+    *i = argc >= 2 && strcmp(argv[0], "--data") == 0 ? 2 : 0;
+    return *i ? argv[1] : "./var";
+}
+
+/* The store as the offline commands open it (beside a running wispd). */
+static struct store_cfg offline_store(const char *data)
+{
+    struct store_cfg sc = {.dir = data, .map_bytes = 64ull << 20, .map_max_bytes = 64ull << 30};
+    if (sizeof(void *) == 4)
+        sc.map_max_bytes = 1ull << 30;
+    return sc;
+}
+
 static int admin(int argc, char **argv)
 {
-    const char *data = "./var";
-    int i = 0;
-    if (argc >= 2 && strcmp(argv[0], "--data") == 0) {
-        data = argv[1];
-        i = 2;
-    }
+    int i;
+    const char *data = data_dir_arg(argc, argv, &i);
     if (argc - i < 2) {
         usage(stderr);
         return 2;
@@ -74,9 +87,7 @@ static int admin(int argc, char **argv)
     const char *noun = argv[i], *verb = argv[i + 1];
     char **rest = argv + i + 2;
     int nrest = argc - i - 2;
-    struct store_cfg sc = {.dir = data, .map_bytes = 64ull << 20, .map_max_bytes = 64ull << 30};
-    if (sizeof(void *) == 4)
-        sc.map_max_bytes = 1ull << 30;
+    struct store_cfg sc = offline_store(data);
     struct store *st = NULL;
     struct wisp_err err = {0};
     int rc = 0;
@@ -171,9 +182,7 @@ static int count_user(void *arg, const struct store_rec *r)
 static int image_users(const char *data, const char *ref, struct image_users *u,
                        struct wisp_err *err)
 {
-    struct store_cfg sc = {.dir = data, .map_bytes = 64ull << 20, .map_max_bytes = 64ull << 30};
-    if (sizeof(void *) == 4)
-        sc.map_max_bytes = 1ull << 30;
+    struct store_cfg sc = offline_store(data);
     struct store *st = NULL;
     *u = (struct image_users){.ref = ref};
     int rc = store_open(&sc, NULL, &st, err);
@@ -185,12 +194,8 @@ static int image_users(const char *data, const char *ref, struct image_users *u,
 
 static int image(int argc, char **argv)
 {
-    const char *data = "./var";
-    int i = 0;
-    if (argc >= 2 && strcmp(argv[0], "--data") == 0) {
-        data = argv[1];
-        i = 2;
-    }
+    int i;
+    const char *data = data_dir_arg(argc, argv, &i);
     if (argc - i < 1) {
         usage(stderr);
         return 2;
