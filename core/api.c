@@ -26,6 +26,7 @@
 #include "http.h"
 #include "invoke.h"
 #include "trigger.h"
+#include "web.h"
 #include "log.h"
 #include "plat.h"
 #include "pool.h"
@@ -56,6 +57,7 @@ struct api {
     struct feeds *feeds;
     struct entity_env env;
     struct http_server *http;
+    struct web *web;
     char txid_prefix[17];
     uint64_t txid_seq;
 };
@@ -118,12 +120,7 @@ static void new_txid(struct api *a, char out[33])
 
 static size_t error_json(const char *msg, const char *txid, char *buf, size_t cap)
 {
-    json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", txid);
-    size_t n = j ? json_dumpb(j, buf, cap, JSON_COMPACT) : 0;
-    json_decref(j);
-    if (n == 0 || n > cap)
-        n = (size_t)snprintf(buf, cap, "{\"error\":\"internal error\",\"code\":\"%s\"}", txid);
-    return n;
+    return web_error_json(msg, txid, buf, cap);
 }
 
 static void finish(struct rq *r)
@@ -1587,6 +1584,11 @@ static void route(struct rq *r)
         reply_error(r, 404, MSG_NOT_FOUND);
         return;
     }
+    if (n >= 3 && strcmp(s[2], "web") == 0) { /* no key: the action decides (core/web.c) */
+        web_serve(r->api->web, r->req, r->txid, s + 3, n - 3);
+        finish(r);
+        return;
+    }
     if (n == 2 || (n == 3 && s[2][0] == '\0')) {
         if (!is(r, "GET"))
             return method_not_allowed(r, "GET");
@@ -1671,15 +1673,16 @@ static void handle(void *ctx, struct http_req *req)
     r->req = req;
     r->method = http_req_method(req);
     new_txid(a, r->txid);
-    if (strcmp(r->method, "OPTIONS") == 0) { /* CORS preflight; headers come with every reply */
+    bool web = strncmp(http_req_path(req), "/api/v1/web/", 12) == 0;
+    if (strcmp(r->method, "OPTIONS") == 0 && !web) { /* CORS preflight; headers come with every reply */
         http_reply(req, 200, NULL, NULL, 0);
         finish(r);
         return;
     }
-    static const char *const known[] = {"GET", "HEAD", "PUT", "POST", "DELETE"};
+    static const char *const known[] = {"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"};
     bool ok = false;
-    for (size_t i = 0; i < WISP_ARRAY_LEN(known); i++)
-        ok |= strcmp(r->method, known[i]) == 0;
+    for (size_t i = 0; i < WISP_ARRAY_LEN(known); i++) /* PATCH, OPTIONS: web actions only */
+        ok |= strcmp(r->method, known[i]) == 0 && (web || i < 5);
     if (!ok) {
         method_not_allowed(r, "GET, PUT, POST, DELETE, HEAD, OPTIONS");
         return;
@@ -1760,8 +1763,14 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
     };
     struct http_callbacks cbs = {.body_limit = body_limit, .handle = handle,
                                  .error_body = error_body, .ctx = a};
+    struct web_cfg wc = {.st = a->st, .inv = a->inv};
+    if ((rc = web_open(&wc, &a->web, err)) < 0) {
+        free(a);
+        return rc;
+    }
     rc = http_server_start(base, &hc, host, port, &cbs, &a->http, bound_port, err);
     if (rc < 0) {
+        web_close(a->web);
         free(a);
         return rc;
     }
@@ -1784,5 +1793,6 @@ void api_free(struct api *a)
     if (!a)
         return;
     http_server_free(a->http);
+    web_close(a->web);
     free(a);
 }

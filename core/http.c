@@ -319,6 +319,13 @@ const char *http_req_header(const struct http_req *r, const char *name)
     return NULL;
 }
 
+void http_req_each_header(const struct http_req *r,
+                          void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    for (unsigned i = 0; i < r->nhdrs; i++)
+        fn(arg, r->hdrs[i].name, r->hdrs[i].value);
+}
+
 const char *http_req_body(const struct http_req *r, size_t *len)
 {
     *len = r->body_len;

@@ -81,6 +81,9 @@ const char *http_req_query(const struct http_req *r);
 const char *http_req_header(const struct http_req *r, const char *name);
 /* The body (NUL-terminated for convenience), len may be 0. */
 const char *http_req_body(const struct http_req *r, size_t *len);
+/* Calls fn for each request header, in the order they came. */
+void http_req_each_header(const struct http_req *r,
+                          void (*fn)(void *arg, const char *name, const char *value), void *arg);
 bool http_req_is_gone(const struct http_req *r);
 void http_req_on_gone(struct http_req *r, http_gone_fn *fn, void *arg);
 
