@@ -3,7 +3,7 @@
 # (and says which); otherwise it prints the exact apt line and fails.
 
 WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev"
-WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm runc"
+WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm runc chromium"
 # what the action kinds of runtimes/kinds.json run on (python:3, nodejs)
 WISP_RUNTIME_PKGS="python3 nodejs"
 WISP_FUZZ_PKGS="clang libclang-rt-14-dev"
