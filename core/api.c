@@ -386,6 +386,47 @@ static int txn_get_entity(struct store_txn *t, const char *ns, const char *path,
     return store_txn_get(t, STORE_ENTITIES, key, klen, kind, NULL, doc);
 }
 
+/* A sequence's component ("/ns/[pkg/]name") names an action, directly or
+ * through a package binding. 0, -ENOENT, or the store's error. */
+static int component_exists(struct store_txn *t, const char *fq)
+{
+    char ns[AUTH_NS_MAX], path[2 * PATH_MAXLEN + 2];
+    const char *slash = strchr(fq + 1, '/');
+    if (fq[0] != '/' || !slash || (size_t)(slash - fq - 1) >= sizeof ns ||
+        strlen(slash + 1) >= sizeof path)
+        return -ENOENT;
+    snprintf(ns, sizeof ns, "%.*s", (int)(slash - fq - 1), fq + 1);
+    snprintf(path, sizeof path, "%s", slash + 1);
+    for (int hop = 0; hop < 2; hop++) {
+        enum rec_kind kind;
+        json_t *doc = NULL;
+        int rc = txn_get_entity(t, ns, path, &kind, &doc);
+        json_decref(doc);
+        if (rc == 0)
+            return kind == REC_ACTION ? 0 : -ENOENT;
+        char *sep = strchr(path, '/');
+        if (rc != -ENOENT || !sep || hop)
+            return rc;
+        /* pkg/name where pkg may be a binding: look in the package it binds */
+        *sep = '\0';
+        json_t *pkg = NULL;
+        rc = txn_get_entity(t, ns, path, &kind, &pkg);
+        const json_t *b = json_object_get(pkg, "binding");
+        const char *bns = wjson_str(b, "namespace"), *bname = wjson_str(b, "name");
+        char name[PATH_MAXLEN];
+        snprintf(name, sizeof name, "%s", sep + 1);
+        if (rc == 0 && kind == REC_PACKAGE && bns && bname && strlen(bns) < sizeof ns) {
+            snprintf(ns, sizeof ns, "%s", bns);
+            snprintf(path, sizeof path, "%s/%s", bname, name);
+        } else {
+            json_decref(pkg);
+            return rc == 0 || rc == -ENOENT ? -ENOENT : rc;
+        }
+        json_decref(pkg);
+    }
+    return -ENOENT;
+}
+
 static int txn_put_entity(struct store_txn *t, const char *ns, const char *path,
                           enum rec_kind kind, int64_t now, const json_t *doc)
 {
@@ -602,6 +643,19 @@ static int put_fn(struct store_txn *t, void *arg)
         }
         rc = entity_build_action(&a->env, r->body, old, ns_path, w->name, r->ns, w->now, &doc,
                                  &w->err);
+        const json_t *comps = json_object_get(json_object_get(doc, "exec"), "components");
+        size_t i;
+        const json_t *c;
+        json_array_foreach(comps, i, c)
+        {
+            if (rc < 0)
+                break;
+            int e = component_exists(t, json_string_value(c));
+            if (e == -ENOENT)
+                rc = fail(w, -EINVAL, "Sequence component does not exist.");
+            else if (e < 0)
+                rc = e;
+        }
         break;
     }
     case COLL_PACKAGES:

@@ -104,12 +104,35 @@ class Actions(WispTestCase):
             {"kind": "blackbox", "image": "openwhisk/dockerskeleton"},
             {"kind": "sequence", "components": ["/_/x", "/guest/pkg/y"]},
         ]
+        # the sequence's components must exist
+        self.assertEqual(self.w.api("PUT", "actions/x", {"exec": ok[0]}).status, 200)
+        self.assertEqual(self.w.api("PUT", "packages/pkg", {}).status, 200)
+        self.assertEqual(self.w.api("PUT", "actions/pkg/y", {"exec": ok[0]}).status, 200)
         for i, ex in enumerate(ok):
             with self.subTest(exec=ex):
                 r = self.w.api("PUT", "actions/ok%d" % i, {"exec": ex})
                 self.assertEqual(r.status, 200, r)
         seq = self.w.api("GET", "actions/ok4").json()
         self.assertEqual(seq["exec"]["components"], ["/guest/x", "/guest/pkg/y"])
+
+    def test_sequence_components_must_exist(self):
+        ex = {"kind": "python:3", "code": "def main(a): return a"}
+        self.assertEqual(self.w.api("PUT", "actions/here", {"exec": ex}).status, 200)
+        for comps in (["/_/here", "/_/missing"], ["/guest/nopkg/a"], ["/other/x"]):
+            with self.subTest(components=comps):
+                self.assertError(self.w.api("PUT", "actions/s", {"exec": {"kind": "sequence",
+                                                                          "components": comps}}),
+                                 400, "Sequence component does not exist.")
+        self.assertError(self.w.api("GET", "actions/s"), 404)  # nothing stored
+        # a component may be a package (not an action): refused too
+        self.assertEqual(self.w.api("PUT", "packages/p", {}).status, 200)
+        self.assertError(self.w.api("PUT", "actions/s", {"exec": {"kind": "sequence", "components": ["/_/p"]}}),
+                         400, "Sequence component does not exist.")
+        # through a package binding: the bound package's action
+        self.assertEqual(self.w.api("PUT", "actions/p/inner", {"exec": ex}).status, 200)
+        self.assertEqual(self.w.api("PUT", "packages/b", {"binding": {"namespace": "guest", "name": "p"}}).status, 200)
+        r = self.w.api("PUT", "actions/s", {"exec": {"kind": "sequence", "components": ["/_/here", "/_/b/inner"]}})
+        self.assertEqual(r.status, 200, r)
 
     def test_sequence_length_limit(self):
         comps = ["/_/a%d" % i for i in range(51)]
