@@ -147,15 +147,13 @@ static void render_http(struct pending *p, const json_t *res)
     json_t *v;
     json_object_foreach((json_t *)hdrs, k, v)
     {
-        char num[64];
+        char num[32];
         const char *val = json_string_value(v);
-        if (!val && (json_is_number(v) || json_is_boolean(v))) {
-            snprintf(num, sizeof num, "%s", json_is_true(v)    ? "true"
-                                            : json_is_false(v) ? "false"
-                                                               : "");
-            if (json_is_integer(v))
-                snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        if (json_is_integer(v)) {
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
             val = num;
+        } else if (json_is_boolean(v)) {
+            val = json_is_true(v) ? "true" : "false";
         }
         if (!val)
             continue;
@@ -310,23 +308,11 @@ static json_t *query_object(const char *q)
     return o;
 }
 
-static json_t *base64_string(const char *p, size_t len)
-{
-    size_t olen = 0;
-    mbedtls_base64_encode(NULL, 0, &olen, (const unsigned char *)p, len);
-    unsigned char *b = malloc(olen + 1);
-    json_t *s = NULL;
-    if (b && mbedtls_base64_encode(b, olen + 1, &olen, (const unsigned char *)p, len) == 0)
-        s = json_stringn((const char *)b, olen);
-    free(b);
-    return s;
-}
-
 /* A body as a parameter: text as it is (UTF-8), anything else base64. */
 static json_t *body_value(const char *body, size_t len, const char *ctype)
 {
     json_t *s = text_type(ctype) ? json_stringn(body, len) : NULL;
-    return s ? s : base64_string(body, len);
+    return s ? s : wjson_base64(body, len);
 }
 
 /* The request's headers, names in lower case. */

@@ -132,7 +132,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
-#include <mbedtls/base64.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <netinet/in.h>
@@ -966,20 +965,6 @@ static bool utf8_text(const unsigned char *p, size_t len)
     return ok;
 }
 
-static json_t *base64_value(const unsigned char *p, size_t len)
-{
-    size_t olen = 0;
-    mbedtls_base64_encode(NULL, 0, &olen, p, len);
-    unsigned char *enc = malloc(olen + 1);
-    if (!enc)
-        return NULL;
-    json_t *r = NULL;
-    if (mbedtls_base64_encode(enc, olen + 1, &olen, p, len) == 0)
-        r = json_stringn((const char *)enc, olen);
-    free(enc);
-    return r;
-}
-
 static json_t *fire_params(enum payload_mode mode, const struct inmsg *m)
 {
     if (mode == PM_JSON && m->len > 0) {
@@ -999,7 +984,7 @@ static json_t *fire_params(enum payload_mode mode, const struct inmsg *m)
     if (mode != PM_BASE64 && utf8_text(m->payload, m->len)) {
         v = json_stringn((const char *)m->payload, m->len);
     } else {
-        v = base64_value(m->payload, m->len);
+        v = wjson_base64(m->payload, m->len);
         json_object_set_new(p, "payload_base64", json_true());
     }
     if (!v) {

@@ -62,7 +62,6 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -685,17 +684,8 @@ static json_t *body_value(const struct outcome *o, bool *base64)
         if (t)
             return t;
     }
-    size_t olen = 0;
-    mbedtls_base64_encode(NULL, 0, &olen, o->body, o->len);
-    unsigned char *enc = malloc(olen + 1);
-    if (!enc)
-        return NULL;
-    json_t *r = NULL;
-    if (mbedtls_base64_encode(enc, olen + 1, &olen, o->body, o->len) == 0) {
-        r = json_stringn((const char *)enc, olen);
-        *base64 = true;
-    }
-    free(enc);
+    json_t *r = wjson_base64(o->body, o->len);
+    *base64 = r != NULL;
     return r;
 }
 

@@ -3,6 +3,8 @@
 
 #include "plat.h"
 
+#include <mbedtls/base64.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -586,4 +588,16 @@ json_t *wjson_kv_get(const json_t *arr, const char *key)
             return json_object_get(e, "value");
     }
     return NULL;
+}
+
+json_t *wjson_base64(const void *p, size_t len)
+{
+    size_t olen = 0;
+    mbedtls_base64_encode(NULL, 0, &olen, p, len);
+    unsigned char *enc = malloc(olen + 1);
+    json_t *r = NULL;
+    if (enc && mbedtls_base64_encode(enc, olen + 1, &olen, p, len) == 0)
+        r = json_stringn((const char *)enc, olen);
+    free(enc);
+    return r;
 }

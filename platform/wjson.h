@@ -45,3 +45,6 @@ const char *wjson_str(const json_t *obj, const char *key);
 int wjson_bool(const json_t *obj, const char *key, bool def);
 /* Finds {"key": k, "value": v} in a key/value array; borrowed or NULL. */
 json_t *wjson_kv_get(const json_t *arr, const char *key);
+/* A JSON string holding len bytes at p in base64 (new reference), or NULL
+ * (out of memory). */
+json_t *wjson_base64(const void *p, size_t len);
