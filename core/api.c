@@ -1466,14 +1466,8 @@ static void metrics(struct rq *r)
     struct store_stats ss;
     http_server_stats(r->api->http, &hs);
     store_get_stats(r->api->st, &ss);
-    long rss_pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        long size_pages;
-        if (fscanf(f, "%ld %ld", &size_pages, &rss_pages) != 2)
-            rss_pages = 0;
-        fclose(f);
-    }
+    uint64_t rss, rss_peak;
+    plat_self_rss(&rss, &rss_peak);
     struct pool_stats ps;
     struct act_stats as;
     struct feeds_stats fs = {0};
@@ -1481,7 +1475,7 @@ static void metrics(struct rq *r)
         feeds_get_stats(r->api->feeds, &fs);
     pool_get_stats(r->api->pool, &ps);
     act_get_stats(r->api->act, &as);
-    char buf[4096];
+    char buf[8192];
     int n = snprintf(
         buf, sizeof buf,
         "# TYPE wisp_pool_workers gauge\n"
@@ -1573,12 +1567,28 @@ static void metrics(struct rq *r)
         "# TYPE wisp_entity_cache_misses_total counter\n"
         "wisp_entity_cache_misses_total %llu\n"
         "# TYPE process_resident_memory_bytes gauge\n"
-        "process_resident_memory_bytes %lld\n",
+        "process_resident_memory_bytes %llu\n"
+        "# TYPE wisp_resident_memory_peak_bytes gauge\n"
+        "wisp_resident_memory_peak_bytes %llu\n"
+        "# TYPE wisp_pool_backend_workers gauge\n",
         hs.by_class[2], hs.by_class[3], hs.by_class[4], hs.by_class[5], hs.accepted, hs.refused,
         hs.open, (unsigned long long)ss.map_bytes, (unsigned long long)ss.used_bytes,
         (unsigned long long)ss.grows, (unsigned long long)ss.syncs,
         (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses,
-        (long long)rss_pages * sysconf(_SC_PAGESIZE));
+        (unsigned long long)rss, (unsigned long long)rss_peak);
+    /* each backend's workers, by what their cgroups hold */
+    for (unsigned i = 0; i < ps.nbackends && n > 0 && (size_t)n < sizeof buf; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n,
+                      "wisp_pool_backend_workers{backend=\"%s\"} %u\n",
+                      ps.backends[i].name, ps.backends[i].workers);
+    n += n > 0 && (size_t)n < sizeof buf
+             ? snprintf(buf + n, sizeof buf - (size_t)n,
+                        "# TYPE wisp_pool_worker_memory_bytes gauge\n")
+             : 0;
+    for (unsigned i = 0; i < ps.nbackends && n > 0 && (size_t)n < sizeof buf; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n,
+                      "wisp_pool_worker_memory_bytes{backend=\"%s\"} %llu\n",
+                      ps.backends[i].name, (unsigned long long)ps.backends[i].mem_bytes);
     http_reply(r->req, 200, "text/plain; version=0.0.4", buf, strnlen(buf, sizeof buf));
     finish(r);
 }

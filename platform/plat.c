@@ -137,6 +137,19 @@ int plat_read_pseudo(const char *path, char *buf, size_t cap)
     return (int)got;
 }
 
+void plat_self_rss(uint64_t *now, uint64_t *peak)
+{
+    char buf[2048];
+    *now = *peak = 0;
+    if (plat_read_pseudo("/proc/self/status", buf, sizeof buf) <= 0)
+        return;
+    const char *r = strstr(buf, "\nVmRSS:"), *h = strstr(buf, "\nVmHWM:");
+    if (r)
+        *now = strtoull(r + 8, NULL, 10) * 1024; /* "VmRSS:\t  1234 kB" */
+    if (h)
+        *peak = strtoull(h + 8, NULL, 10) * 1024;
+}
+
 int plat_read_file(const char *path, size_t max, char **out, size_t *len)
 {
     int rc = 0;

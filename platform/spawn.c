@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "plat.h"
 #include "wisp_config.h"
 
 enum spawn_step { STEP_FDS = 1, STEP_CGROUP, STEP_RLIMIT, STEP_CHDIR, STEP_PRIVS, STEP_EXEC };
@@ -547,25 +548,88 @@ int plat_cgroup_freeze_pid(pid_t pid, bool frozen)
     return rc;
 }
 
-bool plat_cgroup_oom(const struct plat_cg *cg)
+/* The number after "key " in a "key value" list (memory.events, oom_control). */
+static uint64_t keyed_value(const char *text, const char *key)
 {
+    size_t kl = strlen(key);
+    for (const char *t = text; (t = strstr(t, key)) != NULL; t += kl)
+        if ((t == text || t[-1] == '\n') && t[kl] == ' ')
+            return strtoull(t + kl + 1, NULL, 10);
+    return 0;
+}
+
+static int read_stat(const char *dir, const char *file, char *buf, size_t cap)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    return plat_read_pseudo(p, buf, cap);
+}
+
+int plat_cgroup_stats(const struct plat_cg *cg, struct plat_cg_stats *out)
+{
+    memset(out, 0, sizeof *out);
     if (cg->n == 0)
-        return false;
-    char p[PATH_MAX + 32], buf[512];
+        return -ENOENT;
     bool v2 = cg->n == 1;
-    snprintf(p, sizeof p, "%s/%s", cg->dirs[0], v2 ? "memory.events" : "memory.failcnt");
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    if (!v2)
-        return strtoull(buf, NULL, 10) > 0;
-    const char *k = strstr(buf, "oom_kill ");
-    return k && strtoull(k + 9, NULL, 10) > 0;
+    const char *mem = cg->dirs[0], *pids = cg->dirs[v2 ? 0 : 1];
+    char buf[1024];
+    int got = 0;
+    if (read_stat(mem, v2 ? "memory.current" : "memory.usage_in_bytes", buf, sizeof buf) > 0) {
+        out->mem_bytes = strtoull(buf, NULL, 10);
+        got++;
+    }
+    if (read_stat(mem, v2 ? "memory.events" : "memory.oom_control", buf, sizeof buf) > 0) {
+        out->oom_kills = keyed_value(buf, "oom_kill");
+        got++;
+    }
+    if (read_stat(pids, "pids.current", buf, sizeof buf) > 0) {
+        out->pids = strtoull(buf, NULL, 10);
+        got++;
+    }
+    return got ? 0 : -ENOENT;
+}
+
+void plat_cgroup_at(const char *rel, struct plat_cg *out)
+{
+    memset(out, 0, sizeof *out);
+    while (*rel == '/')
+        rel++;
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        snprintf(out->dirs[0], sizeof out->dirs[0], "/sys/fs/cgroup/%s", rel);
+        out->n = 1;
+    } else {
+        snprintf(out->dirs[0], sizeof out->dirs[0], "/sys/fs/cgroup/memory/%s", rel);
+        snprintf(out->dirs[1], sizeof out->dirs[1], "/sys/fs/cgroup/pids/%s", rel);
+        out->n = 2;
+    }
+}
+
+int plat_cgroup_root_check(struct wisp_err *err)
+{
+    char ctl[512];
+    if (plat_read_pseudo("/sys/fs/cgroup/cgroup.controllers", ctl, sizeof ctl) >= 0) {
+        bool mem = false, pids = false;
+        for (char *save = NULL, *t = strtok_r(ctl, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+            mem |= strcmp(t, "memory") == 0;
+            pids |= strcmp(t, "pids") == 0;
+        }
+        if (!mem || !pids)
+            return wisp_err_set(err, -ENOTSUP, "cgroup v2 at /sys/fs/cgroup lacks the %s controller",
+                                mem ? "pids" : "memory");
+        if (access("/sys/fs/cgroup", W_OK) < 0)
+            return wisp_err_set(err, -ENOTSUP, "/sys/fs/cgroup is not writable");
+        return 0;
+    }
+    static const char *const v1[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(v1); i++) {
+        struct stat st;
+        if (stat(v1[i], &st) < 0 || !S_ISDIR(st.st_mode))
+            return wisp_err_set(err, -ENOTSUP, "no cgroup hierarchy with memory and pids (%s is missing)",
+                                v1[i]);
+        if (access(v1[i], W_OK) < 0)
+            return wisp_err_set(err, -ENOTSUP, "%s is not writable", v1[i]);
+    }
+    return 0;
 }
 
 void plat_cgroup_free(const struct plat_cg *cg)

@@ -93,8 +93,25 @@ void plat_cgroups_close(struct plat_cgroups *c);
  * again if it went). 0 or -errno. */
 int plat_cgroup_new(struct plat_cgroups *c, const char *leaf, uint64_t mem_bytes,
                     unsigned pids_max, struct plat_cg *out) WISP_MUST_CHECK;
-/* True when the leaf's memory limit killed something (OOM). */
-bool plat_cgroup_oom(const struct plat_cg *cg);
+/* What a cgroup's controllers count, read from its files (v2:
+ * memory.current, memory.events, pids.current; v1: memory.usage_in_bytes,
+ * memory.oom_control, pids.current). A value whose file is missing is 0. */
+struct plat_cg_stats {
+    uint64_t mem_bytes; /* memory charged now (page cache included) */
+    uint64_t oom_kills; /* processes the OOM killer ended for its limit */
+    uint64_t pids;      /* tasks in it now */
+};
+/* 0, or -errno when none of its files could be read (the group is gone). */
+int plat_cgroup_stats(const struct plat_cg *cg, struct plat_cg_stats *out) WISP_MUST_CHECK;
+/* The cgroup an OCI runtime made for cgroupsPath rel ("/ID"), as a
+ * plat_cg (v2 when the unified hierarchy carries the controllers, else v1's
+ * memory and pids folders); nothing is made or checked. */
+void plat_cgroup_at(const char *rel, struct plat_cg *out);
+/* Whether an OCI runtime can make groups with memory and pids limits at
+ * the top of the hierarchy (where plat_cgroup_at looks): v2 with both
+ * controllers, or v1's memory and pids folders, writable. 0, or -ENOTSUP
+ * with err saying what is missing. */
+int plat_cgroup_root_check(struct wisp_err *err) WISP_MUST_CHECK;
 /* Freezes (or thaws) the cgroup pid is in, by the freezer: v1's
  * freezer.state or v2's cgroup.freeze, found through /proc/PID/cgroup.
  * Returns at once (a v1 freeze completes in the background). 0 or -errno

@@ -146,6 +146,7 @@ static int ct_open(const struct pool_cfg *cfg, const char *work_dir, void **self
     if (!c)
         return wisp_err_set(err, -ENOMEM, "out of memory");
     int rc = 0;
+    struct wisp_err cgerr = {0};
     if (find_runtime(cfg->oci_runtime, c->runtime, sizeof c->runtime) < 0)
         rc = wisp_err_set(err, -ENOTSUP,
                           "Container actions cannot run here: no OCI runtime (%s) was found; "
@@ -155,6 +156,11 @@ static int ct_open(const struct pool_cfg *cfg, const char *work_dir, void **self
         rc = wisp_err_set(err, -ENOTSUP,
                           "Container actions cannot run here: wispd must run as root to "
                           "start containers.");
+    else if (plat_cgroup_root_check(&cgerr) < 0)
+        /* runc would start the container without limits, or not at all */
+        rc = wisp_err_set(err, -ENOTSUP,
+                          "Container actions cannot run here: %s; containers need its memory "
+                          "and pids limits.", cgerr.msg);
     else if (!cfg->data_dir || !realpath(cfg->data_dir, c->data_dir))
         rc = wisp_err_set(err, -ENOTSUP, "Container actions cannot run here: no data dir.");
     if (rc == 0) {
@@ -434,31 +440,27 @@ static long read_pid(const char *dir)
     return pid;
 }
 
-/* Whether the container's cgroup (cgroupsPath /ID) saw the OOM killer: v1
- * memory.oom_control's oom_kill, v2 memory.events'. */
-static bool cg_oom_killed(const char *id)
+/* The counters of the cgroup runc made for cgroupsPath /ID (bundle_config). */
+static int cg_stats(const char *id, struct worker_stats *out)
 {
-    static const char *const files[][2] = {
-        {"/sys/fs/cgroup/memory/", "/memory.oom_control"},
-        {"/sys/fs/cgroup/", "/memory.events"},
-    };
-    for (size_t i = 0; i < WISP_ARRAY_LEN(files); i++) {
-        char p[PATH_MAX], text[1024];
-        snprintf(p, sizeof p, "%s%s%s", files[i][0], id, files[i][1]);
-        if (plat_read_pseudo(p, text, sizeof text) < 0)
-            continue;
-        const char *k = strstr(text, "oom_kill ");
-        return k && strtoull(k + 9, NULL, 10) > 0;
-    }
-    return false;
+    struct plat_cg cg;
+    struct plat_cg_stats cs;
+    plat_cgroup_at(id, &cg);
+    int rc = plat_cgroup_stats(&cg, &cs);
+    *out = (struct worker_stats){cs.mem_bytes, cs.pids, cs.oom_kills > 0};
+    return rc;
 }
 
-/* Asked when fd 3 closes (the cgroup is still there) or after the exit
- * (read before the delete, in ct_exited). */
-static bool ct_oom(void *self, const struct worker_proc *wp)
+/* Asked while it runs, when fd 3 closes (the cgroup is still there) or
+ * after the exit (the OOM verdict was read before the delete, in ct_exited). */
+static int ct_stats(void *self, const struct worker_proc *wp, struct worker_stats *out)
 {
     (void)self;
-    return wp->oom_killed || (wp->name[0] && cg_oom_killed(wp->name));
+    int rc = wp->name[0] ? cg_stats(wp->name, out) : -ENOENT;
+    if (rc < 0)
+        *out = (struct worker_stats){0};
+    out->oom_killed |= wp->oom_killed;
+    return rc < 0 && !wp->oom_killed ? rc : 0;
 }
 
 /* The runtime's exit (launching) hands the worker over to the container's
@@ -479,7 +481,8 @@ static bool ct_exited(void *self, struct worker_proc *wp, bool killed, int statu
         }
     }
     /* read before `delete` removes the cgroup */
-    wp->oom_killed = cg_oom_killed(wp->name);
+    struct worker_stats st;
+    wp->oom_killed = cg_stats(wp->name, &st) == 0 && st.oom_killed;
     char *argv[] = {c->runtime, "--root", c->state, "delete", "--force", wp->name, NULL};
     static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     struct plat_spawn_opts o = {.path = c->runtime, .argv = argv, .envp = envp,
@@ -525,7 +528,7 @@ const struct pool_backend_ops container_backend_ops = {
     .close = ct_close,
     .start = ct_start,
     .kill = ct_kill,
-    .oom = ct_oom,
+    .stats = ct_stats,
     .pause = ct_pause,
     .resume = ct_resume,
     .exited = ct_exited,

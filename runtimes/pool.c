@@ -157,7 +157,9 @@ static struct backend *backend_of(struct pool *p, const struct rt_kind *k)
 /* Whether the kernel's OOM killer ended it (its backend knows where to look). */
 static bool worker_oom(const struct worker *w)
 {
-    return w->be->ops->oom && w->be->ops->oom(w->be->self, &w->proc);
+    struct worker_stats st;
+    return w->be->ops->stats && w->be->ops->stats(w->be->self, &w->proc, &st) == 0 &&
+           st.oom_killed;
 }
 
 static void dispatch(struct pool *p);
@@ -795,19 +797,17 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
         rc = wisp_err_set(err, -errno, "cannot chown %s: %s", w->dir, strerror(errno));
         goto fail;
     }
-    char prog[PATH_MAX + 16], launcher[PATH_MAX + 64], args[64];
-    char *argv[8] = {0};
+    char prog[PATH_MAX + 16] = "", launcher[PATH_MAX + 64] = "";
     bool image = k->needs == RT_NEEDS_IMAGE;
     if (!w->be->self) {
         rc = wisp_err_set(err, -ENXIO, "%s", w->be->why);
         goto fail;
     }
-    if (image) { /* the backend starts the image's entrypoint: a native program */
+    if (image) { /* the backend starts the image's entrypoint */
         if (!img || !(w->image = strdup(img))) {
             rc = wisp_err_set(err, img ? -ENOMEM : -EINVAL, "kind %s needs an image", k->kind);
             goto fail;
         }
-        prog[0] = '\0';
         w->skip_ack = true;
     } else if (w->native) {
         if ((rc = write_native(w, r, prog, sizeof prog, err)) < 0)
@@ -818,25 +818,18 @@ static struct worker *worker_spawn(struct pool *p, const struct rt_kind *k, stru
          * by the helper, which lives with the launchers (reachable, as
          * they are) and acks on fd 3 before it becomes ./exec. */
         snprintf(prog, sizeof prog, "%s", w->zipped ? p->unzip_exec : "./exec");
-        argv[0] = prog;
         w->skip_ack = true;
     } else {
-        snprintf(prog, sizeof prog, "%s", interpreter_of(p, k));
         snprintf(launcher, sizeof launcher, "%s/%s", p->cfg.runtimes_dir, k->launcher);
-        snprintf(args, sizeof args, "%s", k->args ? k->args : "");
-        int n = 0;
-        argv[n++] = prog;
-        for (char *save = NULL, *t = strtok_r(args, " ", &save); t && n < 6;
-             t = strtok_r(NULL, " ", &save))
-            argv[n++] = t;
-        argv[n] = launcher;
     }
     char wid[16];
     snprintf(wid, sizeof wid, "w%u", w->id);
     char envbuf[PATH_MAX + 256], *envp[8];
     struct worker_start ws = {
-        .path = prog,
-        .argv = argv,
+        .program = w->native && !image ? prog : NULL,
+        .interpreter = interpreter_of(p, k),
+        .interp_args = k->args,
+        .launcher = launcher,
         .envp = worker_env(w, envbuf, sizeof envbuf, envp, 8),
         .cwd = w->dir,
         .mem_bytes = (uint64_t)(r ? r->memory_mb : reserve_mb) << 20,
@@ -1403,12 +1396,22 @@ void pool_get_stats(const struct pool *p, struct pool_stats *out)
 {
     *out = p->stats;
     out->workers = out->idle = out->stem_cells = 0;
+    _Static_assert(WISP_ARRAY_LEN(backend_table) <= WISP_ARRAY_LEN(out->backends),
+                   "pool_stats.backends holds every backend");
+    out->nbackends = WISP_ARRAY_LEN(backend_table);
+    for (size_t i = 0; i < out->nbackends; i++)
+        out->backends[i] = (struct pool_backend_stats){backend_table[i]->name, 0, 0};
     for (struct worker *w = p->workers; w; w = w->next) {
         if (w->state == WK_DEAD)
             continue;
         out->workers++;
         out->idle += w->state == WK_READY && w->nruns == 0;
         out->stem_cells += w->state == WK_STEM;
+        size_t b = (size_t)(w->be - p->be);
+        struct worker_stats st;
+        out->backends[b].workers++;
+        if (w->be->ops->stats && w->be->ops->stats(w->be->self, &w->proc, &st) == 0)
+            out->backends[b].mem_bytes += st.mem_bytes;
     }
     out->queued = p->nqueued;
     out->reserved_mb = p->reserved_mb;

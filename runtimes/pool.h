@@ -146,10 +146,18 @@ void pool_close(struct pool *p);
 int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg *m,
              pool_done_fn *done, void *arg) WISP_MUST_CHECK;
 
+struct pool_backend_stats {
+    const char *name; /* "process", "container" */
+    unsigned workers; /* live ones */
+    uint64_t mem_bytes; /* memory their cgroups hold now (0 without cgroups) */
+};
+
 struct pool_stats {
     unsigned workers, idle, stem_cells, queued;
     uint64_t reserved_mb, budget_mb;
     uint64_t cold_starts, stem_inits, warm_runs, evictions, kills;
     uint64_t pauses, resumes; /* idle containers frozen, and thawed for a run */
+    struct pool_backend_stats backends[4];
+    unsigned nbackends;
 };
 void pool_get_stats(const struct pool *p, struct pool_stats *out);

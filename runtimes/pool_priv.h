@@ -17,9 +17,14 @@
 #include "pool.h"
 #include "spawn.h"
 
+/* What to run. The process backend runs program, or the interpreter with
+ * its args and the launcher; the container backend runs the image's
+ * entrypoint (through the shim for OpenWhisk's HTTP contract). */
 struct worker_start {
-    const char *path;   /* program: an interpreter, or a native executable */
-    char *const *argv;
+    const char *program;     /* a native action: its executable (relative to cwd or absolute) */
+    const char *interpreter; /* a launcher kind: "python3", "/usr/bin/node" */
+    const char *interp_args; /* its options before the launcher, space-separated; NULL: none */
+    const char *launcher;    /* the launcher script's absolute path */
     char *const *envp;
     const char *cwd;
     uint64_t mem_bytes;       /* the worker's memory limit */
@@ -41,6 +46,12 @@ struct worker_proc {
     bool oom_killed;   /* container backend: seen in its cgroup when it exited */
 };
 
+struct worker_stats {
+    uint64_t mem_bytes; /* memory charged to it now */
+    uint64_t pids;      /* its processes and threads */
+    bool oom_killed;    /* the OOM killer ended something of it */
+};
+
 struct pool_backend_ops {
     const char *name;
     /* Sets the backend up (work_dir: the pool's, absolute). 0, or -errno
@@ -60,8 +71,11 @@ struct pool_backend_ops {
      * freezer), and lets it run again. 0 or -errno. */
     int (*pause)(void *self, const struct worker_proc *wp);
     int (*resume)(void *self, const struct worker_proc *wp);
-    /* Optional: whether the kernel's OOM killer ended it (its memory limit). */
-    bool (*oom)(void *self, const struct worker_proc *wp);
+    /* Optional: what the worker uses now (its cgroup's counters), and
+     * whether the kernel's OOM killer ended it for its memory limit; asked
+     * while it runs (/metrics) and once it exited, before release(). 0, or
+     * -errno when the backend cannot tell (no cgroup for it). */
+    int (*stats)(void *self, const struct worker_proc *wp, struct worker_stats *out);
     /* Optional: frees what start() made for it, once it is reaped. */
     void (*release)(void *self, struct worker_proc *wp);
     /* Optional: wp->pid exited with status (killed: after kill()). true

@@ -70,6 +70,25 @@ static void close4(int fds[8])
             close(fds[i]);
 }
 
+/* argv of a worker: {program}, or {interpreter, args..., launcher}; the
+ * words of interp_args are cut in args (cap bytes). */
+static void worker_argv(const struct worker_start *ws, char *args, size_t cap, char **argv,
+                        size_t n)
+{
+    size_t k = 0;
+    if (ws->program) {
+        argv[k++] = (char *)ws->program;
+    } else {
+        argv[k++] = (char *)ws->interpreter;
+        plat_strcpy(args, cap, ws->interp_args ? ws->interp_args : "");
+        for (char *save = NULL, *t = strtok_r(args, " ", &save); t && k + 2 < n;
+             t = strtok_r(NULL, " ", &save))
+            argv[k++] = t;
+        argv[k++] = (char *)ws->launcher;
+    }
+    argv[k] = NULL;
+}
+
 static int proc_start(void *self, const struct worker_start *ws, struct worker_proc *out,
                       struct wisp_err *err)
 {
@@ -87,9 +106,11 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         plat_cgroup_free(&cg);
         return wisp_err_set(err, rc, "pipe: %s", strerror(-rc));
     }
+    char args[64], *argv[8] = {0};
+    worker_argv(ws, args, sizeof args, argv, WISP_ARRAY_LEN(argv));
     struct plat_spawn_opts o = {
-        .path = ws->path,
-        .argv = ws->argv,
+        .path = argv[0],
+        .argv = argv,
         .envp = ws->envp,
         .cwd = ws->cwd,
         .fds = {p[0], p[3], p[5], p[7]},
@@ -128,10 +149,13 @@ static void proc_kill(void *self, const struct worker_proc *wp)
     plat_kill_group(wp->pid);
 }
 
-static bool proc_oom(void *self, const struct worker_proc *wp)
+static int proc_stats(void *self, const struct worker_proc *wp, struct worker_stats *out)
 {
     (void)self;
-    return wp->cg.n && plat_cgroup_oom(&wp->cg);
+    struct plat_cg_stats cs;
+    int rc = plat_cgroup_stats(&wp->cg, &cs); /* no leaf: -ENOENT */
+    *out = (struct worker_stats){cs.mem_bytes, cs.pids, cs.oom_kills > 0};
+    return rc;
 }
 
 static void proc_release(void *self, struct worker_proc *wp)
@@ -147,6 +171,6 @@ const struct pool_backend_ops process_backend_ops = {
     .close = proc_close,
     .start = proc_start,
     .kill = proc_kill,
-    .oom = proc_oom,
+    .stats = proc_stats,
     .release = proc_release,
 };

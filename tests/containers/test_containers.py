@@ -7,6 +7,7 @@ unprivileged user, the memory limit), the clear error without an OCI
 runtime, and that neither a SIGTERM nor a SIGKILL of wispd leaves a
 container behind."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,8 +96,8 @@ class Containers(unittest.TestCase):
             finally:
                 self.w.cleanup()
 
-    def start(self, *args):
-        self.w = Wispd(args=["--prewarm", ""] + list(args)).start()
+    def start(self, *args, prefix=()):
+        self.w = Wispd(args=["--prewarm", ""] + list(args), prefix=prefix).start()
         return self.w
 
     def import_image(self, ref="probe:1", image=None):
@@ -205,6 +206,11 @@ class Containers(unittest.TestCase):
         wait_for(lambda: freezer_state(pid) in ("FROZEN", "1"), 10, "the idle container frozen")
         m = w.request("GET", "/metrics").body
         self.assertIn("wisp_pool_pauses_total 1", m)
+        # the paused container still holds its memory, counted from its cgroup
+        self.assertIn('wisp_pool_backend_workers{backend="container"} 1', m)
+        held = re.search(r'^wisp_pool_worker_memory_bytes\{backend="container"\} (\d+)$', m, re.M)
+        self.assertIsNotNone(held, m)
+        self.assertGreater(int(held.group(1)), 0)
         rec = self.invoke("probe", {"op": "echo", "again": "1"})
         self.assertEqual(rec["response"]["result"], {"op": "echo", "again": "1"})
         self.assertEqual(container_pids(""), [pid])  # the same container, resumed
@@ -302,6 +308,45 @@ class Containers(unittest.TestCase):
         r = w.api("PUT", "actions/echo", {"exec": native_echo()})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.invoke("echo", {"a": 1})["response"]["result"], {"a": 1})
+
+    def test_without_cgroups(self):
+        # wispd in a mount namespace whose /sys/fs/cgroup is an empty tmpfs:
+        # containers cannot get their limits, so they are refused with the
+        # reason; processes run (with rlimits and the budget only)
+        hide = ("mount --make-rprivate / && mount -t tmpfs none /sys/fs/cgroup && "
+                'exec "$@"')
+        w = self.start(prefix=["unshare", "--mount", "sh", "-c", hide, "sh"])
+        self.import_image()
+        self.create()
+        rec = self.invoke("probe", {"op": "echo"})
+        self.assertFalse(rec["response"]["success"], rec)
+        self.assertIn("Container actions cannot run here: no cgroup hierarchy",
+                      rec["response"]["result"]["error"])
+        r = w.api("PUT", "actions/echo", {"exec": native_echo()})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.invoke("echo", {"a": 1})["response"]["result"], {"a": 1})
+
+    def test_oci_runtime_is_selectable(self):
+        # --oci-runtime PATH: every call goes to that program (here one that
+        # notes its arguments and hands over to runc)
+        tmp = tempfile.mkdtemp(prefix="wisp-rt-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        calls = os.path.join(tmp, "calls")
+        rt = os.path.join(tmp, "my-runtime")
+        with open(rt, "w") as f:
+            f.write('#!/bin/sh\necho "$*" >> %s\nexec %s "$@"\n' % (calls, shutil.which("runc")))
+        os.chmod(rt, 0o755)
+        w = self.start("--oci-runtime", rt)
+        self.import_image()
+        self.create()
+        self.assertEqual(self.invoke("probe", {"op": "echo"})["response"]["result"], {"op": "echo"})
+        self.assertIn("OCI runtime %s" % rt, w.log())
+        w.stop()
+        with open(calls) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(any(" run --detach " in l for l in lines), lines)
+        self.assertTrue(any(" delete --force " in l for l in lines), lines)
+        self.assertEqual(container_pids(""), [])
 
 
 if __name__ == "__main__":

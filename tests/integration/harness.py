@@ -52,7 +52,10 @@ class Response:
 class Wispd:
     """One wispd process with its own data dir."""
 
-    def __init__(self, data_dir=None, key=GUEST_KEY, args=(), env=None):
+    def __init__(self, data_dir=None, key=GUEST_KEY, args=(), env=None, prefix=()):
+        # prefix: a command that execs wispd (the argv follows it), so
+        # self.proc is wispd itself; e.g. unshare into a changed mount view
+        self.prefix = list(prefix)
         self.tmp = tempfile.mkdtemp(prefix="wisp-it-")
         self.data = data_dir or os.path.join(self.tmp, "data")
         self.key = key
@@ -78,7 +81,7 @@ class Wispd:
         self.stderr_path = os.path.join(self.tmp, "wispd-%d.log" % time.monotonic_ns())
         self.stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [WISPD, "--data", self.data, "--listen", "127.0.0.1:0"] + self.args,
+            self.prefix + [WISPD, "--data", self.data, "--listen", "127.0.0.1:0"] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr_file, env=self.env)
 
         def ready():

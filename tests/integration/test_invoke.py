@@ -975,6 +975,43 @@ class CpuShareEqual(NiceOf, InvokeCase):
         self.assertEqual(self.nice_of("p128"), base)
 
 
+class WorkerMemory(InvokeCase):
+    # A worker runs in its cgroup leaf: /metrics shows what the workers hold,
+    # and one past its limits.memory gets OpenWhisk's out-of-memory error.
+    PY_HOLD = """
+held = []
+def main(a):
+    held.append(b"x" * (a["mb"] << 20))  # written, so charged
+    return {"held": len(held)}
+"""
+
+    def worker_bytes(self):
+        body = self.w.request("GET", "/metrics", auth=False).body
+        m = re.search(r'^wisp_pool_worker_memory_bytes\{backend="process"\} (\d+)$', body, re.M)
+        self.assertIsNotNone(m, body)
+        return int(m.group(1))
+
+    def setUp(self):
+        super().setUp()
+        if "workers run in cgroup" not in self.w.log():
+            self.skipTest("workers run without cgroup leaves here")
+
+    def test_metrics_count_what_workers_hold(self):
+        self.py("hold", self.PY_HOLD, limits={"memory": 256})
+        self.invoke_ok("hold", {"mb": 1})
+        before = self.worker_bytes()
+        self.invoke_ok("hold", {"mb": 64})
+        self.assertGreaterEqual(self.worker_bytes() - before, 60 << 20)
+
+    def test_past_its_memory_limit_the_action_gets_the_oom_error(self):
+        self.py("eat", self.PY_HOLD, limits={"memory": 128})
+        rec = self.invoke("eat", {"mb": 400}).json()
+        self.assertEqual(rec["response"]["status"], "action developer error", rec)
+        self.assertEqual(rec["response"]["result"],
+                         {"error": "The action exhausted its memory and was aborted."})
+        self.assertEqual(self.invoke_ok("eat", {"mb": 1})["response"]["result"], {"held": 1})
+
+
 class StemReclaim(InvokeCase):
     # room for two 128 MB workers, one python stem cell wanted: once two warm
     # actions fill the budget, the stem comes back only by replacing the one

@@ -211,12 +211,73 @@ static void cgroup_sweep_takes_dead_daemons_groups_only(void)
     CHECK(!is_dir(keep));
 }
 
+/* Runs sh -c script in leaf cg; its exit status. */
+static int run_in(const struct plat_cg *cg, const char *script)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    static char *const envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct plat_spawn_opts o = {.path = "/bin/sh", .argv = argv, .envp = envp,
+                                .fds = {-1, -1, -1, -1}, .cg = cg};
+    struct wisp_err err = {0};
+    pid_t pid;
+    CHECK_EQ_INT(plat_spawn(&o, &pid, &err), 0);
+    int st = 0;
+    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+/* A leaf's counters: what a process in it holds, how many tasks, and the
+ * OOM killer's verdict when one outgrows the limit (v1 reads
+ * memory.oom_control, not failcnt: hitting the limit and reclaiming is not
+ * a kill). The same leaf found by path (plat_cgroup_at) reads the same. */
+static void cgroup_stats_count_memory_tasks_and_oom(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "wispstat%d", (int)getpid());
+    struct plat_cgroups *c = NULL;
+    struct wisp_err err = {0};
+    if (plat_cgroups_open(name, &c, &err) < 0) {
+        printf("  (skipped: %s)\n", err.msg);
+        return;
+    }
+    struct plat_cg cg, at;
+    struct plat_cg_stats st, st2;
+    CHECK_EQ_INT(plat_cgroup_new(c, "w1", 16u << 20, 16, &cg), 0);
+    CHECK_EQ_INT(plat_cgroup_stats(&cg, &st), 0);
+    CHECK_EQ_INT((long long)st.pids, 0);
+    CHECK_EQ_INT((long long)st.oom_kills, 0);
+    /* a task that writes 4 MB to its /tmp-less pipe buffer: charged while it lives */
+    CHECK_EQ_INT(run_in(&cg, "x=$(head -c 4000000 /dev/zero | tr '\\0' a); test ${#x} -eq 4000000"), 0);
+    CHECK_EQ_INT(plat_cgroup_stats(&cg, &st), 0);
+    CHECK_EQ_INT((long long)st.oom_kills, 0);
+    CHECK(st.mem_bytes > 0); /* what it touched stays charged (page cache, slab) */
+    /* tail -n 1 holds a line with no end in memory: 64 MB in a 16 MB leaf */
+    int status = run_in(&cg, "head -c 67108864 /dev/zero | tail -n 1 >/dev/null");
+    CHECK(status != 0);
+    CHECK_EQ_INT(plat_cgroup_stats(&cg, &st), 0);
+    CHECK(st.oom_kills >= 1);
+    /* the same group, named as a runtime names it: by its path under the
+     * root of the memory hierarchy */
+    const char *par = plat_cgroups_parent(c, 0);
+    const char *root = plat_cgroups_version(c) == 2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    CHECK(strncmp(par, root, strlen(root)) == 0);
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "%s/w1", par + strlen(root));
+    plat_cgroup_at(rel, &at);
+    CHECK_EQ_INT(plat_cgroup_stats(&at, &st2), 0);
+    CHECK_EQ_INT((long long)st2.oom_kills, (long long)st.oom_kills);
+    plat_cgroup_free(&cg);
+    CHECK(plat_cgroup_stats(&cg, &st) < 0); /* gone */
+    plat_cgroups_close(c);
+}
+
 static const struct check_test tests[] = {
     {"plat_strcpy_is_snprintf", plat_strcpy_is_snprintf},
     {"plat_strjoin_is_snprintf", plat_strjoin_is_snprintf},
     {"nice_for_share_follows_the_weights", nice_for_share_follows_the_weights},
     {"group_nice_reaches_the_whole_group", group_nice_reaches_the_whole_group},
     {"cgroup_sweep_takes_dead_daemons_groups_only", cgroup_sweep_takes_dead_daemons_groups_only},
+    {"cgroup_stats_count_memory_tasks_and_oom", cgroup_stats_count_memory_tasks_and_oom},
 };
 
 CHECK_MAIN(tests)
