@@ -25,6 +25,7 @@
 #include "feeds.h"
 #include "http.h"
 #include "invoke.h"
+#include "metrics.h"
 #include "trigger.h"
 #include "web.h"
 #include "log.h"
@@ -74,6 +75,21 @@ struct rq {
     int nsegs;
     char segbuf[2048];
     json_t *body;
+    /* set by the route that serves it (see "routing") */
+    char *cap[4];          /* the pattern's ":" segments, in order */
+    int ncap;
+    char **rest;           /* a "*" pattern's remaining segments */
+    int nrest;
+    const char *target_ns; /* an R_NS route's namespace ("_" resolved) */
+};
+
+struct route {
+    const char *method; /* "GET" answers HEAD too; "*": any */
+    const char *path;   /* pattern; see "routing" */
+    unsigned flags;     /* R_NS, R_PUBLIC */
+    void (*fn)(struct rq *r, const struct route *rt); /* NULL: the row is a placeholder */
+    int arg;            /* the handler's: enum coll, enum act_part */
+    bool (*when)(const struct rq *r); /* the row applies only when this is true */
 };
 
 enum coll { COLL_ACTIONS, COLL_PACKAGES, COLL_TRIGGERS, COLL_RULES };
@@ -933,6 +949,7 @@ static void run_write(struct rq *r, store_write_fn *fn, struct write_ctx *w, int
 struct list_ctx {
     enum rec_kind kind;
     bool count_only;
+    bool published_only; /* another namespace's list: only what it publishes */
     long long skip, limit, seen;
     json_t *out;
     int err;
@@ -946,14 +963,19 @@ static int list_fn(void *arg, const struct store_rec *rec)
     const char *path = memchr(key, '\0', klen);
     if (!path || store_rec_kind(rec) != (int)l->kind)
         return 0;
+    json_t *doc = NULL;
+    if (l->published_only &&
+        (store_rec_doc(rec, &doc) < 0 || !json_is_true(json_object_get(doc, "publish")))) {
+        json_decref(doc);
+        return 0;
+    }
     /* Listing a namespace's actions includes those inside its packages,
      * as OpenWhisk's view keyed by root namespace does. */
-    if (l->seen++ < l->skip || l->count_only)
-        return 0;
-    if ((long long)json_array_size(l->out) >= l->limit)
-        return 1;
-    json_t *doc;
-    if (store_rec_doc(rec, &doc) < 0)
+    if (l->seen++ < l->skip || l->count_only || (long long)json_array_size(l->out) >= l->limit) {
+        json_decref(doc);
+        return (long long)json_array_size(l->out) >= l->limit && !l->count_only ? 1 : 0;
+    }
+    if (!doc && store_rec_doc(rec, &doc) < 0)
         return 0; /* an unreadable record must not hide the others */
     json_t *b = entity_brief(l->kind, doc);
     json_decref(doc);
@@ -967,7 +989,8 @@ static int list_fn(void *arg, const struct store_rec *rec)
 static void do_list(struct rq *r, enum coll c, const char *ns, const char *pkg)
 {
     struct wisp_err err = {0};
-    struct list_ctx l = {.kind = colls[c].kind};
+    struct list_ctx l = {.kind = colls[c].kind,
+                         .published_only = c == COLL_PACKAGES && strcmp(ns, r->ns) != 0};
     int cnt = query_bool(r, "count", false);
     if (cnt < 0) {
         reply_error(r, 400, "The value of 'count' must be true or false.");
@@ -1235,75 +1258,6 @@ static void webhook(struct rq *r, const char *id)
     reply_json(r, 202, json_pack("{s:s}", "status", "accepted"));
 }
 
-static void route_activations(struct rq *r, const char *ns, char **rest, int nrest)
-{
-    if (nrest > 0 && rest[nrest - 1][0] == '\0')
-        nrest--;
-    if (!is(r, "GET"))
-        return method_not_allowed(r, "GET");
-    if (nrest == 0) {
-        struct wisp_err err = {0};
-        struct act_query q = {0};
-        char name[2 * ENTITY_NAME_MAX + 2];
-        long long since, upto;
-        int docs = query_bool(r, "docs", false), count = query_bool(r, "count", false);
-        if (docs < 0 || count < 0) {
-            reply_error(r, 400, "The values of 'docs' and 'count' must be true or false.");
-            return;
-        }
-        if (docs && count) {
-            reply_error(r, 400, "The parameters 'docs' and 'count' cannot be used together.");
-            return;
-        }
-        if (query_uint(r, "skip", 0, 1LL << 40, "activations", &q.skip, &err) < 0 ||
-            query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, "activations", &q.limit,
-                       &err) < 0 ||
-            query_uint(r, "since", 0, 1LL << 53, "since", &since, &err) < 0 ||
-            query_uint(r, "upto", 0, 1LL << 53, "upto", &upto, &err) < 0) {
-            reply_err(r, &err);
-            return;
-        }
-        if (q.limit == 0)
-            q.limit = LIST_LIMIT_MAX;
-        q.since = since;
-        q.upto = upto;
-        q.docs = docs;
-        q.count = count;
-        q.name = query_param(r, "name", name, sizeof name);
-        if (q.name && !*q.name)
-            q.name = NULL;
-        json_t *out;
-        if (act_list(r->api->act, ns, &q, &out) < 0) {
-            reply_error(r, 500, "The store failed to list activations.");
-            return;
-        }
-        reply_json(r, 200, out);
-        return;
-    }
-    if (nrest > 2 || (nrest == 2 && strcmp(rest[1], "logs") && strcmp(rest[1], "result"))) {
-        reply_error(r, 404, MSG_NOT_FOUND);
-        return;
-    }
-    json_t *doc;
-    int rc = act_get(r->api->act, ns, rest[0], &doc);
-    if (rc == -ENOENT) {
-        reply_error(r, 404, MSG_NOT_FOUND);
-        return;
-    }
-    if (rc < 0) {
-        reply_error(r, 500, "The stored activation cannot be read.");
-        return;
-    }
-    if (nrest == 1)
-        reply_json(r, 200, doc);
-    else if (strcmp(rest[1], "logs") == 0)
-        reply_json(r, 200, json_pack("{s:O}", "logs", json_object_get(doc, "logs")));
-    else
-        reply_json(r, 200, json_incref(json_object_get(doc, "response")));
-    if (nrest != 1)
-        json_decref(doc);
-}
-
 /* ==== routing ========================================================= */
 
 static void method_not_allowed(struct rq *r, const char *allowed)
@@ -1322,289 +1276,14 @@ static bool is(const struct rq *r, const char *m)
     return strcmp(r->method, m) == 0 || (strcmp(m, "GET") == 0 && strcmp(r->method, "HEAD") == 0);
 }
 
-static void api_info(struct rq *r)
-{
-    json_t *rt = json_object();
-    for (size_t i = 0; i < rt_kinds_count(r->api->kinds); i++) {
-        const struct rt_kind *k = rt_kind_at(r->api->kinds, i);
-        json_t *fam = json_object_get(rt, k->family);
-        if (!fam) {
-            fam = json_array();
-            json_object_set_new(rt, k->family, fam);
-        }
-        json_array_append_new(fam, json_pack("{s:s, s:b}", "kind", k->kind, "default",
-                                             k->is_default));
-    }
-    const struct wisp_cfg *c = r->api->cfg;
-    reply_json(r, 200,
-               json_pack("{s:[s], s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "api_paths",
-                         "/api/v1", "description", "OpenWhisk API (Wisp)", "api_version", "1.0.0",
-                         "build", WISP_VERSION, "runtimes", rt, "limits", "actions_per_minute",
-                         (json_int_t)120, "triggers_per_minute", (json_int_t)60,
-                         "concurrent_actions", (json_int_t)100, "max_action_code_bytes",
-                         (json_int_t)(c->action_max_code_kb * 1024), "sequence_length",
-                         (json_int_t)c->sequence_max));
-}
-
-static void ns_limits(struct rq *r)
-{
-    reply_json(r, 200,
-               json_pack("{s:i, s:i, s:i, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}}",
-                         "invocationsPerMinute", 120, "concurrentInvocations", 100,
-                         "firesPerMinute", 60, "timeout", "min", 100, "max", 300000, "memory",
-                         "min", 128, "max", 512, "logs", "min", 0, "max", 10));
-}
-
-/* /api/v1/namespaces/{ns}/{collection}[/{name}[/{name}]] */
-static void route_entity(struct rq *r, const char *ns, enum coll c, char **rest, int nrest)
-{
-    /* Trailing slash: "actions/pkg/" lists the package's actions. */
-    if (nrest > 0 && rest[nrest - 1][0] == '\0')
-        nrest--;
-    if (nrest == 0 || (c == COLL_ACTIONS && nrest == 1 && rest[0] != r->segs[r->nsegs - 1])) {
-        if (!is(r, "GET")) {
-            method_not_allowed(r, "GET");
-            return;
-        }
-        struct wisp_err err = {0};
-        if (nrest == 1 && entity_name_valid(rest[0], "package", &err) < 0) {
-            reply_err(r, &err);
-            return;
-        }
-        do_list(r, c, ns, nrest == 1 ? rest[0] : NULL);
-        return;
-    }
-    if (nrest > (c == COLL_ACTIONS ? 2 : 1)) {
-        reply_error(r, 404, MSG_NOT_FOUND);
-        return;
-    }
-    struct wisp_err err = {0};
-    const char *pkg = nrest == 2 ? rest[0] : NULL, *name = rest[nrest - 1];
-    if ((pkg && entity_name_valid(pkg, "package", &err) < 0) ||
-        entity_name_valid(name, colls[c].singular, &err) < 0) {
-        reply_err(r, &err);
-        return;
-    }
-    char path[PATH_MAXLEN];
-    snprintf(path, sizeof path, "%s%s%s", pkg ? pkg : "", pkg ? "/" : "", name);
-    struct write_ctx *w = calloc(1, sizeof *w);
-    if (!w) {
-        reply_error(r, 503, "System is overloaded, try again later.");
-        return;
-    }
-    *w = (struct write_ctx){.r = r, .coll = c, .ns = ns, .path = path, .pkg = pkg, .name = name,
-                            .now = plat_clock_real_ms()};
-    if (is(r, "GET")) {
-        json_t *doc = NULL;
-        int rc = get_entity(r->api, ns, path, colls[c].kind, &doc, &err);
-        if (rc < 0) {
-            reply_err(r, &err);
-        } else if (c == COLL_PACKAGES) {
-            get_package(r, ns, doc);
-            json_decref(doc);
-        } else if (c == COLL_ACTIONS && query_bool(r, "code", true) == 0) {
-            reply_json(r, 200, entity_without_code(doc));
-            json_decref(doc);
-        } else if (c == COLL_TRIGGERS && r->api->feeds) { /* with its feed's READ */
-            json_t *fs = feeds_trigger_status(r->api->feeds, ns, name);
-            if (fs) {
-                json_t *copy = json_deep_copy(doc);
-                json_decref(doc);
-                doc = copy;
-                json_object_set_new(doc, "feed", fs);
-            }
-            reply_json(r, 200, doc);
-        } else {
-            reply_json(r, 200, doc);
-        }
-    } else if (is(r, "PUT")) {
-        int ow = query_bool(r, "overwrite", false);
-        if (ow < 0) {
-            reply_error(r, 400, "The value of 'overwrite' must be true or false.");
-        } else if (parse_body(r, &err) < 0) {
-            reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
-        } else {
-            w->overwrite = ow;
-            run_write(r, put_fn, w, 200);
-        }
-    } else if (is(r, "DELETE")) {
-        int force = query_bool(r, "force", false);
-        if (force < 0) {
-            reply_error(r, 400, "The value of 'force' must be true or false.");
-        } else {
-            w->force = force;
-            if (c == COLL_TRIGGERS && r->api->feeds)
-                feeds_trigger_deleted(r->api->feeds, ns, name);
-            run_write(r, del_fn, w, 200);
-        }
-    } else if (c == COLL_ACTIONS && is(r, "POST")) {
-        do_invoke(r, ns, path);
-    } else if (c == COLL_TRIGGERS && is(r, "POST")) {
-        do_fire(r, ns, name);
-    } else if (c == COLL_RULES && is(r, "POST")) {
-        const char *st;
-        if (parse_body(r, &err) < 0) {
-            reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
-        } else if (!(st = wjson_str(r->body, "status")) ||
-                   (strcmp(st, "active") && strcmp(st, "inactive"))) {
-            reply_error(r, 400, "The request content was malformed: status must be \"active\" "
-                                "or \"inactive\".");
-        } else {
-            run_write(r, rule_state_fn, w, 200);
-        }
-    } else {
-        method_not_allowed(r, c == COLL_PACKAGES ? "GET, PUT, DELETE" : "GET, PUT, DELETE, POST");
-    }
-    free(w);
-}
-
-/* Prometheus text format; no auth (it holds no secrets, and the API
- * listens on loopback by default). */
-static void metrics(struct rq *r)
-{
-    struct http_stats hs;
-    struct store_stats ss;
-    http_server_stats(r->api->http, &hs);
-    store_get_stats(r->api->st, &ss);
-    uint64_t rss, rss_peak;
-    plat_self_rss(&rss, &rss_peak);
-    struct pool_stats ps;
-    struct act_stats as;
-    struct feeds_stats fs = {0};
-    if (r->api->feeds)
-        feeds_get_stats(r->api->feeds, &fs);
-    pool_get_stats(r->api->pool, &ps);
-    act_get_stats(r->api->act, &as);
-    char buf[8192];
-    int n = snprintf(
-        buf, sizeof buf,
-        "# TYPE wisp_pool_workers gauge\n"
-        "wisp_pool_workers{state=\"all\"} %u\n"
-        "wisp_pool_workers{state=\"idle\"} %u\n"
-        "wisp_pool_workers{state=\"stem\"} %u\n"
-        "# TYPE wisp_pool_queued gauge\n"
-        "wisp_pool_queued %u\n"
-        "# TYPE wisp_pool_reserved_bytes gauge\n"
-        "wisp_pool_reserved_bytes %llu\n"
-        "# TYPE wisp_pool_budget_bytes gauge\n"
-        "wisp_pool_budget_bytes %llu\n"
-        "# TYPE wisp_pool_starts_total counter\n"
-        "wisp_pool_starts_total{how=\"cold\"} %llu\n"
-        "wisp_pool_starts_total{how=\"stem\"} %llu\n"
-        "# TYPE wisp_pool_warm_runs_total counter\n"
-        "wisp_pool_warm_runs_total %llu\n"
-        "# TYPE wisp_pool_evictions_total counter\n"
-        "wisp_pool_evictions_total %llu\n"
-        "# TYPE wisp_pool_kills_total counter\n"
-        "wisp_pool_kills_total %llu\n"
-        "# TYPE wisp_pool_pauses_total counter\n"
-        "wisp_pool_pauses_total %llu\n"
-        "# TYPE wisp_pool_resumes_total counter\n"
-        "wisp_pool_resumes_total %llu\n"
-        "# TYPE wisp_activations_stored_total counter\n"
-        "wisp_activations_stored_total %llu\n"
-        "# TYPE wisp_activations_dropped_total counter\n"
-        "wisp_activations_dropped_total %llu\n"
-        "# TYPE wisp_activations_pruned_total counter\n"
-        "wisp_activations_pruned_total %llu\n"
-        "# TYPE wisp_activation_commits_total counter\n"
-        "wisp_activation_commits_total %llu\n"
-        "# TYPE wisp_feed_events_total counter\n"
-        "wisp_feed_events_total %llu\n"
-        "# TYPE wisp_feed_fires_total counter\n"
-        "wisp_feed_fires_total %llu\n"
-        "# TYPE wisp_feed_drops_total counter\n"
-        "wisp_feed_drops_total %llu\n"
-        "# TYPE wisp_feed_pending gauge\n"
-        "wisp_feed_pending %llu\n"
-        "# TYPE wisp_feed_bindings gauge\n"
-        "wisp_feed_bindings %u\n"
-        "# TYPE wisp_feed_triggers_deleted_total counter\n"
-        "wisp_feed_triggers_deleted_total %llu\n"
-        "# TYPE wisp_mqtt_connected gauge\n"
-        "wisp_mqtt_connected %d\n"
-        "# TYPE wisp_mqtt_outbox gauge\n"
-        "wisp_mqtt_outbox %u\n"
-        "# TYPE wisp_mqtt_published_total counter\n"
-        "wisp_mqtt_published_total %llu\n"
-        "# TYPE wisp_mqtt_outbox_dropped_total counter\n"
-        "wisp_mqtt_outbox_dropped_total %llu\n",
-        ps.workers, ps.idle, ps.stem_cells, ps.queued,
-        (unsigned long long)ps.reserved_mb << 20, (unsigned long long)ps.budget_mb << 20,
-        (unsigned long long)ps.cold_starts, (unsigned long long)ps.stem_inits,
-        (unsigned long long)ps.warm_runs, (unsigned long long)ps.evictions,
-        (unsigned long long)ps.kills, (unsigned long long)ps.pauses,
-        (unsigned long long)ps.resumes, (unsigned long long)as.committed,
-        (unsigned long long)as.dropped, (unsigned long long)as.pruned,
-        (unsigned long long)as.commits, fs.events_in, fs.fires, fs.drops, fs.pending, fs.bindings,
-        fs.deleted_after_fire, fs.mqtt_connected ? 1 : 0, fs.outbox, fs.published,
-        fs.outbox_dropped);
-    if (n < 0 || (size_t)n >= sizeof buf)
-        n = 0;
-    n += snprintf(
-        buf + n, sizeof buf - (size_t)n,
-        "# TYPE wisp_http_requests_total counter\n"
-        "wisp_http_requests_total{class=\"2xx\"} %llu\n"
-        "wisp_http_requests_total{class=\"3xx\"} %llu\n"
-        "wisp_http_requests_total{class=\"4xx\"} %llu\n"
-        "wisp_http_requests_total{class=\"5xx\"} %llu\n"
-        "# TYPE wisp_http_connections_accepted_total counter\n"
-        "wisp_http_connections_accepted_total %llu\n"
-        "# TYPE wisp_http_connections_refused_total counter\n"
-        "wisp_http_connections_refused_total %llu\n"
-        "# TYPE wisp_http_connections_open gauge\n"
-        "wisp_http_connections_open %u\n"
-        "# TYPE wisp_store_map_bytes gauge\n"
-        "wisp_store_map_bytes %llu\n"
-        "# TYPE wisp_store_used_bytes gauge\n"
-        "wisp_store_used_bytes %llu\n"
-        "# TYPE wisp_store_map_grows_total counter\n"
-        "wisp_store_map_grows_total %llu\n"
-        "# TYPE wisp_store_syncs_total counter\n"
-        "wisp_store_syncs_total %llu\n"
-        "# TYPE wisp_entity_cache_hits_total counter\n"
-        "wisp_entity_cache_hits_total %llu\n"
-        "# TYPE wisp_entity_cache_misses_total counter\n"
-        "wisp_entity_cache_misses_total %llu\n"
-        "# TYPE process_resident_memory_bytes gauge\n"
-        "process_resident_memory_bytes %llu\n"
-        "# TYPE wisp_resident_memory_peak_bytes gauge\n"
-        "wisp_resident_memory_peak_bytes %llu\n"
-        "# TYPE wisp_pool_backend_workers gauge\n",
-        hs.by_class[2], hs.by_class[3], hs.by_class[4], hs.by_class[5], hs.accepted, hs.refused,
-        hs.open, (unsigned long long)ss.map_bytes, (unsigned long long)ss.used_bytes,
-        (unsigned long long)ss.grows, (unsigned long long)ss.syncs,
-        (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses,
-        (unsigned long long)rss, (unsigned long long)rss_peak);
-    /* each backend's workers, by what their cgroups hold */
-    for (unsigned i = 0; i < ps.nbackends && n > 0 && (size_t)n < sizeof buf; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n,
-                      "wisp_pool_backend_workers{backend=\"%s\"} %u\n",
-                      ps.backends[i].name, ps.backends[i].workers);
-    n += n > 0 && (size_t)n < sizeof buf
-             ? snprintf(buf + n, sizeof buf - (size_t)n,
-                        "# TYPE wisp_pool_worker_memory_bytes gauge\n")
-             : 0;
-    for (unsigned i = 0; i < ps.nbackends && n > 0 && (size_t)n < sizeof buf; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n,
-                      "wisp_pool_worker_memory_bytes{backend=\"%s\"} %llu\n",
-                      ps.backends[i].name, (unsigned long long)ps.backends[i].mem_bytes);
-    http_reply(r->req, 200, "text/plain; version=0.0.4", buf, strnlen(buf, sizeof buf));
-    finish(r);
-}
-
 /* Another namespace's published package can be read, and the actions in
  * it read and invoked, as OpenWhisk entitles every subject to a public
  * package; everything else there stays 403. */
-static bool public_entitled(struct rq *r, const char *ns, char **s, int n)
+static bool public_entitled(struct rq *r, const char *ns, const char *pkg)
 {
-    bool get = is(r, "GET"), post = is(r, "POST");
-    if (!((n == 6 && strcmp(s[4], "packages") == 0 && get) ||
-          (n == 7 && strcmp(s[4], "actions") == 0 && (get || post))))
-        return false;
     json_t *doc = NULL, *bound = NULL;
     enum rec_kind kind;
-    bool ok = store_entity_get(r->api->st, ns, s[5], &kind, &doc) == 0 && kind == REC_PACKAGE &&
+    bool ok = store_entity_get(r->api->st, ns, pkg, &kind, &doc) == 0 && kind == REC_PACKAGE &&
               json_is_true(json_object_get(doc, "publish"));
     /* a published binding shows what it binds: that must be open to the
      * reader too (published, or the reader's own) */
@@ -1621,108 +1300,538 @@ static bool public_entitled(struct rq *r, const char *ns, char **s, int n)
     return ok;
 }
 
-static void route(struct rq *r)
+/* DELETE of a trigger runs its feed's DELETE first. A built-in feed's
+ * binding goes (feeds_trigger_deleted). A trigger whose "feed" annotation
+ * names another action (deploy tools create them so: aio runtime deploy,
+ * wskdeploy) gets that action invoked with lifecycleEvent DELETE, as
+ * `wsk trigger delete` does, when the caller may invoke it (its own, or
+ * in a published package). The activation is recorded; the trigger goes
+ * whatever the feed answers, as with wsk. */
+static void trigger_feed_delete(struct rq *r, const char *name)
 {
-    char **s = r->segs;
-    int n = r->nsegs;
-    if (n == 1 && strcmp(s[0], "metrics") == 0) {
-        if (!is(r, "GET"))
-            return method_not_allowed(r, "GET");
-        metrics(r);
+    if (r->api->feeds)
+        feeds_trigger_deleted(r->api->feeds, r->target_ns, name);
+    json_t *doc = NULL;
+    struct wisp_err err = {0};
+    if (entity_name_valid(name, "trigger", &err) < 0 ||
+        get_entity(r->api, r->target_ns, name, REC_TRIGGER, &doc, &err) < 0)
+        return;
+    const char *feed = json_string_value(wjson_kv_get(json_object_get(doc, "annotations"), "feed"));
+    char fns[AUTH_NS_MAX], fpath[PATH_MAXLEN], pkg[ENTITY_NAME_MAX + 1] = "";
+    const char *slash = NULL;
+    if (feed && entity_parse_ref(feed, r->ns, fns, fpath, &err) == 0) {
+        slash = strchr(fpath, '/');
+        if (slash)
+            snprintf(pkg, sizeof pkg, "%.*s", (int)(slash - fpath), fpath);
+    }
+    bool builtin = slash && strcmp(fns, "whisk.system") == 0 && feeds_is_system_action(pkg, slash + 1);
+    if (feed && !builtin && *fpath &&
+        (strcmp(fns, r->ns) == 0 || (slash && public_entitled(r, fns, pkg)))) {
+        char trig[AUTH_NS_MAX + ENTITY_NAME_MAX + 3];
+        snprintf(trig, sizeof trig, "/%s/%s", r->target_ns, name);
+        json_t *args = json_pack("{s:s, s:s, s:s}", "lifecycleEvent", "DELETE", "triggerName",
+                                 trig, "authKey", r->key);
+        struct invoke_req req = {.ns = fns, .path = fpath, .subject = r->ns, .api_key = r->key,
+                                 .payload = args};
+        char id[33];
+        if (!args || invoke_start(r->api->inv, &req, id, NULL, NULL, NULL, &err) < 0)
+            wlog_warn("api", "trigger %s: its feed %s was not told of the delete: %s", trig, feed,
+                      args ? err.msg : "out of memory");
+        json_decref(args);
+    }
+    json_decref(doc);
+}
+
+/* ==== activations ===================================================== */
+
+static void act_list_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    struct wisp_err err = {0};
+    struct act_query q = {0};
+    char name[2 * ENTITY_NAME_MAX + 2];
+    long long since, upto;
+    int docs = query_bool(r, "docs", false), count = query_bool(r, "count", false);
+    if (docs < 0 || count < 0) {
+        reply_error(r, 400, "The values of 'docs' and 'count' must be true or false.");
         return;
     }
-    if (n == 1 && strcmp(s[0], "ping") == 0) {
-        if (!is(r, "GET"))
-            return method_not_allowed(r, "GET");
-        http_reply(r->req, 200, "text/plain", "pong", 4);
-        finish(r);
+    if (docs && count) {
+        reply_error(r, 400, "The parameters 'docs' and 'count' cannot be used together.");
         return;
     }
-    if (n == 2 && strcmp(s[0], "hooks") == 0) {
-        if (!is(r, "POST"))
-            return method_not_allowed(r, "POST");
-        webhook(r, s[1]);
+    if (query_uint(r, "skip", 0, 1LL << 40, "activations", &q.skip, &err) < 0 ||
+        query_uint(r, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, "activations", &q.limit,
+                   &err) < 0 ||
+        query_uint(r, "since", 0, 1LL << 53, "since", &since, &err) < 0 ||
+        query_uint(r, "upto", 0, 1LL << 53, "upto", &upto, &err) < 0) {
+        reply_err(r, &err);
         return;
     }
-    if (n < 2 || strcmp(s[0], "api") || strcmp(s[1], "v1")) {
+    if (q.limit == 0)
+        q.limit = LIST_LIMIT_MAX;
+    q.since = since;
+    q.upto = upto;
+    q.docs = docs;
+    q.count = count;
+    q.name = query_param(r, "name", name, sizeof name);
+    if (q.name && !*q.name)
+        q.name = NULL;
+    json_t *out;
+    if (act_list(r->api->act, r->target_ns, &q, &out) < 0) {
+        reply_error(r, 500, "The store failed to list activations.");
+        return;
+    }
+    reply_json(r, 200, out);
+}
+
+enum act_part { ACT_WHOLE, ACT_LOGS, ACT_RESULT };
+
+/* GET .../activations/ID[/logs|/result]: rt->arg says which part. */
+static void act_get_h(struct rq *r, const struct route *rt)
+{
+    json_t *doc;
+    int rc = act_get(r->api->act, r->target_ns, r->cap[1], &doc);
+    if (rc == -ENOENT) {
         reply_error(r, 404, MSG_NOT_FOUND);
-        return;
-    }
-    if (n >= 3 && strcmp(s[2], "web") == 0) { /* no key: the action decides (core/web.c) */
-        web_serve(r->api->web, r->req, r->txid, s + 3, n - 3);
-        finish(r);
-        return;
-    }
-    if (n == 2 || (n == 3 && s[2][0] == '\0')) {
-        if (!is(r, "GET"))
-            return method_not_allowed(r, "GET");
-        api_info(r);
-        return;
-    }
-    if (strcmp(s[2], "namespaces") != 0) {
-        reply_error(r, 404, MSG_NOT_FOUND);
-        return;
-    }
-    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns, r->key);
-    if (rc == -EIO) {
-        reply_error(r, 500, "The store failed to check the key.");
         return;
     }
     if (rc < 0) {
-        if (http_req_add_header(r->req, "WWW-Authenticate", "Basic realm=\"whisk rest service\"") <
-            0) {
-            reply_error(r, 503, "out of memory");
-            return;
+        reply_error(r, 500, "The stored activation cannot be read.");
+        return;
+    }
+    if (rt->arg == ACT_WHOLE)
+        reply_json(r, 200, doc);
+    else if (rt->arg == ACT_LOGS)
+        reply_json(r, 200, json_pack("{s:O}", "logs", json_object_get(doc, "logs")));
+    else
+        reply_json(r, 200, json_incref(json_object_get(doc, "response")));
+    if (rt->arg != ACT_WHOLE)
+        json_decref(doc);
+}
+
+/* ==== the API's own documents ========================================== */
+
+/* GET / and GET /api/v1: what deploy tools read before anything else
+ * (runtimes, limits), from this build's kinds and configuration. */
+static void info_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    json_t *runtimes = json_object();
+    for (size_t i = 0; i < rt_kinds_count(r->api->kinds); i++) {
+        const struct rt_kind *k = rt_kind_at(r->api->kinds, i);
+        json_t *fam = json_object_get(runtimes, k->family);
+        if (!fam) {
+            fam = json_array();
+            json_object_set_new(runtimes, k->family, fam);
         }
-        reply_error(r, 401, MSG_UNAUTHORIZED);
-        return;
+        json_array_append_new(fam, json_pack("{s:s, s:b}", "kind", k->kind, "default",
+                                             k->is_default));
     }
-    if (n == 3 || (n == 4 && s[3][0] == '\0')) {
-        if (!is(r, "GET"))
-            return method_not_allowed(r, "GET");
-        reply_json(r, 200, json_pack("[s]", r->ns));
-        return;
-    }
-    const char *ns = strcmp(s[3], "_") == 0 ? r->ns : s[3];
-    /* the built-in feed actions of /whisk.system answer every namespace */
-    if (strcmp(ns, "whisk.system") == 0 && n == 7 && strcmp(s[4], "actions") == 0 &&
-        r->api->feeds && feeds_is_system_package(s[5])) {
-        /* an unknown name in a built-in package: 404, as OpenWhisk answers
-         * for a public package (a package that is not there stays 403) */
-        if (!feeds_is_system_action(s[5], s[6])) {
-            reply_error(r, 404, MSG_NOT_FOUND);
-            return;
-        }
-        if (!is(r, "POST"))
-            return method_not_allowed(r, "POST");
-        system_action(r, s[5], s[6]);
-        return;
-    }
-    if (strcmp(ns, r->ns) != 0 && !public_entitled(r, ns, s, n)) {
-        reply_error(r, 403, MSG_FORBIDDEN);
-        return;
-    }
-    if (n == 4) {
+    const struct wisp_cfg *c = r->api->cfg;
+    reply_json(r, 200,
+               json_pack("{s:[s], s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "api_paths",
+                         "/api/v1", "description", "OpenWhisk API (Wisp)", "api_version", "1.0.0",
+                         "build", WISP_VERSION, "runtimes", runtimes, "limits",
+                         "actions_per_minute", (json_int_t)c->invocations_per_minute,
+                         "triggers_per_minute", (json_int_t)c->fires_per_minute,
+                         "concurrent_actions", (json_int_t)c->concurrent_invocations,
+                         "max_action_code_bytes", (json_int_t)(c->action_max_code_kb * 1024),
+                         "sequence_length", (json_int_t)c->sequence_max));
+}
+
+/* GET .../namespaces/NS/limits: the namespace's quotas and the ranges an
+ * action's limits may take, as configured. */
+static void ns_limits_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    const struct entity_limits *l = &r->api->env.limits;
+    const struct wisp_cfg *c = r->api->cfg;
+    reply_json(r, 200,
+               json_pack("{s:I, s:I, s:I, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}, s:I}",
+                         "invocationsPerMinute", (json_int_t)c->invocations_per_minute,
+                         "concurrentInvocations", (json_int_t)c->concurrent_invocations,
+                         "firesPerMinute", (json_int_t)c->fires_per_minute, "timeout", "min",
+                         (json_int_t)l->timeout_min_ms, "max", (json_int_t)l->timeout_max_ms,
+                         "memory", "min", (json_int_t)l->memory_min_mb, "max",
+                         (json_int_t)l->memory_max_mb, "logs", "min", (json_int_t)0, "max",
+                         (json_int_t)l->logs_max_mb, "sequenceLength",
+                         (json_int_t)c->sequence_max));
+}
+
+static void ns_list_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    reply_json(r, 200, json_pack("[s]", r->ns));
+}
+
+static void ping_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    http_reply(r->req, 200, "text/plain", "pong", 4);
+    finish(r);
+}
+
+/* Prometheus text format; no auth (it holds no secrets, and the API
+ * listens on loopback by default). */
+static void metrics_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    const struct metrics_src src = {r->api->http, r->api->st, r->api->pool, r->api->act,
+                                    r->api->feeds};
+    char buf[8192];
+    size_t n = metrics_text(&src, buf, sizeof buf);
+    http_reply(r->req, 200, "text/plain; version=0.0.4", buf, n);
+    finish(r);
+}
+
+/* No key: the action decides (core/web.c). */
+static void web_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    web_serve(r->api->web, r->req, r->txid, r->rest, r->nrest);
+    finish(r);
+}
+
+static void webhook_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    webhook(r, r->cap[0]);
+}
+
+/* The built-in feed actions of /whisk.system answer every namespace. */
+static bool is_feed_package(const struct rq *r)
+{
+    return r->api->feeds && feeds_is_system_package(r->cap[0]);
+}
+
+static void sysfeed_h(struct rq *r, const struct route *rt)
+{
+    (void)rt;
+    /* an unknown name in a built-in package: 404, as OpenWhisk answers for
+     * a public package */
+    if (!feeds_is_system_action(r->cap[0], r->cap[1])) {
         reply_error(r, 404, MSG_NOT_FOUND);
         return;
     }
-    if (strcmp(s[4], "limits") == 0 && n == 5) {
-        if (!is(r, "GET"))
-            return method_not_allowed(r, "GET");
-        ns_limits(r);
+    system_action(r, r->cap[0], r->cap[1]);
+}
+
+/* ==== entities ======================================================== */
+
+/* The entity a row's captures name (after the namespace: [pkg,] name),
+ * checked, into w; path gets "name" or "pkg/name". false when answered. */
+static bool entity_target(struct rq *r, const struct route *rt, struct write_ctx *w,
+                          char path[PATH_MAXLEN])
+{
+    struct wisp_err err = {0};
+    const char *pkg = r->ncap == 3 ? r->cap[1] : NULL, *name = r->cap[r->ncap - 1];
+    if ((pkg && entity_name_valid(pkg, "package", &err) < 0) ||
+        entity_name_valid(name, colls[rt->arg].singular, &err) < 0) {
+        reply_err(r, &err);
+        return false;
+    }
+    snprintf(path, PATH_MAXLEN, "%s%s%s", pkg ? pkg : "", pkg ? "/" : "", name);
+    *w = (struct write_ctx){.r = r, .coll = (enum coll)rt->arg, .ns = r->target_ns,
+                            .path = path, .pkg = pkg, .name = name,
+                            .now = plat_clock_real_ms()};
+    return true;
+}
+
+/* Runs a write of the row's entity (answered from the store's sync). */
+static void entity_write(struct rq *r, const struct route *rt, store_write_fn *fn,
+                         void (*set)(struct write_ctx *w, int v), int v)
+{
+    char path[PATH_MAXLEN];
+    struct write_ctx *w = calloc(1, sizeof *w);
+    if (!w) {
+        reply_error(r, 503, "System is overloaded, try again later.");
         return;
     }
-    if (strcmp(s[4], "activations") == 0) {
-        route_activations(r, ns, s + 5, n - 5);
+    if (entity_target(r, rt, w, path)) {
+        if (set)
+            set(w, v);
+        run_write(r, fn, w, 200);
+    }
+    free(w);
+}
+
+static void list_h(struct rq *r, const struct route *rt)
+{
+    struct wisp_err err = {0};
+    const char *pkg = r->ncap == 2 ? r->cap[1] : NULL; /* actions/PKG/ */
+    if (pkg && entity_name_valid(pkg, "package", &err) < 0) {
+        reply_err(r, &err);
         return;
     }
-    for (size_t c = 0; c < WISP_ARRAY_LEN(colls); c++) {
-        if (strcmp(s[4], colls[c].name) == 0) {
-            route_entity(r, ns, (enum coll)c, s + 5, n - 5);
-            return;
+    do_list(r, (enum coll)rt->arg, r->target_ns, pkg);
+}
+
+static void get_h(struct rq *r, const struct route *rt)
+{
+    char path[PATH_MAXLEN];
+    struct write_ctx w;
+    struct wisp_err err = {0};
+    json_t *doc = NULL;
+    if (!entity_target(r, rt, &w, path))
+        return;
+    enum coll c = w.coll;
+    /* another namespace's action (in a published package) shows no code */
+    bool others = strcmp(r->target_ns, r->ns) != 0;
+    if (get_entity(r->api, w.ns, path, colls[c].kind, &doc, &err) < 0) {
+        reply_err(r, &err);
+    } else if (c == COLL_PACKAGES) {
+        get_package(r, w.ns, doc);
+        json_decref(doc);
+    } else if (c == COLL_ACTIONS && (others || query_bool(r, "code", true) == 0)) {
+        reply_json(r, 200, entity_without_code(doc));
+        json_decref(doc);
+    } else if (c == COLL_TRIGGERS && r->api->feeds) { /* with its feed's READ */
+        json_t *fs = feeds_trigger_status(r->api->feeds, w.ns, w.name);
+        if (fs) {
+            json_t *copy = json_deep_copy(doc);
+            json_decref(doc);
+            doc = copy;
+            json_object_set_new(doc, "feed", fs);
+        }
+        reply_json(r, 200, doc);
+    } else {
+        reply_json(r, 200, doc);
+    }
+}
+
+static void set_overwrite(struct write_ctx *w, int v)
+{
+    w->overwrite = v;
+}
+
+static void set_force(struct write_ctx *w, int v)
+{
+    w->force = v;
+}
+
+static void put_h(struct rq *r, const struct route *rt)
+{
+    struct wisp_err err = {0};
+    int ow = query_bool(r, "overwrite", false);
+    if (ow < 0)
+        reply_error(r, 400, "The value of 'overwrite' must be true or false.");
+    else if (parse_body(r, &err) < 0)
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+    else
+        entity_write(r, rt, put_fn, set_overwrite, ow);
+}
+
+static void del_h(struct rq *r, const struct route *rt)
+{
+    int force = query_bool(r, "force", false);
+    if (force < 0) {
+        reply_error(r, 400, "The value of 'force' must be true or false.");
+        return;
+    }
+    if (rt->arg == COLL_TRIGGERS)
+        trigger_feed_delete(r, r->cap[r->ncap - 1]);
+    entity_write(r, rt, del_fn, set_force, force);
+}
+
+static void invoke_h(struct rq *r, const struct route *rt)
+{
+    char path[PATH_MAXLEN];
+    struct write_ctx w;
+    if (entity_target(r, rt, &w, path))
+        do_invoke(r, w.ns, path);
+}
+
+static void fire_h(struct rq *r, const struct route *rt)
+{
+    char path[PATH_MAXLEN];
+    struct write_ctx w;
+    if (entity_target(r, rt, &w, path))
+        do_fire(r, w.ns, w.name);
+}
+
+static void rule_state_h(struct rq *r, const struct route *rt)
+{
+    struct wisp_err err = {0};
+    const char *st;
+    if (parse_body(r, &err) < 0)
+        reply_error(r, err.code == -EPROTONOSUPPORT ? 415 : 400, err.msg);
+    else if (!(st = wjson_str(r->body, "status")) ||
+             (strcmp(st, "active") && strcmp(st, "inactive")))
+        reply_error(r, 400, "The request content was malformed: status must be \"active\" "
+                            "or \"inactive\".");
+    else
+        entity_write(r, rt, rule_state_fn, NULL, 0);
+}
+
+/* ==== routing =========================================================
+ *
+ * One table: method x path pattern -> handler, first match wins. A pattern
+ * is segments joined by '/': a literal, ":" (one segment, captured into
+ * r->cap in order) or a last "*" (the rest, for web paths). A path that
+ * ends in '/' matches a pattern that ends in '/' first ("actions/PKG/"
+ * lists a package), else the pattern without it. A path no row matches is
+ * 404; a path some rows match with another method is 405 with their
+ * methods in Allow.
+ *
+ * Everything under /api/v1/namespaces needs a key before anything else is
+ * said about it (401 before 404 or 405), as in OpenWhisk. R_NS rows
+ * capture the namespace first ("_": the caller's); another namespace's is
+ * open only to R_PUBLIC rows, for its published packages
+ * (public_entitled), and 403 otherwise. */
+
+enum { R_NS = 1, R_PUBLIC = 2 };
+
+#define NS "api/v1/namespaces/:/"
+#define ENTITY_ROWS(coll, C, POST_FN, PUB)                                                    \
+    {"GET", NS coll, R_NS | (PUB), list_h, C, NULL},                                          \
+    {"GET", NS coll "/:", R_NS | (PUB), get_h, C, NULL},                                      \
+    {"PUT", NS coll "/:", R_NS, put_h, C, NULL},                                              \
+    {"DELETE", NS coll "/:", R_NS, del_h, C, NULL},                                           \
+    {"POST", NS coll "/:", R_NS, POST_FN, C, NULL}
+
+static const struct route routes[] = {
+    {"GET", "", 0, info_h, 0, NULL},
+    {"GET", "ping", 0, ping_h, 0, NULL},
+    {"GET", "metrics", 0, metrics_h, 0, NULL},
+    {"POST", "hooks/:", 0, webhook_h, 0, NULL},
+    {"GET", "api/v1", 0, info_h, 0, NULL},
+    {"*", "api/v1/web/*", 0, web_h, 0, NULL},
+    {"GET", "api/v1/namespaces", 0, ns_list_h, 0, NULL},
+    {"GET", NS "limits", R_NS, ns_limits_h, 0, NULL},
+    {"GET", NS "activations", R_NS, act_list_h, 0, NULL},
+    {"GET", NS "activations/:", R_NS, act_get_h, ACT_WHOLE, NULL},
+    {"GET", NS "activations/:/logs", R_NS, act_get_h, ACT_LOGS, NULL},
+    {"GET", NS "activations/:/result", R_NS, act_get_h, ACT_RESULT, NULL},
+    {"POST", "api/v1/namespaces/whisk.system/actions/:/:", 0, sysfeed_h, 0, is_feed_package},
+    {"GET", NS "actions/:/", R_NS | R_PUBLIC, list_h, COLL_ACTIONS, NULL},
+    {"GET", NS "actions/:/:", R_NS | R_PUBLIC, get_h, COLL_ACTIONS, NULL},
+    {"PUT", NS "actions/:/:", R_NS, put_h, COLL_ACTIONS, NULL},
+    {"DELETE", NS "actions/:/:", R_NS, del_h, COLL_ACTIONS, NULL},
+    {"POST", NS "actions/:/:", R_NS | R_PUBLIC, invoke_h, COLL_ACTIONS, NULL},
+    ENTITY_ROWS("actions", COLL_ACTIONS, invoke_h, 0),
+    /* packages have no POST: their row's method never matches */
+    ENTITY_ROWS("packages", COLL_PACKAGES, NULL, R_PUBLIC),
+    ENTITY_ROWS("triggers", COLL_TRIGGERS, fire_h, 0),
+    ENTITY_ROWS("rules", COLL_RULES, rule_state_h, 0),
+};
+#undef ENTITY_ROWS
+#undef NS
+
+/* Whether path segs[0..n) match pattern pat; captures into r. */
+static bool path_match(struct rq *r, const char *pat, int n)
+{
+    int i = 0, ncap = 0;
+    for (const char *p = pat;; p++) {
+        size_t l = strcspn(p, "/");
+        if (l == 1 && *p == '*') {
+            r->rest = r->segs + i;
+            r->nrest = n - i;
+            break;
+        }
+        if (i == n)
+            return false;
+        if (l == 1 && *p == ':') {
+            if (!r->segs[i][0] || ncap == (int)WISP_ARRAY_LEN(r->cap))
+                return false;
+            r->cap[ncap++] = r->segs[i];
+        } else if (strlen(r->segs[i]) != l || strncmp(r->segs[i], p, l) != 0) {
+            return false;
+        }
+        i++;
+        p += l;
+        if (!*p) {
+            if (i != n)
+                return false;
+            break;
         }
     }
-    reply_error(r, 404, MSG_NOT_FOUND);
+    r->ncap = ncap;
+    return true;
+}
+
+static bool method_is(const struct rq *r, const char *m)
+{
+    return strcmp(m, "*") == 0 || is(r, m);
+}
+
+/* The key, for every path under /api/v1/namespaces. false when answered. */
+static bool authenticate(struct rq *r)
+{
+    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns, r->key);
+    if (rc == -EIO) {
+        reply_error(r, 500, "The store failed to check the key.");
+    } else if (rc < 0 && http_req_add_header(r->req, "WWW-Authenticate",
+                                             "Basic realm=\"whisk rest service\"") < 0) {
+        reply_error(r, 503, "out of memory");
+    } else if (rc < 0) {
+        reply_error(r, 401, MSG_UNAUTHORIZED);
+    }
+    return rc == 0;
+}
+
+/* 405 naming the methods of the rows that matched the path. */
+static void not_allowed(struct rq *r, const struct route *const *hit, size_t nhit)
+{
+    char allow[64] = "";
+    for (size_t i = 0; i < nhit; i++) {
+        if (!hit[i]->fn || strstr(allow, hit[i]->method))
+            continue;
+        size_t l = strlen(allow);
+        snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", hit[i]->method);
+    }
+    method_not_allowed(r, allow);
+}
+
+/* The namespace of an R_NS row, and whether the caller may use it there. */
+static bool entitled(struct rq *r, const struct route *rt)
+{
+    const char *ns = strcmp(r->cap[0], "_") == 0 ? r->ns : r->cap[0];
+    r->target_ns = ns;
+    if (strcmp(ns, r->ns) == 0)
+        return true;
+    /* a package row names it in cap[1] (packages/P, actions/P/A); a list
+     * of packages shows only the published ones */
+    bool ok = (rt->flags & R_PUBLIC) &&
+              ((rt->fn == list_h && rt->arg == COLL_PACKAGES) || public_entitled(r, ns, r->cap[1]));
+    if (!ok)
+        reply_error(r, 403, MSG_FORBIDDEN);
+    return ok;
+}
+
+static void route(struct rq *r)
+{
+    const struct route *hit[12];
+    size_t nhit = 0;
+    int n = r->nsegs;
+    for (int pass = 0; pass < 2 && nhit == 0; pass++) {
+        n = r->nsegs - pass;
+        if (pass == 1 && (n < 1 || r->segs[n][0] != '\0'))
+            break;
+        for (size_t i = 0; i < WISP_ARRAY_LEN(routes) && nhit < WISP_ARRAY_LEN(hit); i++)
+            if (path_match(r, routes[i].path, n) && (!routes[i].when || routes[i].when(r)))
+                hit[nhit++] = &routes[i];
+    }
+    bool keyed = r->nsegs >= 3 && strcmp(r->segs[0], "api") == 0 &&
+                 strcmp(r->segs[1], "v1") == 0 && strcmp(r->segs[2], "namespaces") == 0;
+    if (keyed && !authenticate(r))
+        return;
+    if (nhit == 0) {
+        reply_error(r, 404, MSG_NOT_FOUND);
+        return;
+    }
+    const struct route *rt = NULL;
+    for (size_t i = 0; i < nhit && !rt; i++)
+        if (hit[i]->fn && method_is(r, hit[i]->method))
+            rt = hit[i];
+    if (!rt) {
+        not_allowed(r, hit, nhit);
+        return;
+    }
+    (void)path_match(r, rt->path, n); /* its captures, not the last row's */
+    if ((rt->flags & R_NS) && !entitled(r, rt))
+        return;
+    rt->fn(r, rt);
 }
 
 static void handle(void *ctx, struct http_req *req)
@@ -1745,8 +1854,8 @@ static void handle(void *ctx, struct http_req *req)
     }
     static const char *const known[] = {"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"};
     bool ok = false;
-    for (size_t i = 0; i < WISP_ARRAY_LEN(known); i++) /* PATCH, OPTIONS: web actions only */
-        ok |= strcmp(r->method, known[i]) == 0 && (web || i < 5);
+    for (size_t i = 0; i < WISP_ARRAY_LEN(known); i++) /* the route table says which path takes which */
+        ok |= strcmp(r->method, known[i]) == 0;
     if (!ok) {
         method_not_allowed(r, "GET, PUT, POST, DELETE, HEAD, OPTIONS");
         return;
@@ -1800,6 +1909,10 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
     a->feeds = env->feeds;
     a->env = (struct entity_env){
         .kinds = kinds,
+        .limits = {100, (unsigned)cfg->action_timeout_max_ms,
+                   (unsigned)cfg->action_timeout_default_ms, (unsigned)cfg->action_memory_min_mb,
+                   (unsigned)cfg->action_memory_max_mb, (unsigned)cfg->action_memory_default_mb,
+                   (unsigned)cfg->action_logs_max_mb},
         .max_code_bytes = (size_t)cfg->action_max_code_kb * 1024,
         .max_params_bytes = (size_t)cfg->max_params_kb * 1024,
         .sequence_max = (unsigned)cfg->sequence_max,

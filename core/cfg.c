@@ -70,6 +70,18 @@ static const struct cfg_row rows[] = {
         "parameters / annotations bound (OpenWhisk: 1 MB)"),
     U64("sequence-max", sequence_max, 1, 10000, "50", "components in one sequence"),
     U64("concurrency-max", concurrency_max, 1, 500, "500", "largest limits.concurrency"),
+    U64("action-timeout-max-ms", action_timeout_max_ms, 100, 86400000, "300000",
+        "largest limits.timeout (OpenWhisk: 5 min)"),
+    U64("action-timeout-default-ms", action_timeout_default_ms, 100, 86400000, "60000",
+        "limits.timeout of an action that names none"),
+    U64("action-memory-min-mb", action_memory_min_mb, 16, 1u << 20, "128",
+        "smallest limits.memory"),
+    U64("action-memory-max-mb", action_memory_max_mb, 16, 1u << 20, "512",
+        "largest limits.memory"),
+    U64("action-memory-default-mb", action_memory_default_mb, 16, 1u << 20, "256",
+        "limits.memory of an action that names none"),
+    U64("action-logs-max-mb", action_logs_max_mb, 0, 1024, "10",
+        "largest limits.logs, and the default"),
     U64("drain-timeout-s", drain_timeout_s, 0, 3600, "30",
         "on SIGTERM wait this long for in-flight work"),
     U64("invocations-per-minute", invocations_per_minute, 1, 100000000, "60000",
@@ -220,6 +232,33 @@ static int load_file(struct wisp_cfg *cfg, const char *path, struct wisp_err *er
     return rc;
 }
 
+/* Settings that bound each other: a lower bound above its upper bound, or
+ * a default outside its range, is refused here instead of at the first
+ * action that meets it. */
+static int check_ranges(const struct wisp_cfg *cfg, struct wisp_err *err)
+{
+    const struct {
+        const char *lo_name, *hi_name;
+        uint64_t lo, hi;
+    } pairs[] = {
+        {"store-map-mb", "store-map-max-mb", cfg->store_map_mb, cfg->store_map_max_mb},
+        {"action-memory-min-mb", "action-memory-max-mb", cfg->action_memory_min_mb,
+         cfg->action_memory_max_mb},
+        {"action-memory-min-mb", "action-memory-default-mb", cfg->action_memory_min_mb,
+         cfg->action_memory_default_mb},
+        {"action-memory-default-mb", "action-memory-max-mb", cfg->action_memory_default_mb,
+         cfg->action_memory_max_mb},
+        {"action-timeout-default-ms", "action-timeout-max-ms", cfg->action_timeout_default_ms,
+         cfg->action_timeout_max_ms},
+    };
+    for (size_t i = 0; i < WISP_ARRAY_LEN(pairs); i++)
+        if (pairs[i].hi < pairs[i].lo)
+            return wisp_err_set(err, -ERANGE, "%s (%llu) is below %s (%llu)", pairs[i].hi_name,
+                                (unsigned long long)pairs[i].hi, pairs[i].lo_name,
+                                (unsigned long long)pairs[i].lo);
+    return 0;
+}
+
 int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
 {
     /* Flags are applied last but read first: they name the config file and
@@ -287,10 +326,8 @@ int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
             return rc;
     if ((rc = cfg_set(cfg, "board", board, err)) < 0)
         return rc;
-    if (cfg->store_map_max_mb < cfg->store_map_mb)
-        return wisp_err_set(err, -ERANGE, "store-map-max-mb (%llu) is below store-map-mb (%llu)",
-                            (unsigned long long)cfg->store_map_max_mb,
-                            (unsigned long long)cfg->store_map_mb);
+    if ((rc = check_ranges(cfg, err)) < 0)
+        return rc;
     enum wlog_level lvl;
     if (wlog_parse_level(cfg->log_level, &lvl) < 0)
         return wisp_err_set(err, -EINVAL, "log-level: '%s' is not one of err, warn, info, debug",

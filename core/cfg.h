@@ -36,6 +36,9 @@ struct wisp_cfg {
     uint64_t action_max_code_kb; /* exec.code limit (OpenWhisk: 48 MB) */
     uint64_t max_params_kb;     /* parameters/annotations (OpenWhisk: 1 MB) */
     uint64_t sequence_max;      /* components per sequence */
+    uint64_t action_timeout_max_ms, action_timeout_default_ms; /* limits.timeout */
+    uint64_t action_memory_min_mb, action_memory_max_mb, action_memory_default_mb;
+    uint64_t action_logs_max_mb;
     uint64_t concurrency_max;   /* upper bound of limits.concurrency */
     uint64_t drain_timeout_s;   /* SIGTERM drain bound */
     /* invocation */

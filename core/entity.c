@@ -197,10 +197,12 @@ struct limit_row {
 static int set_limits(const struct entity_env *env, json_t *doc, const json_t *body,
                       struct wisp_err *err)
 {
+    static const struct entity_limits ow = ENTITY_LIMITS_OPENWHISK;
+    const struct entity_limits *l = env->limits.timeout_max_ms ? &env->limits : &ow;
     const struct limit_row rows[] = {
-        {"timeout", "milliseconds", 100, 300000, 60000},
-        {"memory", "MB", 128, 512, 256},
-        {"logs", "MB", 0, 10, 10},
+        {"timeout", "milliseconds", l->timeout_min_ms, l->timeout_max_ms, l->timeout_def_ms},
+        {"memory", "MB", l->memory_min_mb, l->memory_max_mb, l->memory_def_mb},
+        {"logs", "MB", 0, l->logs_max_mb, l->logs_max_mb},
         {"concurrency", "", 1, (json_int_t)env->concurrency_max, 1},
     };
     json_t *lim = json_object_get(doc, "limits");

@@ -20,8 +20,19 @@ struct rt_kinds;
 
 #define ENTITY_NAME_MAX 256
 
+/* The ranges and defaults of an action's limits (the configuration's
+ * action-* settings; OpenWhisk's are 100..300000 ms, default 60000;
+ * 128..512 MB, default 256; logs 0..10 MB). All zero: OpenWhisk's. */
+struct entity_limits {
+    unsigned timeout_min_ms, timeout_max_ms, timeout_def_ms;
+    unsigned memory_min_mb, memory_max_mb, memory_def_mb;
+    unsigned logs_max_mb;
+};
+#define ENTITY_LIMITS_OPENWHISK {100, 300000, 60000, 128, 512, 256, 10}
+
 struct entity_env {
     const struct rt_kinds *kinds;
+    struct entity_limits limits;
     size_t max_code_bytes;
     size_t max_params_bytes;
     unsigned sequence_max;

@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from harness import GUEST_KEY, WISP_CLI, WispTestCase
+from harness import wait_for, GUEST_KEY, WISP_CLI, WispTestCase
 
 NODE = {"kind": "nodejs:default", "code": "function main(a) { return a }"}
 
@@ -207,6 +207,16 @@ class Packages(WispTestCase):
         a = self.w.request("GET", base + "actions/pub/echo", key=other)
         self.assertEqual(a.status, 200, a)
         self.assertEqual(a.json()["namespace"], "guest/pub")
+        self.assertNotIn("code", a.json()["exec"])  # another namespace's code stays hidden
+        self.assertIn("code", self.w.api("GET", "actions/pub/echo").json()["exec"])
+        # its package list shows only what it publishes; its actions list stays closed
+        listed = self.w.request("GET", base + "packages", key=other)
+        self.assertEqual(listed.status, 200, listed)
+        self.assertEqual([p["name"] for p in listed.json()], ["pub"])
+        self.assertEqual(self.w.request("GET", base + "packages?count=true", key=other).json(),
+                         {"packages": 1})
+        inner = self.w.request("GET", base + "actions/pub/", key=other)
+        self.assertEqual([x["name"] for x in inner.json()], ["echo"])
         inv = self.w.request("POST", base + "actions/pub/echo?blocking=true&result=true", {"x": 1}, key=other)
         self.assertEqual(inv.status, 200, inv)
         self.assertEqual(inv.json(), {"x": 1})
@@ -219,7 +229,7 @@ class Packages(WispTestCase):
                                    ("PUT", "actions/pub/echo?overwrite=true", {"exec": NODE}),
                                    ("DELETE", "actions/pub/echo", None), ("DELETE", "packages/pub", None),
                                    ("PUT", "packages/pub?overwrite=true", {"publish": False}),
-                                   ("GET", "packages", None), ("GET", "actions", None),
+                                   ("GET", "actions", None), ("GET", "actions/priv/", None),
                                    ("GET", "packages/nope", None), ("GET", "actions/nope/x", None)]:
             with self.subTest(method=method, path=path):
                 self.assertError(self.w.request(method, base + path, body, key=other), 403)
@@ -308,6 +318,34 @@ class TriggersAndRules(WispTestCase):
         self.assertEqual(self.w.api("POST", "triggers/t1", {}).status, 204)
         f = self.w.api("POST", "triggers/t2", {"x": 1})
         self.assertEqual(f.status, 202, f)
+
+
+    def test_delete_runs_the_feed_named_by_the_feed_annotation(self):
+        # as aio runtime deploy and wskdeploy create a trigger on a feed of
+        # the user's own: the delete tells the feed (lifecycleEvent DELETE)
+        self.assertEqual(self.w.api("PUT", "packages/feeds", {}).status, 200)
+        self.assertEqual(self.w.api("PUT", "actions/feeds/changes", {"exec": NODE}).status, 200)
+        self.assertEqual(self.w.api("PUT", "triggers/t1", {"annotations": [
+            {"key": "feed", "value": "/_/feeds/changes"}]}).status, 200)
+        self.assertEqual(self.w.api("PUT", "triggers/plain", {}).status, 200)
+        self.assertEqual(self.w.api("DELETE", "triggers/plain").status, 200)
+        self.assertEqual(self.w.api("DELETE", "triggers/t1").status, 200)
+        self.assertError(self.w.api("GET", "triggers/t1"), 404)
+
+        def feed_runs():
+            acts = self.w.api("GET", "activations?docs=true").json()
+            return [a for a in acts if a["name"] == "changes"] or None
+        runs = wait_for(feed_runs, 30, "the feed's DELETE activation")
+        self.assertEqual(len(runs), 1, runs)
+        res = runs[0]["response"]["result"]
+        self.assertEqual(res["lifecycleEvent"], "DELETE")
+        self.assertEqual(res["triggerName"], "/guest/t1")
+        self.assertEqual(res["authKey"], self.w.key)
+        # a feed annotation naming nothing invokable: the trigger still goes
+        self.assertEqual(self.w.api("PUT", "triggers/t2", {"annotations": [
+            {"key": "feed", "value": "/other/pkg/feed"}]}).status, 200)
+        self.assertEqual(self.w.api("DELETE", "triggers/t2").status, 200)
+        self.assertError(self.w.api("GET", "triggers/t2"), 404)
 
 
 class ErrorsAndBadInput(WispTestCase):
@@ -403,7 +441,21 @@ class ErrorsAndBadInput(WispTestCase):
         self.assertEqual(o.status, 200)
         self.assertEqual(o.headers.get("access-control-allow-origin"), "*")
         lim = self.w.api("GET", "limits").json()
-        self.assertEqual(lim["concurrentInvocations"], 100)
+        self.assertEqual(lim["concurrentInvocations"], 200)  # concurrent-invocations' default
+        self.assertEqual(lim["memory"], {"min": 128, "max": 512})
+        # GET / is the info document, as at /api/v1 (deploy tools read runtimes there)
+        root = self.w.request("GET", "/", auth=False)
+        self.assertEqual(root.status, 200, root)
+        self.assertEqual(root.json(), self.w.request("GET", "/api/v1", auth=False).json())
+        self.assertIn("python", root.json()["runtimes"])
+        # a method no row of the path has: 405 naming the ones it has
+        r = self.w.request("PATCH", "/api/v1/namespaces/_/actions/x")
+        self.assertError(r, 405)
+        self.assertEqual(r.headers.get("allow"), "GET, PUT, DELETE, POST")
+        r = self.w.request("POST", "/api/v1/namespaces/_/packages/x", {})
+        self.assertEqual(r.headers.get("allow"), "GET, PUT, DELETE")
+        # no key: 401 before anything else is said of a path under namespaces
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/bogus", auth=False), 401)
 
     def test_metrics(self):
         self.w.api("PUT", "triggers/m", {})
@@ -476,6 +528,29 @@ if __name__ == "__main__":
 
 
 POKE = os.environ.get("WISP_LMDB_POKE")
+
+
+class ConfiguredLimits(WispTestCase):
+    # a small board's profile narrows what an action may ask for
+    wispd_args = ("--action-memory-max-mb", "192", "--action-memory-default-mb", "128",
+                  "--action-timeout-max-ms", "20000", "--action-timeout-default-ms", "5000",
+                  "--concurrent-invocations", "7")
+
+    def test_limits_come_from_the_configuration(self):
+        lim = self.w.api("GET", "limits").json()
+        self.assertEqual(lim["memory"], {"min": 128, "max": 192})
+        self.assertEqual(lim["timeout"], {"min": 100, "max": 20000})
+        self.assertEqual(lim["concurrentInvocations"], 7)
+        info = self.w.request("GET", "/api/v1", auth=False).json()
+        self.assertEqual(info["limits"]["concurrent_actions"], 7)
+        self.assertEqual(self.w.api("PUT", "actions/a", {"exec": NODE}).status, 200)
+        got = self.w.api("GET", "actions/a").json()["limits"]
+        self.assertEqual((got["memory"], got["timeout"]), (128, 5000))
+        self.assertError(self.w.api("PUT", "actions/b", {"exec": NODE, "limits": {"memory": 256}}),
+                         400, "memory 256 MB is outside the allowed range 128 to 192.")
+        self.assertError(self.w.api("PUT", "actions/b", {"exec": NODE, "limits": {"timeout": 30000}}),
+                         400, "outside the allowed range 100 to 20000")
+        self.assertError(self.w.api("GET", "actions/b"), 404)
 
 
 class DamagedStore(WispTestCase):

@@ -442,6 +442,18 @@ static void cfg_load_argument_errors(void)
     const char *a13[] = {"--board-dir", bd, "--config", "/nonexistent/wisp.conf", NULL};
     CHECK_EQ_INT(load(&cfg, &err, a13), -ENOENT);
     CHECK(strstr(err.msg, "/nonexistent/wisp.conf") != NULL);
+    /* limits that bound each other: a default outside its range is refused */
+    const char *a14[] = {"--board-dir", bd, "--action-memory-max-mb=256",
+                         "--action-memory-default-mb=300", NULL};
+    CHECK_EQ_INT(load(&cfg, &err, a14), -ERANGE);
+    CHECK(strstr(err.msg, "action-memory-max-mb (256) is below action-memory-default-mb (300)"));
+    const char *a15[] = {"--board-dir", bd, "--action-timeout-max-ms=1000", NULL};
+    CHECK_EQ_INT(load(&cfg, &err, a15), -ERANGE); /* the 60000 ms default is above it */
+    CHECK(strstr(err.msg, "action-timeout-default-ms") != NULL);
+    const char *a16[] = {"--board-dir", bd, "--action-memory-max-mb=256",
+                         "--action-memory-default-mb=128", NULL};
+    CHECK_EQ_INT(load(&cfg, &err, a16), 0);
+    CHECK_EQ_INT((long long)cfg.action_memory_max_mb, 256);
     rm_rf(bd);
 }
 
