@@ -31,6 +31,7 @@
 #include "log.h"
 #include "plat.h"
 #include "pool.h"
+#include "quota.h"
 #include "store.h"
 #include "wisp_config.h"
 #include "wjson.h"
@@ -61,6 +62,10 @@ struct api {
     struct web *web;
     char txid_prefix[17];
     uint64_t txid_seq;
+    /* failed authentications per client address: a key guessed at
+     * answers 429 past auth-failures-per-minute */
+    struct quota auth_fail;
+    uint64_t auth_failed, auth_throttled;
 };
 
 /* One request being served. */
@@ -1477,8 +1482,9 @@ static void ping_h(struct rq *r, const struct route *rt)
 static void metrics_h(struct rq *r, const struct route *rt)
 {
     (void)rt;
-    const struct metrics_src src = {r->api->http, r->api->st, r->api->pool, r->api->act,
-                                    r->api->feeds};
+    const struct metrics_src src = {r->api->http,   r->api->st,          r->api->pool,
+                                    r->api->act,    r->api->feeds,       r->api->auth_failed,
+                                    r->api->auth_throttled};
     char buf[8192];
     size_t n = metrics_text(&src, buf, sizeof buf);
     http_reply(r->req, 200, "text/plain; version=0.0.4", buf, n);
@@ -1755,10 +1761,27 @@ static bool method_is(const struct rq *r, const char *m)
     return strcmp(m, "*") == 0 || is(r, m);
 }
 
-/* The key, for every path under /api/v1/namespaces. false when answered. */
+/* The key, for every path under /api/v1/namespaces. false when answered.
+ * An address past auth-failures-per-minute failed attempts gets 429 for
+ * every key until its minute has passed: checking a key it may be
+ * guessing would tell it when it guessed right. */
 static bool authenticate(struct rq *r)
 {
-    int rc = auth_check(r->api->st, http_req_header(r->req, "Authorization"), r->ns, r->key);
+    struct api *a = r->api;
+    struct wisp_err qerr = {0};
+    const char *peer = http_req_peer(r->req);
+    if (quota_room(&a->auth_fail, peer, 1, &qerr) < 0) {
+        a->auth_throttled++;
+        reply_error(r, 429, "Too many failed authentication attempts from this address in the "
+                            "last minute; try again later.");
+        return false;
+    }
+    int rc = auth_check(a->st, http_req_header(r->req, "Authorization"), r->ns, r->key);
+    if (rc < 0 && rc != -EIO) {
+        a->auth_failed++;
+        if (quota_admit(&a->auth_fail, peer, &qerr) < 0) /* every slot busy this minute */
+            wlog_debug("api", "a failed authentication from %s not counted: %s", peer, qerr.msg);
+    }
     if (rc == -EIO) {
         reply_error(r, 500, "The store failed to check the key.");
     } else if (rc < 0 && http_req_add_header(r->req, "WWW-Authenticate",
@@ -1907,6 +1930,7 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
     a->pool = env->pool;
     a->trig = env->trig;
     a->feeds = env->feeds;
+    quota_init(&a->auth_fail, (unsigned)cfg->auth_failures_per_minute, 0);
     a->env = (struct entity_env){
         .kinds = kinds,
         .limits = {100, (unsigned)cfg->action_timeout_max_ms,

@@ -90,6 +90,8 @@ static const struct cfg_row rows[] = {
         "activations in flight per namespace"),
     U64("fires-per-minute", fires_per_minute, 1, 100000000, "60000",
         "trigger fires per namespace (OpenWhisk's default is 60)"),
+    U64("auth-failures-per-minute", auth_failures_per_minute, 1, 100000000, "60",
+        "failed API authentications per client address; beyond, 429 for a minute"),
     U64("max-payload-kb", max_payload_kb, 1, 1u << 20, "1024", "invoke parameters (OpenWhisk: 1 MB)"),
     U64("max-result-kb", max_result_kb, 1, 1u << 20, "1024", "action results (OpenWhisk: 1 MB)"),
     U64("activation-max-age-s", activation_max_age_s, 0, 1u << 31, "604800",

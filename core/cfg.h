@@ -45,6 +45,7 @@ struct wisp_cfg {
     uint64_t invocations_per_minute; /* per namespace */
     uint64_t concurrent_invocations; /* per namespace */
     uint64_t fires_per_minute;       /* per namespace */
+    uint64_t auth_failures_per_minute; /* per client address */
     uint64_t max_payload_kb;
     uint64_t max_result_kb;
     uint64_t activation_max_age_s;

@@ -78,6 +78,7 @@ struct conn {
     bool in_drive;               /* conn_drive is on the stack */
     struct tls_conn *tls;        /* NULL on plain connections */
     struct evbuffer *pin, *pout; /* plaintext sides of a TLS connection */
+    char peer[48];               /* the client's address, as text */
 };
 
 struct http_server {
@@ -309,6 +310,7 @@ int http_fuzz_one(const unsigned char *data, size_t len)
 const char *http_req_method(const struct http_req *r) { return r->method; }
 const char *http_req_path(const struct http_req *r) { return r->path; }
 const char *http_req_query(const struct http_req *r) { return r->query; }
+const char *http_req_peer(const struct http_req *r) { return r->conn ? r->conn->peer : "?"; }
 bool http_req_is_gone(const struct http_req *r) { return r->conn == NULL; }
 
 const char *http_req_header(const struct http_req *r, const char *name)
@@ -769,12 +771,22 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+/* "192.0.2.1" or "2001:db8::1" (no port: one client, many connections). */
+static void peer_text(const struct sockaddr *sa, int salen, char *out, size_t cap)
+{
+    const void *a = NULL;
+    if (sa && sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in))
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6 && salen >= (int)sizeof(struct sockaddr_in6))
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (!a || !evutil_inet_ntop(sa->sa_family, a, out, cap))
+        snprintf(out, cap, "?");
+}
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     (void)lev;
-    (void)sa;
-    (void)salen;
     struct http_server *s = arg;
     if (s->nconns >= s->cfg.max_conns) {
         char body[256], head[512];
@@ -805,6 +817,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     c->srv = s;
     c->bev = bev;
     c->state = C_HEAD;
+    peer_text(sa, salen, c->peer, sizeof c->peer);
     if (s->cfg.tls) {
         c->tls = tls_conn_new(s->cfg.tls);
         c->pin = evbuffer_new();

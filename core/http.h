@@ -75,6 +75,8 @@ void http_server_free(struct http_server *s);
 const char *http_req_method(const struct http_req *r);
 /* Percent-encoded path without the query, e.g. "/api/v1/namespaces/_/actions". */
 const char *http_req_path(const struct http_req *r);
+/* The client's address ("127.0.0.1", "::1"); "?" once it hung up. */
+const char *http_req_peer(const struct http_req *r);
 /* Raw query string without '?', or "" when none. */
 const char *http_req_query(const struct http_req *r);
 /* Case-insensitive header lookup; NULL when absent. */

@@ -112,6 +112,8 @@ size_t metrics_text(const struct metrics_src *src, char *buf, size_t cap)
         {"wisp_http_connections_accepted_total", "counter", NULL, hs.accepted},
         {"wisp_http_connections_refused_total", "counter", NULL, hs.refused},
         {"wisp_http_connections_open", "gauge", NULL, hs.open},
+        {"wisp_auth_failures_total", "counter", NULL, src->auth_failed},
+        {"wisp_auth_throttled_total", "counter", NULL, src->auth_throttled},
         {"wisp_store_map_bytes", "gauge", NULL, ss.map_bytes},
         {"wisp_store_used_bytes", "gauge", NULL, ss.used_bytes},
         {"wisp_store_map_grows_total", "counter", NULL, ss.grows},

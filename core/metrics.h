@@ -3,6 +3,7 @@
  * line. Reads the modules' stats functions only; holds no state. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_server;
 struct store;
@@ -17,6 +18,8 @@ struct metrics_src {
     const struct pool *pool;
     const struct act *act;
     const struct feeds *feeds;
+    uint64_t auth_failed;    /* requests with a missing or wrong key */
+    uint64_t auth_throttled; /* refused (429) past auth-failures-per-minute */
 };
 
 /* Writes the text into buf (NUL-terminated) and returns its length; a

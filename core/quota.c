@@ -71,7 +71,10 @@ static int check(const struct quota *l, const struct quota_slot *s, unsigned win
 int quota_room(struct quota *l, const char *ns, unsigned n, struct wisp_err *err)
 {
     unsigned window = 0;
-    return check(l, current(l, ns, &window), window, n, err);
+    /* current() sets window: called before check's arguments are read
+     * (argument order is unspecified; passing both at once read 0) */
+    struct quota_slot *s = current(l, ns, &window);
+    return check(l, s, window, n, err);
 }
 
 int quota_admit(struct quota *l, const char *ns, struct wisp_err *err)

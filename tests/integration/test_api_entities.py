@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from harness import wait_for, GUEST_KEY, WISP_CLI, WispTestCase
+from harness import wait_for, GUEST_KEY, NODE_KIND, WISP_CLI, WispTestCase
 
 NODE = {"kind": "nodejs:default", "code": "function main(a) { return a }"}
 
@@ -21,10 +21,10 @@ class Actions(WispTestCase):
         self.assertEqual(a["namespace"], "guest")
         self.assertEqual(a["name"], "hello")
         self.assertEqual(a["version"], "0.0.1")
-        self.assertEqual(a["exec"]["kind"], "nodejs:20")
+        self.assertEqual(a["exec"]["kind"], NODE_KIND)
         self.assertEqual(a["exec"]["code"], NODE["code"])
         self.assertEqual(a["limits"], {"timeout": 1000, "memory": 128, "logs": 10, "concurrency": 1})
-        self.assertIn({"key": "exec", "value": "nodejs:20"}, a["annotations"])
+        self.assertIn({"key": "exec", "value": NODE_KIND}, a["annotations"])
         self.assertIn({"key": "web-export", "value": True}, a["annotations"])
 
         g = self.w.api("GET", "actions/hello").json()
@@ -551,6 +551,26 @@ class ConfiguredLimits(WispTestCase):
         self.assertError(self.w.api("PUT", "actions/b", {"exec": NODE, "limits": {"timeout": 30000}}),
                          400, "outside the allowed range 100 to 20000")
         self.assertError(self.w.api("GET", "actions/b"), 404)
+
+
+class AuthFailureLimit(WispTestCase):
+    # a key guessed at from one address: 429 past auth-failures-per-minute,
+    # for every key from there (a right guess must not show), counted
+    wispd_args = ("--auth-failures-per-minute", "5")
+
+    def test_failed_authentications_are_limited_per_address(self):
+        bad = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "x" * 64
+        for _ in range(5):
+            self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions", key=bad), 401)
+        self.assertError(self.w.request("GET", "/api/v1/namespaces/_/actions", key=bad), 429,
+                         "Too many failed authentication attempts")
+        self.assertError(self.w.api("GET", "actions"), 429)  # the right key too, from here
+        self.assertEqual(self.w.request("GET", "/ping", auth=False).status, 200)  # no key needed
+        m = self.w.request("GET", "/metrics", auth=False).body
+        vals = dict(l.rsplit(" ", 1) for l in m.splitlines() if l and not l.startswith("#"))
+        self.assertEqual(int(vals["wisp_auth_failures_total"]), 5)
+        self.assertEqual(int(vals["wisp_auth_throttled_total"]), 2)
+        self.assertNotIn("x" * 64, self.w.log())  # the guessed secret is not logged
 
 
 class DamagedStore(WispTestCase):
