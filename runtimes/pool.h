@@ -3,7 +3,11 @@
  *
  * The manifest (runtimes/kinds.json) says which exec.kind values exist, what
  * each needs in exec (code, an image, or components), how `family:default`
- * resolves, and which launcher and interpreter run a kind.
+ * resolves, and which launcher and interpreter run a kind. A kind may be
+ * named by its interpreter's version ("nodejs:{major}"): which one is known
+ * only once the manifest is resolved against this machine, at start-up
+ * (rt_kinds_resolve, which pool_open calls); from then on the manifest
+ * offers only the kinds that can run here.
  *
  * The pool runs activations on workers that speak OpenWhisk's actionloop
  * protocol (one JSON line in on stdin, one JSON line out on fd 3, logs on
@@ -39,29 +43,74 @@ struct rt_kind {
 
 struct rt_kinds;
 
-/* Loads a manifest file. 0 or -errno with err set (file:problem). */
+/* Loads a manifest file. 0 or -errno with err set (file:problem). Not yet
+ * resolved: see rt_kinds_resolve. */
 int rt_kinds_load(const char *path, struct rt_kinds **out, struct wisp_err *err) WISP_MUST_CHECK;
-/* Parses a manifest held in memory (also the fuzz entry point). */
+/* Parses a manifest held in memory (also the fuzz entry point). Pure: it
+ * runs nothing. Until rt_kinds_resolve, every kind is offered except those
+ * named by their interpreter's version. */
 int rt_kinds_parse(const char *text, size_t len, const char *origin, struct rt_kinds **out,
                    struct wisp_err *err) WISP_MUST_CHECK;
 void rt_kinds_free(struct rt_kinds *k);
-/* The kind for `name`, resolving "family:default"; NULL when unknown.
- * Borrowed until rt_kinds_free. */
+
+/* Asks whether interpreter (a path) runs here: 0 with the first line of what
+ * `interpreter --version` printed in version (NUL-terminated, at most cap -
+ * 1 bytes); -ENOEXEC when it ran and failed (what it printed in version);
+ * else -errno (-ENOENT, -EACCES, -ETIMEDOUT). */
+typedef int rt_probe_fn(void *ctx, const char *interpreter, char *version, size_t cap);
+/* Whom rt_probe_interpreter runs the interpreter as: the workers' user. */
+struct rt_probe_user {
+    bool drop_privs;
+    uid_t uid;
+    gid_t gid;
+};
+/* The real probe (ctx: a const struct rt_probe_user *, or NULL for wispd's
+ * own user): runs `interpreter --version` and waits for it, at most 10 s.
+ * It blocks: start-up only. */
+int rt_probe_interpreter(void *ctx, const char *interpreter, char *version, size_t cap);
+/* Resolves k against this machine, once (later calls return 0 and change
+ * nothing): applies interpreters ("kind=/path,...": a kind by its name, a
+ * version of a versioned kind, an alias or family:default; "" or NULL for
+ * none) over the manifest's interpreters, asks probe about each distinct
+ * interpreter, names each versioned kind after its interpreter's major
+ * version, and from then on offers only the kinds whose interpreter ran
+ * (kinds without one, native, blackbox and sequence, always). The others
+ * are logged with the reason and kept for rt_kind_unavailable. 0, or -errno
+ * with err: -EINVAL for a bad interpreters spec or a versioned kind that
+ * resolves to a name the manifest lists too, -ENOMEM. */
+int rt_kinds_resolve(struct rt_kinds *k, const char *interpreters, rt_probe_fn *probe, void *ctx,
+                     struct wisp_err *err) WISP_MUST_CHECK;
+
+/* The offered kind for `name`, as a new action may name it: its name, an
+ * alias of it ("nodejs") or "family:default"; NULL when no offered kind has
+ * that name (unknown, or not runnable here). Borrowed until rt_kinds_free. */
 const struct rt_kind *rt_kind_find(const struct rt_kinds *k, const char *name);
+/* The offered kind a stored action of kind `name` runs on: rt_kind_find's,
+ * else, for any version of a versioned family ("nodejs:20" stored while
+ * node 20 ran here), the version that runs here now. NULL when none does. */
+const struct rt_kind *rt_kind_for_stored(const struct rt_kinds *k, const char *name);
+/* Why `name`, a kind of the manifest (or a version, alias or default of
+ * one), is not offered here ("/usr/bin/node cannot run here: No such file
+ * or directory"); NULL when it is offered or the manifest does not know it. */
+const char *rt_kind_unavailable(const struct rt_kinds *k, const char *name);
+/* The offered kinds, in manifest order (what GET /api/v1 lists). */
 size_t rt_kinds_count(const struct rt_kinds *k);
-const struct rt_kind *rt_kind_at(const struct rt_kinds *k, size_t i);
+const struct rt_kind *rt_kind_at(const struct rt_kinds *k, size_t i); /* NULL past the end */
 
 /* ==== worker pool ===================================================== */
 
 struct pool;
 
 struct pool_cfg {
-    const struct rt_kinds *kinds;
+    struct rt_kinds *kinds;    /* pool_open resolves it (rt_kinds_resolve with interpreters,
+                                * run as the workers' user) unless that was done already */
     const char *runtimes_dir;  /* launcher paths in the manifest are relative to it */
     const char *libexec_dir;   /* compiled helpers: wisp-unzip-exec (zipped native actions) */
     const char *work_dir;      /* per-worker directories (cwd, native code) */
     const char *interpreters;  /* "kind=/path,..." overriding the manifest; may be "" */
-    const char *prewarm;       /* stem cells per kind: "python:3=1,nodejs:20=1"; may be "" */
+    const char *prewarm;       /* stem cells per kind: "python:3=1,nodejs:default=1"; may be
+                                * "". A version not installed here prewarms the one that is;
+                                * a kind that cannot run here is skipped (logged). */
     uint64_t memory_budget_mb; /* the sum of reserved limits.memory never exceeds it */
     unsigned stem_memory_mb;   /* what a stem cell reserves before it knows its action */
     unsigned idle_evict_s;     /* warm workers idle this long are stopped */
@@ -84,7 +133,7 @@ struct pool_cfg {
  * code is a JSON string the pool keeps a reference to while it needs it. */
 struct pool_action {
     const char *key;  /* warm-reuse identity: changes when the action changes */
-    const char *kind; /* a resolved kind name */
+    const char *kind; /* the action's exec.kind as stored (rt_kind_for_stored runs it) */
     const char *name; /* "/ns/[pkg/]name", for init and logs */
     json_t *code;
     bool binary;

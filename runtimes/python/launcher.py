@@ -88,6 +88,58 @@ class InitError(Exception):
     """The action cannot be loaded; the message is the reply's error."""
 
 
+# What an action's zip may expand to: the limits wisp-unzip-exec applies to
+# zipped native actions (runtimes/native/unzip.h). The action code limit is
+# 48 MB of base64, and a zip bomb of it would otherwise fill the disk.
+ZIP_MAX_ENTRIES = 10000
+ZIP_MAX_BYTES = 256 << 20  # one entry, and all of them together
+ZIP_BAD = "There was an error uncompressing the action archive: "  # OpenWhisk's words
+
+
+def zip_names_checked(z):
+    """Refuses, before anything is written, every entry that would land
+    outside the worker's directory or outgrow the limits. zipfile's own
+    extract() would quietly drop the '..' and the leading '/' instead: an
+    archive that means to write elsewhere is refused, as for native actions."""
+    infos = z.infolist()
+    if len(infos) > ZIP_MAX_ENTRIES:
+        raise InitError(ZIP_BAD + "too many entries: %d > %d" % (len(infos), ZIP_MAX_ENTRIES))
+    total = 0
+    seen = set()
+    for info in infos:
+        name = info.filename
+        shown = repr(name)
+        if not name.strip("/"):
+            raise InitError(ZIP_BAD + "entry %s names no file" % shown)
+        if "\\" in name:
+            raise InitError(ZIP_BAD + "entry %s: backslash in its name" % shown)
+        if name.startswith("/"):
+            raise InitError(ZIP_BAD + "entry %s: absolute path" % shown)
+        if ".." in name.split("/"):
+            raise InitError(ZIP_BAD + "entry %s: '..' leaves the action's directory" % shown)
+        if name in seen:
+            raise InitError(ZIP_BAD + "entry %s appears twice" % shown)
+        seen.add(name)
+        if info.file_size > ZIP_MAX_BYTES:
+            raise InitError(ZIP_BAD + "entry %s is too large: %d > %d bytes"
+                            % (shown, info.file_size, ZIP_MAX_BYTES))
+        total += info.file_size
+        if total > ZIP_MAX_BYTES:
+            raise InitError(ZIP_BAD + "the archive expands to more than %d bytes" % ZIP_MAX_BYTES)
+    return infos
+
+
+def nested_hint(names, wanted):
+    """When every entry sits in one top-level folder that holds `wanted`,
+    what the author most likely did: zipped the folder, not its contents."""
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) == 1:
+        top = tops.pop()
+        if "%s/%s" % (top, wanted) in names:
+            return " (it is in '%s/': zip the folder's contents, not the folder)" % top
+    return ""
+
+
 def unpack_zip(code):
     # Imported here: only zipped actions need them, and zipfile alone costs
     # ~5 ms of start-up every worker would otherwise pay.
@@ -95,14 +147,59 @@ def unpack_zip(code):
     import binascii
     import io
     import zipfile
+    import zlib
 
     try:
-        with zipfile.ZipFile(io.BytesIO(base64.b64decode(code, validate=False))) as z:
-            z.extractall(".")  # extractall drops absolute paths and '..'
-    except (binascii.Error, zipfile.BadZipFile, ValueError) as e:
-        raise InitError("the action code is not a valid base64 zip file: %s" % error_text(e)) from None
+        # Whitespace is allowed (`base64` wraps its lines); anything else
+        # outside the alphabet is an error, not silently skipped.
+        data = base64.b64decode("".join(code.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InitError("The action's code is not valid base64: %s" % error_text(e)) from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = zip_names_checked(z)
+            # Entry by entry, streamed to disk: zipfile reads no more than an
+            # entry's stated size and checks its CRC, so a header that lies
+            # about the size cannot make it write more. Symlink entries
+            # become small files holding the link's target, as in
+            # OpenWhisk's runtimes: nothing is ever written through a link.
+            for info in infos:
+                z.extract(info, ".")
+    except InitError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError,
+            RuntimeError, NotImplementedError) as e:  # RuntimeError: encrypted entries
+        raise InitError(ZIP_BAD + error_text(e)) from None
+    except OSError as e:  # the disk, not the archive
+        what = "'%s'" % os.path.relpath(e.filename) if e.filename else "a file"
+        raise InitError(ZIP_BAD + "cannot write %s: %s" % (what, e.strerror or e)) from None
     if not os.path.isfile("__main__.py"):
-        raise InitError("the action zip file has no __main__.py at its root")
+        names = [i.filename for i in infos]
+        raise InitError("Zip file does not include __main__.py at its root%s"
+                        % nested_hint(names, "__main__.py"))
+
+
+def add_virtualenv(here):
+    """The packages of a virtualenv/ folder shipped in the zip (OpenWhisk's
+    convention) become importable ahead of the system's. Any venv layout
+    works: `python3 -m venv` (no activate_this.py, which OpenWhisk's runtime
+    insists on) as well as `virtualenv`. This interpreter's own pythonX.Y
+    comes first; others still serve pure-Python packages. addsitedir, so the
+    venv's .pth files are honoured as its own interpreter would."""
+    import site
+
+    lib = os.path.join(here, "virtualenv", "lib")
+    if not os.path.isdir(lib):
+        return []
+    own = "python%d.%d" % sys.version_info[:2]
+    before = list(sys.path)
+    for d in sorted(os.listdir(lib), key=lambda d: (d != own, d)):
+        sp = os.path.join(lib, d, "site-packages")
+        if os.path.isdir(sp):
+            site.addsitedir(sp)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = before
+    return added
 
 
 def load_action(init):
@@ -123,13 +220,9 @@ def load_action(init):
         # linecache instead, so that tracebacks still show the source lines.
         source = code
         linecache.cache[path] = (len(code), None, code.splitlines(True), path)
-    # The action imports its sibling modules, and the packages of a
-    # virtualenv/ shipped in the zip (OpenWhisk's convention), from here.
-    paths = [here]
-    lib = os.path.join(here, "virtualenv", "lib")
-    if os.path.isdir(lib):
-        paths += [os.path.join(lib, d, "site-packages") for d in sorted(os.listdir(lib))]
-    sys.path[:0] = paths
+    # The action imports its sibling modules from here, then the packages
+    # of its virtualenv/, if it ships one.
+    sys.path[:0] = [here] + add_virtualenv(here)
 
     # Named main__ as in OpenWhisk's runtime, not __main__: an action's
     # `if __name__ == "__main__":` block is for local testing and must not run.

@@ -26,6 +26,23 @@ GUEST_KEY = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkc
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
 
 
+def _node_kind(node="/usr/bin/node"):
+    """nodejs:MAJOR of the node the kinds manifest names (nodejs:18 on
+    Debian 12, nodejs:20 where node 20 is installed): the kind wispd offers
+    for nodejs:default. Asked of node itself, not of wispd, so tests check
+    wispd's answer. None when that node does not run."""
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    digits = out.stdout.strip().lstrip("v").split(".")[0]
+    return "nodejs:" + digits if out.returncode == 0 and digits.isdigit() else None
+
+
+NODE_KIND = _node_kind()
+
+
 def wait_for(cond, timeout=10.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

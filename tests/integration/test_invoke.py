@@ -1,4 +1,5 @@
-"""Invocation against the real wispd: python:3, nodejs:20 and native actions
+"""Invocation against the real wispd: python:3, nodejs (the installed node's
+kind, NODE_KIND) and native actions
 (a C program compiled here, an ack-less #! script) on the process pools,
 failures and their OpenWhisk statuses, logs, sequences, namespace limits,
 the activations API, and activations across a restart and a drain.
@@ -20,7 +21,7 @@ import time
 import unittest
 
 import harness
-from harness import Wispd, WispTestCase, wait_for
+from harness import NODE_KIND, Wispd, WispTestCase, wait_for
 
 WISP_CLI = os.environ.get("WISP_CLI") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(harness.WISPD))), "tools", "wisp")
@@ -254,7 +255,7 @@ class Gate:
 
 
 class InvokeCase(WispTestCase):
-    wispd_args = ("--concurrent-invocations", "1000", "--prewarm", "python:3=1,nodejs:20=1")
+    wispd_args = ("--concurrent-invocations", "1000", "--prewarm", "python:3=1,nodejs:default=1")
 
     def setUp(self):
         super().setUp()
@@ -417,7 +418,7 @@ class Basics(InvokeCase):
         self.assertEqual(res["env"]["ACTION_NAME"], "/guest/pkg/merge")
 
     def test_node_async_main(self):
-        self.put_action("nasync", {"kind": "nodejs:20", "code":
+        self.put_action("nasync", {"kind": NODE_KIND, "code":
                         "async function main(a) {\n"
                         "  await new Promise(r => setTimeout(r, 5))\n"
                         "  console.log('node says', a.who)\n"
@@ -425,7 +426,7 @@ class Basics(InvokeCase):
                         "  return { greeting: 'hello ' + a.who }\n"
                         "}\n"}, parameters=[{"key": "who", "value": "default"}])
         rec = self.invoke_ok("nasync", {"who": "edge"})
-        self.check_record(rec, "nasync", "guest/nasync", "nodejs:20", init=True)
+        self.check_record(rec, "nasync", "guest/nasync", NODE_KIND, init=True)
         self.assertEqual(rec["response"]["result"], {"greeting": "hello edge"})
         self.assertEqual(sorted(self.log_parts(rec)), [("stderr", "node err"), ("stdout", "node says edge")])
         # an explicit Promise, and the action's default parameter
@@ -739,9 +740,9 @@ def main(a):
         # python (from a stem cell) and node (a cold start): code that never
         # finishes loading ends with the action's time limit
         self.py("hang", "while True:\n    pass\ndef main(a):\n    return a\n", limits={"timeout": 300})
-        self.put_action("nhang", {"kind": "nodejs:20", "code": "for (;;) {}\nfunction main(a) { return a }"},
+        self.put_action("nhang", {"kind": NODE_KIND, "code": "for (;;) {}\nfunction main(a) { return a }"},
                         limits={"timeout": 300})
-        for name, kind in (("hang", "python:3"), ("nhang", "nodejs:20")):
+        for name, kind in (("hang", "python:3"), ("nhang", NODE_KIND)):
             msg = "The action exceeded its time limits of 300 milliseconds during initialization."
             rec = self.assert_failed(self.invoke(name, {}), "action developer error", msg, name,
                                      "guest/" + name, kind, timeout=True)
@@ -784,9 +785,9 @@ def main(a):
         rec = self.assert_failed(r, "action developer error", None, "broken", "guest/broken", "python:3")
         self.assertRegex(rec["response"]["result"]["error"].lower(), "initiali[sz]")
         # a node action whose code throws while loading
-        self.put_action("nbroken", {"kind": "nodejs:20", "code": "throw new Error('load fails')"})
+        self.put_action("nbroken", {"kind": NODE_KIND, "code": "throw new Error('load fails')"})
         rec = self.assert_failed(self.invoke("nbroken", {}), "action developer error", None, "nbroken",
-                                 "guest/nbroken", "nodejs:20")
+                                 "guest/nbroken", NODE_KIND)
         self.assertRegex(rec["response"]["result"]["error"].lower(), "initiali[sz]")
         # and one with no main
         self.py("nomain", "def other(a):\n    return a\n")
@@ -872,16 +873,16 @@ done
         self.check_isolation("shm", "native")
 
     def test_node_logs_stay_with_their_activation(self):
-        self.put_action("nm", {"kind": "nodejs:20", "code":
+        self.put_action("nm", {"kind": NODE_KIND, "code":
                         "function main(a) { console.log(a.m, 'one'); console.error(a.m, 'err');"
                         " console.log(a.m, 'two'); return {} }"})
-        self.check_isolation("nm", "nodejs:20")
+        self.check_isolation("nm", NODE_KIND)
 
 
 # ==== 6. 200 concurrent invocations ==========================================
 class Concurrent(InvokeCase):
     wispd_args = ("--concurrent-invocations", "1000", "--pool-memory-mb", "2048",
-                  "--prewarm", "python:3=2,nodejs:20=1")
+                  "--prewarm", "python:3=2,nodejs:default=1")
 
     def test_200_concurrent_blocking_invocations(self):
         self.py("conc", "def main(a):\n    print('id', a['id'])\n    return {'id': a['id']}\n",
@@ -1148,7 +1149,7 @@ class Sequences(InvokeCase):
     def setUp(self):
         super().setUp()
         self.py("s1", "def main(a):\n    print('s1 got', a['n'])\n    return {'n': a['n'] + 1, 'trail': ['py']}\n")
-        self.put_action("s2", {"kind": "nodejs:20", "code":
+        self.put_action("s2", {"kind": NODE_KIND, "code":
                         "function main(a) { console.log('s2 got', a.n); return { n: a.n * 10, trail: a.trail.concat(['node']) } }"})
 
     def test_sequence_result_flows_through(self):
@@ -1164,7 +1165,7 @@ class Sequences(InvokeCase):
             self.assertRegex(l, ID_RE)
         c1, c2 = (self.get_record(i) for i in seq["logs"])
         self.check_record(c1, "s1", "guest/s1", "python:3", cause=seq["activationId"])
-        self.check_record(c2, "s2", "guest/s2", "nodejs:20", cause=seq["activationId"])
+        self.check_record(c2, "s2", "guest/s2", NODE_KIND, cause=seq["activationId"])
         self.assertEqual(c1["response"]["result"], {"n": 2, "trail": ["py"]})
         self.assertEqual(c2["response"]["result"], {"n": 20, "trail": ["py", "node"]})
         self.assertEqual(self.log_parts(c1), [("stdout", "s1 got 1")])
@@ -1182,7 +1183,7 @@ class Sequences(InvokeCase):
 
     def test_error_in_first_component_stops_the_chain(self):
         self.py("bad1", "def main(a):\n    raise RuntimeError('first fails')\n")
-        self.put_action("s2only", {"kind": "nodejs:20", "code": "function main(a) { return { ran: true } }"})
+        self.put_action("s2only", {"kind": NODE_KIND, "code": "function main(a) { return { ran: true } }"})
         self.put_action("chainbad", {"kind": "sequence", "components": ["/_/bad1", "/_/s2only"]})
         r = self.invoke("chainbad", {"n": 1})
         self.assertEqual(r.status, 502, r)
@@ -1355,7 +1356,7 @@ class Persistence(InvokeCase):
 
     def test_activations_survive_a_restart(self):
         self.py("echo", PY_ECHO)
-        self.put_action("nechok", {"kind": "nodejs:20", "code": "function main(a) { console.log('n'); return a }"})
+        self.put_action("nechok", {"kind": NODE_KIND, "code": "function main(a) { console.log('n'); return a }"})
         recs = [self.invoke_ok("echo", {"i": i}) for i in range(3)]
         recs.append(self.invoke_ok("nechok", {"i": 3}))
         r = self.invoke("echo", {"i": 4}, blocking=False)

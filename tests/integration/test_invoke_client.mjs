@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { KEY, Wispd, waitFor } from './wispd.mjs'
+import { KEY, NODE_KIND, Wispd, waitFor } from './wispd.mjs'
 
 const require = createRequire(import.meta.url)
 const openwhisk = require('openwhisk')
@@ -83,7 +83,7 @@ before(async () => {
   ow = openwhisk({ apihost, api_key: KEY })
   await ow.packages.create({ name: 'site', package: { parameters: [{ key: 'site', value: 'north' }] } })
   await ow.actions.create({ name: 'site/hello', action: PY_HELLO, kind: 'python:3', params: { name: 'default' } })
-  await ow.actions.create({ name: 'shout', action: NODE_ASYNC, kind: 'nodejs:20' })
+  await ow.actions.create({ name: 'shout', action: NODE_ASYNC, kind: NODE_KIND })
   await ow.actions.create({ name: 'fails', action: PY_FAIL, kind: 'python:3' })
   await ow.actions.create({ name: 'chain', sequence: ['/_/site/hello', '/guest/shout'] })
 })
@@ -104,7 +104,7 @@ describe('actions.invoke', () => {
     assert.deepEqual(rec.response.result, { greeting: 'hello rec', site: 'north' })
     assert.deepEqual(logParts(rec).sort(), [['stderr', 'on stderr'], ['stdout', 'hello rec']])
     const n = await ow.actions.invoke({ name: 'shout', blocking: true, params: { greeting: 'hey', site: 's' } })
-    checkRecord(n, { name: 'shout', path: 'guest/shout', kind: 'nodejs:20' })
+    checkRecord(n, { name: 'shout', path: 'guest/shout', kind: NODE_KIND })
     assert.deepEqual(n.response.result, { shout: 'HEY', site: 's' })
     assert.deepEqual(logParts(n), [['stdout', 'node got hey']])
   })
@@ -114,7 +114,7 @@ describe('actions.invoke', () => {
     assert.deepEqual(Object.keys(r), ['activationId'])
     assert.match(r.activationId, ID_RE)
     const rec = await waitFor(() => ow.activations.get({ activationId: r.activationId }), 'the activation record')
-    checkRecord(rec, { name: 'shout', path: 'guest/shout', kind: 'nodejs:20' })
+    checkRecord(rec, { name: 'shout', path: 'guest/shout', kind: NODE_KIND })
     assert.equal(rec.activationId, r.activationId)
     assert.deepEqual(rec.response.result, { shout: 'LATER' })
   })
@@ -154,7 +154,7 @@ describe('actions.invoke', () => {
     assert.equal(rec.logs.length, 2)
     const [c1, c2] = await Promise.all(rec.logs.map(id => ow.activations.get(id)))
     checkRecord(c1, { name: 'hello', path: 'guest/site/hello', kind: 'python:3', cause: rec.activationId })
-    checkRecord(c2, { name: 'shout', path: 'guest/shout', kind: 'nodejs:20', cause: rec.activationId })
+    checkRecord(c2, { name: 'shout', path: 'guest/shout', kind: NODE_KIND, cause: rec.activationId })
     assert.deepEqual(c1.response.result, { greeting: 'hello two', site: 'north' })
     assert.deepEqual(c2.response.result, { shout: 'HELLO TWO', site: 'north' })
     // non-blocking too

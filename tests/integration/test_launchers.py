@@ -272,6 +272,34 @@ class LauncherCases:
         self.assertEqual(w.wait(), 0)
         self.assertEqual(sorted(os.listdir(w.cwd)), sorted({n.split("/")[0] for n in self.ZIP}))
 
+    def test_zip_code_must_be_base64_but_may_wrap(self):
+        # wispd refuses non-base64 code at create; the launchers do not guess either
+        w = self.start()
+        got = w.init("UEsFBgAA!!not base64!!", binary=True)
+        self.assertTrue(got["error"].startswith("The action's code is not valid base64"), got)
+        self.assertEqual(w.wait(), 1)
+        # `base64 action.zip` wraps its lines at 76 columns: that is still base64
+        w = self.start()
+        code = zip_b64(self.ZIP)
+        wrapped = "\n".join(code[i:i + 76] for i in range(0, len(code), 76))
+        self.assertEqual(w.init(wrapped, binary=True), {"ok": True})
+        self.assertEqual(w.run({"name": "zip"}), {"greeting": "hello zip"})
+
+    def test_zip_with_a_bad_crc_is_refused(self):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            for name, body in self.ZIP.items():
+                z.writestr(name, body)
+            z.writestr("data.txt", "the original text")
+        data = bytearray(buf.getvalue())
+        at = data.find(b"the original text")
+        data[at:at + 3] = b"THE"  # the stored bytes change, their CRC does not
+        w = self.start()
+        got = w.init(base64.b64encode(bytes(data)).decode(), binary=True)
+        self.assertTrue(got["error"].startswith("There was an error uncompressing the action archive: "), got)
+        self.assertIn("data.txt", got["error"])
+        self.assertEqual(w.wait(), 1)
+
     def test_text_action_leaves_no_files(self):
         # The pool removes a worker's directory with rmdir.
         w = self.started("raises")

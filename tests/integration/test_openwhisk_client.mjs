@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { KEY, Wispd } from './wispd.mjs'
+import { KEY, NODE_KIND, Wispd } from './wispd.mjs'
 
 const require = createRequire(import.meta.url)
 const openwhisk = require('openwhisk')
@@ -17,7 +17,7 @@ const WRONG_KEY = KEY.slice(0, -1) + (KEY.endsWith('x') ? 'y' : 'x')
 
 const CODE1 = 'function main(args) { return args }'
 const CODE2 = 'function main(args) { return { v: 2 } }'
-const KIND = 'nodejs:20' // what nodejs:default resolves to
+const KIND = NODE_KIND // what nodejs:default resolves to: the installed node's
 const DEFAULT_LIMITS = { timeout: 60000, memory: 256, logs: 10, concurrency: 1 }
 
 let apihost
@@ -103,7 +103,7 @@ describe('actions', () => {
 
   test('list contains it; limit, skip and count are honoured', async () => {
     await ow.actions.create({ name: 'other1', action: CODE1 })
-    await ow.actions.create({ name: 'other2', action: CODE1, kind: 'nodejs:20' })
+    await ow.actions.create({ name: 'other2', action: CODE1, kind: KIND })
     const all = await ow.actions.list()
     assert.deepEqual(names(all).sort(), ['hello', 'other1', 'other2'])
     const h = all.find(a => a.name === 'hello')

@@ -3,7 +3,7 @@
 // deadline, then SIGKILL and a failure), checking the exit status and that
 // its log holds no sanitizer report. The Python twin is harness.py.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -12,6 +12,18 @@ import { fileURLToPath } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 export const WISPD = process.env.WISPD || resolve(here, '../../build/core/wispd')
 export const KEY = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP'
+// nodejs:MAJOR of the node the kinds manifest names (nodejs:18 on Debian 12,
+// nodejs:20 where node 20 is installed): the kind wispd offers for
+// nodejs:default. Asked of that node, not of wispd, so tests check wispd's
+// answer (harness.py's NODE_KIND is its twin).
+export const NODE_KIND = (() => {
+  try {
+    return 'nodejs:' + execFileSync('/usr/bin/node', ['-p', 'process.versions.node.split(".")[0]'],
+      { encoding: 'utf8', timeout: 30000 }).trim()
+  } catch (_) {
+    return null
+  }
+})()
 const SANITIZER_MARKS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:', 'UndefinedBehaviorSanitizer']
 const READY_TIMEOUT_MS = 20000
 const STOP_TIMEOUT_MS = 30000
@@ -80,7 +92,7 @@ export class Wispd {
       proc.on('error', e => finish(new Error(`cannot spawn ${WISPD}: ${e.message}`)))
       proc.stderr.on('data', chunk => {
         this.log += chunk
-        const m = this.log.match(/^wispd: ready on http:\/\/127\.0\.0\.1:(\d+)$/m)
+        const m = this.log.match(/^wispd: ready on https?:\/\/127\.0\.0\.1:(\d+)$/m) // https: --tls-cert
         if (m) finish(null, Number(m[1]))
       })
       this.exitedP.then(({ code, signal }) => finish(new Error(
