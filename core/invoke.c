@@ -117,11 +117,25 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
     int rc;
     if (!p)
         return wisp_err_set(err, -ENOMEM, "out of memory");
+    /* another namespace's missing package answers as a closed one (below):
+     * nothing tells another namespace what exists */
+    bool others = strcmp(ns, subject) != 0;
     if (slash)
         snprintf(pkgname, sizeof pkgname, "%.*s", (int)(slash - path), path);
-    if (slash && (rc = entity(inv, ns, pkgname, REC_PACKAGE, &pkg)) < 0) {
+    if (slash && (rc = entity(inv, ns, pkgname, REC_PACKAGE, &pkg)) < 0 &&
+        (rc == -EIO || !others)) {
         rc = wisp_err_set(err, rc == -EIO ? -EIO : -ENOENT, rc == -EIO ?
                           "The stored package cannot be read." : "The requested resource does not exist.");
+        goto out;
+    }
+    /* Another namespace's actions are the caller's to run only in a
+     * published package, as OpenWhisk entitles a subject to nothing else
+     * there. The API checks a direct invoke before it gets here; this is
+     * for sequence components, which may name any namespace. */
+    if (others && !json_is_true(json_object_get(pkg, "publish"))) {
+        rc = wisp_err_set(err, -EACCES,
+                          "The supplied authentication is not authorized to access this "
+                          "resource.");
         goto out;
     }
     const json_t *b = json_object_get(pkg, "binding");
@@ -158,7 +172,9 @@ static int resolve(struct invoke *inv, const char *ns, const char *path, const c
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)payload, k, v) {
-            if (json_object_get(p, k)) {
+            /* a parameter defined without a value (null) stays the caller's to give */
+            const json_t *have = json_object_get(p, k);
+            if (have && !json_is_null(have)) {
                 rc = wisp_err_set(err, -EINVAL, "Request defines parameters that are not allowed "
                                                 "(e.g., reserved properties).");
                 goto out;

@@ -74,8 +74,10 @@ struct invoke_req {
 typedef void invoke_done_fn(void *arg, const json_t *record);
 
 /* Starts an activation; id gets its id. With cb, *waiter can cancel the
- * wait (invoke_cancel). 0, or with err: -ENOENT (no such action), -EINVAL
- * (overriding final parameters, a bad sequence), -E2BIG (payload), -EAGAIN
+ * wait (invoke_cancel). 0, or with err: -ENOENT (no such action), -EACCES
+ * (another namespace's action outside a published package, or a binding of
+ * an unpublished one), -EINVAL (overriding final parameters, a bad
+ * sequence), -E2BIG (payload), -EAGAIN
  * (429: a namespace limit), -EBUSY (503: the pool's queue is full),
  * -ENOTSUP (a kind this appliance cannot run), -EIO. */
 int invoke_start(struct invoke *inv, const struct invoke_req *req, char id[33],
