@@ -11,10 +11,10 @@
  *                    turn. https verifies the server's certificate against
  *                    the CA bundle (env->tls_ca_file, the tls-ca-file
  *                    setting; loaded once, at the first https poll) and
- *                    that it names the host (also sent as SNI). There is
- *                    no way to skip the check. mbedtls 2.28 matches DNS
- *                    names only, so https://IP verifies only against a
- *                    certificate that carries the IP as a name.
+ *                    that it is for the host: a DNS name as mbedtls
+ *                    checks it (also sent as SNI), an IP literal as a
+ *                    subjectAltName IP entry (platform/tls.h). There is
+ *                    no way to skip the check.
  *   interval         seconds between polls (default 60, 1..MAX_INTERVAL)
  *   headers          optional object of extra request headers (strings;
  *                    only their names are shown in status, values may be

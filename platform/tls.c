@@ -2,11 +2,23 @@
  * takes from the current cipher_in buffer or says WANT_READ, send appends
  * to the current cipher_out buffer (bounded by the connection's own flow:
  * the HTTP layer stops producing while output is queued). Server and client
- * connections share everything but their mbedtls_ssl_config. */
+ * connections share everything but their mbedtls_ssl_config.
+ *
+ * The one thing a newcomer gets wrong: mbedtls 2.28 checks the name given
+ * to mbedtls_ssl_set_hostname against the certificate's dNSName entries
+ * (or, without a subjectAltName, its CN) as text. Handed "127.0.0.1" it
+ * would take a certificate whose CN or DNS entry spells the address and
+ * refuse one that carries it properly, as an iPAddress entry. So a client
+ * for an IP literal gives mbedtls no name at all (which also keeps the IP
+ * out of SNI, as RFC 6066 asks) and checks the address itself, in
+ * verify_ip(), during the handshake: before the client sends anything of
+ * its own beyond the hello. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <mbedtls/asn1.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -39,12 +51,24 @@ struct tls_client {
     mbedtls_x509_crt ca;
 };
 
+/* A subjectAltName iPAddress entry as mbedtls lists it in
+ * crt->subject_alt_names: GeneralName [7], primitive, its value the 4 or 16
+ * address bytes (RFC 5280, 4.2.1.6). */
+#define SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
+
 struct tls_conn {
     mbedtls_ssl_context ssl;
     bool handshake_done;
     int last_err;              /* the mbedtls code behind the last -EPROTO */
     uint32_t verify_flags;     /* the certificate check's findings (clients) */
     struct evbuffer *in, *out; /* set for the duration of one call */
+    /* a client for an IP literal: the address the server's certificate
+     * must carry as an iPAddress entry (ip_len 4 or 16; 0: a DNS name,
+     * which mbedtls checks) */
+    unsigned char ip[16];
+    size_t ip_len;
+    bool ip_mismatch; /* verify_ip found no such entry */
+    char ip_text[INET6_ADDRSTRLEN];
 };
 
 static int bio_send(void *arg, const unsigned char *buf, size_t len)
@@ -190,14 +214,13 @@ fail:
     return err ? err->code : -EINVAL;
 }
 
-static struct tls_conn *conn_new(const mbedtls_ssl_config *conf, const char *host)
+static struct tls_conn *conn_new(const mbedtls_ssl_config *conf)
 {
     struct tls_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     mbedtls_ssl_init(&c->ssl);
-    /* set_hostname: SNI and the name verified against the certificate */
-    if (mbedtls_ssl_setup(&c->ssl, conf) || (host && mbedtls_ssl_set_hostname(&c->ssl, host))) {
+    if (mbedtls_ssl_setup(&c->ssl, conf)) {
         mbedtls_ssl_free(&c->ssl);
         free(c);
         return NULL;
@@ -206,14 +229,61 @@ static struct tls_conn *conn_new(const mbedtls_ssl_config *conf, const char *hos
     return c;
 }
 
+/* The peer certificate (depth 0) must carry c->ip as an iPAddress entry,
+ * byte for byte; its CN and dNSName entries do not count, as in browsers
+ * and OpenSSL's X509_check_ip. A miss is a name mismatch, so the handshake
+ * fails like any other verify failure (VERIFY_REQUIRED); ip_mismatch lets
+ * tls_conn_error say which name was missing. The CA certificates above it
+ * are mbedtls's business (depth > 0). */
+static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    struct tls_conn *c = arg;
+    if (depth != 0)
+        return 0;
+    for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san; san = san->next) {
+        if (san->buf.p && san->buf.tag == SAN_IP_TAG && san->buf.len == c->ip_len &&
+            memcmp(san->buf.p, c->ip, c->ip_len) == 0)
+            return 0;
+    }
+    c->ip_mismatch = true;
+    *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
 struct tls_conn *tls_conn_new(struct tls_server *s)
 {
-    return conn_new(&s->conf, NULL);
+    return conn_new(&s->conf);
 }
 
 struct tls_conn *tls_conn_new_client(struct tls_client *cl, const char *host)
 {
-    return host ? conn_new(&cl->conf, host) : NULL;
+    if (!host)
+        return NULL;
+    unsigned char ip[16];
+    size_t ip_len = inet_pton(AF_INET, host, ip) == 1    ? 4
+                    : inet_pton(AF_INET6, host, ip) == 1 ? 16
+                                                         : 0;
+    struct tls_conn *c = conn_new(&cl->conf);
+    if (!c)
+        return NULL;
+    int rc;
+    if (ip_len) {
+        /* NULL said out loud: no SNI and no name check by mbedtls (later
+         * 2.28 releases refuse a verifying client that never set one) */
+        rc = mbedtls_ssl_set_hostname(&c->ssl, NULL);
+        memcpy(c->ip, ip, ip_len);
+        c->ip_len = ip_len;
+        snprintf(c->ip_text, sizeof c->ip_text, "%s", host);
+        mbedtls_ssl_set_verify(&c->ssl, verify_ip, c);
+    } else {
+        /* SNI, and the name mbedtls verifies against the certificate */
+        rc = mbedtls_ssl_set_hostname(&c->ssl, host);
+    }
+    if (rc) {
+        tls_conn_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 void tls_conn_free(struct tls_conn *c)
@@ -306,11 +376,21 @@ const char *tls_conn_error(const struct tls_conn *c, char *buf, size_t cap)
     char msg[256];
     if (c->last_err == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && c->verify_flags &&
         c->verify_flags != (uint32_t)-1) {
+        /* for an IP literal the name mismatch is verify_ip's, and mbedtls's
+         * text for it ("Common Name (CN)") would mislead: ours goes first */
+        uint32_t flags = c->verify_flags;
+        size_t o = 0;
+        if (c->ip_mismatch) {
+            flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
+            o = (size_t)snprintf(msg, sizeof msg,
+                                 "no subjectAltName IP entry for %s (a CN or DNS name "
+                                 "spelling it does not count)",
+                                 c->ip_text);
+        }
         /* one reason a line, each "  <text>\n": made into "a; b" */
         char info[512];
-        if (mbedtls_x509_crt_verify_info(info, sizeof info, "", c->verify_flags) < 0)
+        if (!flags || mbedtls_x509_crt_verify_info(info, sizeof info, "", flags) < 0)
             info[0] = '\0';
-        size_t o = 0;
         for (const char *p = info; *p && o + 3 < sizeof msg;) {
             size_t n = strcspn(p, "\n");
             if (n > 0) {

@@ -7,12 +7,23 @@
  * by the same read/write events as a plain one. Only this file and tls.c
  * know mbedtls's SSL types.
  *
- * A client connection verifies the server's certificate against the CA
- * bundle of its tls_client and checks it was issued for the host name it
- * was opened with (also sent as SNI); there is no way to switch that off.
- * mbedtls 2.28 matches names only (DNS names and the CN), not IP address
- * entries, so an IP literal verifies only against a certificate naming it
- * as text. */
+ * Both ends speak TLS 1.2 only: 1.0 and 1.1 are refused (min version),
+ * and mbedtls 2.28 has no TLS 1.3 (only an experimental prototype, which
+ * Debian does not build).
+ *
+ * A client connection verifies the server's certificate (chain, validity,
+ * key usage) against the CA bundle of its tls_client and checks it was
+ * issued for the host it was opened with; there is no way to switch that
+ * off. The host check depends on the host:
+ *   a DNS name   mbedtls's check: a dNSName entry of the subjectAltName
+ *                (wildcards as mbedtls allows them), or the CN when the
+ *                certificate has no subjectAltName; also sent as SNI;
+ *   an IP literal (IPv4 dotted quad or IPv6, no brackets): an iPAddress
+ *                entry of the subjectAltName equal to the 4 or 16 address
+ *                bytes; a CN or dNSName spelling the address does not
+ *                count (mbedtls 2.28 would take those and knows no
+ *                iPAddress entries, so tls.c checks this one itself). No
+ *                SNI (RFC 6066 allows host names only). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,8 +53,9 @@ void tls_client_free(struct tls_client *cl);
 
 /* A server-side connection. NULL when out of memory. */
 struct tls_conn *tls_conn_new(struct tls_server *s);
-/* A client-side connection to host (copied): SNI and the name the server's
- * certificate must carry. NULL when out of memory. The client speaks
+/* A client-side connection to host (copied): the name or address the
+ * server's certificate must carry (above), and the SNI for a name. NULL
+ * when out of memory. The client speaks
  * first: call tls_conn_read once when the socket is connected (with an
  * empty cipher_in) to queue its hello. */
 struct tls_conn *tls_conn_new_client(struct tls_client *cl, const char *host);
@@ -63,6 +75,7 @@ int tls_conn_write(struct tls_conn *c, struct evbuffer *plain_out,
 void tls_conn_close(struct tls_conn *c, struct evbuffer *cipher_out);
 bool tls_conn_ready(const struct tls_conn *c);
 /* Why the last call failed with -EPROTO, as one line for a status:
- * "certificate verify failed: ..." (with mbedtls's reasons) or
- * "handshake failed: ..." / "...". Returns buf. */
+ * "certificate verify failed: ..." (with mbedtls's reasons; for an IP
+ * literal missing from the certificate "no subjectAltName IP entry for
+ * ADDR ..." first) or "handshake failed: ..." / "...". Returns buf. */
 const char *tls_conn_error(const struct tls_conn *c, char *buf, size_t cap);
