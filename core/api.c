@@ -36,7 +36,7 @@
 #include "wisp_config.h"
 #include "wjson.h"
 
-#define MAX_SEGS 8
+#define MAX_SEGS 32 /* web paths carry a projection or __ow_path after the action */
 #define PATH_MAXLEN (2 * ENTITY_NAME_MAX + 2)
 #define LIST_LIMIT_DEFAULT 30
 #define LIST_LIMIT_MAX 200
@@ -240,7 +240,9 @@ static int split_path(struct rq *r, const char *path)
     const char *p = path + 1;
     r->nsegs = 0;
     for (;;) {
-        if (r->nsegs == MAX_SEGS)
+        /* out may stand one past end after a full segment: an empty one
+         * next would write its NUL beyond the buffer */
+        if (r->nsegs == MAX_SEGS || out > end)
             return -EINVAL;
         r->segs[r->nsegs++] = out;
         while (*p && *p != '/') {
@@ -409,7 +411,28 @@ static int txn_get_entity(struct store_txn *t, const char *ns, const char *path,
 
 /* A sequence's component ("/ns/[pkg/]name") names an action, directly or
  * through a package binding. 0, -ENOENT, or the store's error. */
-static int component_exists(struct store_txn *t, const char *fq)
+/* 0 when path ("pkg/name") lies in a published package of ns; -EACCES in
+ * none, an unpublished one or one that does not exist (another
+ * namespace's packages are not told apart), or -errno of the store. */
+static int txn_in_published(struct store_txn *t, const char *ns, const char *path)
+{
+    const char *sep = strchr(path, '/');
+    if (!sep)
+        return -EACCES;
+    char pkg[ENTITY_NAME_MAX + 1];
+    snprintf(pkg, sizeof pkg, "%.*s", (int)(sep - path), path);
+    enum rec_kind kind;
+    json_t *doc = NULL;
+    int rc = txn_get_entity(t, ns, pkg, &kind, &doc);
+    bool pub = rc == 0 && kind == REC_PACKAGE && json_is_true(json_object_get(doc, "publish"));
+    json_decref(doc);
+    return rc < 0 && rc != -ENOENT ? rc : pub ? 0 : -EACCES; /* missing: not told */
+}
+
+/* Whether a sequence component names an action the caller may run: its
+ * own, or one in another namespace's published package (OpenWhisk checks
+ * read access on every component at PUT). 0, -ENOENT, -EACCES. */
+static int component_exists(struct store_txn *t, const char *fq, const char *caller)
 {
     char ns[AUTH_NS_MAX], path[2 * PATH_MAXLEN + 2];
     const char *slash = strchr(fq + 1, '/');
@@ -421,7 +444,10 @@ static int component_exists(struct store_txn *t, const char *fq)
     for (int hop = 0; hop < 2; hop++) {
         enum rec_kind kind;
         json_t *doc = NULL;
-        int rc = txn_get_entity(t, ns, path, &kind, &doc);
+        int rc = strcmp(ns, caller) != 0 ? txn_in_published(t, ns, path) : 0;
+        if (rc < 0)
+            return rc;
+        rc = txn_get_entity(t, ns, path, &kind, &doc);
         json_decref(doc);
         if (rc == 0)
             return kind == REC_ACTION ? 0 : -ENOENT;
@@ -608,6 +634,11 @@ static int resolve_binding(struct write_ctx *w, struct store_txn *t, json_t *b, 
     enum rec_kind kind;
     json_t *doc = NULL;
     rc = txn_get_entity(t, bns, bname, &kind, &doc);
+    bool others = strcmp(bns, w->r->ns) != 0;
+    if (others && (rc == -ENOENT || (rc == 0 && kind != REC_PACKAGE))) {
+        json_decref(doc); /* another namespace's names are not told apart */
+        return fail(w, -EACCES, MSG_FORBIDDEN);
+    }
     if (rc == -ENOENT || (rc == 0 && kind != REC_PACKAGE)) {
         json_decref(doc);
         return wisp_err_set(&w->err, -EINVAL, "Binding references a package that does not exist.");
@@ -671,9 +702,11 @@ static int put_fn(struct store_txn *t, void *arg)
         {
             if (rc < 0)
                 break;
-            int e = component_exists(t, json_string_value(c));
+            int e = component_exists(t, json_string_value(c), w->r->ns);
             if (e == -ENOENT)
                 rc = fail(w, -EINVAL, "Sequence component does not exist.");
+            else if (e == -EACCES)
+                rc = fail(w, -EACCES, MSG_FORBIDDEN);
             else if (e < 0)
                 rc = e;
         }
@@ -1822,36 +1855,59 @@ static bool entitled(struct rq *r, const struct route *rt)
     return ok;
 }
 
-static void route(struct rq *r)
-{
+/* The rows whose pattern matches the path: exactly, else without a
+ * trailing empty segment; nsegs is the count that matched. */
+struct route_hits {
     const struct route *hit[12];
-    size_t nhit = 0;
-    int n = r->nsegs;
-    for (int pass = 0; pass < 2 && nhit == 0; pass++) {
-        n = r->nsegs - pass;
+    size_t n;
+    int nsegs;
+};
+
+static void route_find(struct rq *r, struct route_hits *h)
+{
+    h->n = 0;
+    h->nsegs = r->nsegs;
+    for (int pass = 0; pass < 2 && h->n == 0; pass++) {
+        int n = r->nsegs - pass;
         if (pass == 1 && (n < 1 || r->segs[n][0] != '\0'))
             break;
-        for (size_t i = 0; i < WISP_ARRAY_LEN(routes) && nhit < WISP_ARRAY_LEN(hit); i++)
+        h->nsegs = n;
+        for (size_t i = 0; i < WISP_ARRAY_LEN(routes) && h->n < WISP_ARRAY_LEN(h->hit); i++)
             if (path_match(r, routes[i].path, n) && (!routes[i].when || routes[i].when(r)))
-                hit[nhit++] = &routes[i];
+                h->hit[h->n++] = &routes[i];
     }
+}
+
+/* The first of them that takes the method, with its captures set; NULL:
+ * none does (405). */
+static const struct route *route_pick(struct rq *r, const struct route_hits *h)
+{
+    const struct route *rt = NULL;
+    for (size_t i = 0; i < h->n && !rt; i++)
+        if (h->hit[i]->fn && method_is(r, h->hit[i]->method))
+            rt = h->hit[i];
+    if (rt)
+        (void)path_match(r, rt->path, h->nsegs); /* its captures, not the last row's */
+    return rt;
+}
+
+static void route(struct rq *r)
+{
+    struct route_hits h;
+    route_find(r, &h);
     bool keyed = r->nsegs >= 3 && strcmp(r->segs[0], "api") == 0 &&
                  strcmp(r->segs[1], "v1") == 0 && strcmp(r->segs[2], "namespaces") == 0;
     if (keyed && !authenticate(r))
         return;
-    if (nhit == 0) {
+    if (h.n == 0) {
         reply_error(r, 404, MSG_NOT_FOUND);
         return;
     }
-    const struct route *rt = NULL;
-    for (size_t i = 0; i < nhit && !rt; i++)
-        if (hit[i]->fn && method_is(r, hit[i]->method))
-            rt = hit[i];
+    const struct route *rt = route_pick(r, &h);
     if (!rt) {
-        not_allowed(r, hit, nhit);
+        not_allowed(r, h.hit, h.n);
         return;
     }
-    (void)path_match(r, rt->path, n); /* its captures, not the last row's */
     if ((rt->flags & R_NS) && !entitled(r, rt))
         return;
     rt->fn(r, rt);
@@ -1959,6 +2015,7 @@ int api_start(const struct api_env *env, struct api **out, unsigned *bound_port,
         .max_header_bytes = (size_t)cfg->http_max_header_kb * 1024,
         .max_body_bytes = (size_t)cfg->max_body_kb * 1024,
         .max_conns = (unsigned)cfg->http_max_conns,
+        .max_held_bytes = (size_t)cfg->http_max_held_mb << 20,
         .idle_timeout_s = (unsigned)cfg->http_idle_timeout_s,
         .tls = tls,
     };
@@ -1996,4 +2053,90 @@ void api_free(struct api *a)
     http_server_free(a->http);
     web_close(a->web);
     free(a);
+}
+
+/* ==== fuzz entry point ================================================= */
+
+/* Percent-encodes every byte outside the unreserved set; the split of the
+ * result must give back the segments it was made from. */
+static size_t fuzz_encode(const char *seg, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)seg; *p; p++) {
+        if (isalnum(*p) || strchr("-._~", *p)) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    return o;
+}
+
+int api_fuzz_route(const uint8_t *data, size_t len)
+{
+    static struct api none; /* no store, no feeds: rows with a `when` do not apply */
+    struct rq *r = calloc(1, sizeof *r), *again = calloc(1, sizeof *again);
+    char *path = malloc(len + 2), *enc = malloc(3 * len + 2);
+    int rc = -ENOMEM;
+    if (!r || !again || !path || !enc)
+        goto out;
+    /* what http hands on: a path that starts with '/', without its query */
+    path[0] = '/';
+    memcpy(path + 1, data, len);
+    path[len + 1] = '\0';
+    r->api = &none;
+    rc = split_path(r, path);
+    if (rc < 0)
+        goto out;
+    const char *lo = r->segbuf, *hi = r->segbuf + sizeof r->segbuf;
+    size_t e = 0;
+    for (int i = 0; i < r->nsegs; i++) {
+        const char *sg = r->segs[i];
+        if (sg < lo || sg >= hi || memchr(sg, '\0', (size_t)(hi - sg)) == NULL)
+            abort(); /* a segment outside the buffer, or not terminated in it */
+        if (strchr(sg, '/'))
+            abort(); /* %2F must not hide a separator */
+        enc[e++] = '/';
+        e += fuzz_encode(sg, enc + e);
+    }
+    enc[e] = '\0';
+    if (split_path(again, enc) < 0 || again->nsegs != r->nsegs)
+        abort();
+    for (int i = 0; i < r->nsegs; i++)
+        if (strcmp(again->segs[i], r->segs[i]) != 0)
+            abort();
+    /* route()'s own matching, for each method, without authenticating or
+     * calling a handler */
+    static const char *const methods[] = {"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"};
+    int hits = 0;
+    for (size_t m = 0; m < WISP_ARRAY_LEN(methods); m++) {
+        r->method = methods[m];
+        struct route_hits h;
+        route_find(r, &h);
+        const struct route *rt = route_pick(r, &h);
+        if (!rt)
+            continue; /* 404 or 405 */
+        hits++;
+        if (!path_match(r, rt->path, h.nsegs))
+            abort(); /* a row matches the path it matched before */
+        for (int i = 0; i < r->ncap; i++)
+            if (!r->cap[i][0] || r->cap[i] < lo || r->cap[i] >= hi)
+                abort();
+        if ((rt->flags & R_NS) && r->ncap < 1)
+            abort(); /* entitled() reads the namespace from cap[0] */
+        if (r->rest && (r->nrest < 0 || r->rest + r->nrest > r->segs + r->nsegs))
+            abort();
+        r->rest = NULL;
+        r->nrest = 0;
+    }
+    rc = hits;
+out:
+    free(r);
+    free(again);
+    free(path);
+    free(enc);
+    return rc;
 }

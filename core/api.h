@@ -5,6 +5,9 @@
  *   {"error": "<message>", "code": "<transaction id>"}
  * with the errno-to-status mapping kept in one table in api.c. */
 #pragma once
+#include <stddef.h>
+#include <stdint.h>
+
 #include "wisp.h"
 
 struct event_base;
@@ -41,3 +44,10 @@ void api_stop_listening(struct api *a);
 /* Requests accepted and not yet answered. */
 unsigned api_pending(const struct api *a);
 void api_free(struct api *a);
+
+/* Fuzz entry point (tests/fuzz): splits "/" + data as a request path
+ * (percent-decoding) and matches it against the route table for each
+ * method, as route() does, without a server, a store or a key. The number
+ * of methods some row serves it with, -EINVAL when the path is refused
+ * (400), -ENOMEM; abort() on a broken invariant. */
+int api_fuzz_route(const uint8_t *data, size_t len);

@@ -49,7 +49,9 @@ int codec_put_bool(struct plat_buf *buf, bool v) WISP_MUST_CHECK;
  * record keeps to the nesting codec_record_pack allows */
 int codec_put_json(struct plat_buf *buf, const json_t *j, int depth) WISP_MUST_CHECK;
 /* Decodes a record; *doc is a new reference. 0, -EBADMSG (not a record,
- * truncated, too deep), -EPROTO (schema version newer than this build). */
+ * truncated, too deep, a head codec_record_peek_kind() does not read
+ * (kind 0 among them), a map with a key twice), -EPROTO (schema version
+ * newer than this build). */
 int codec_record_unpack(const void *data, size_t len, enum rec_kind *kind, int64_t *updated_ms,
                         json_t **doc) WISP_MUST_CHECK;
 /* The kind of a record from its first bytes, or -EBADMSG. */
@@ -66,5 +68,7 @@ int codec_record_peek_updated(const void *data, size_t len, int64_t *updated_ms)
 int codec_record_peek_str(const void *data, size_t len, const char *key, const char **s,
                           size_t *n) WISP_MUST_CHECK;
 
-/* Fuzz entry point: decodes arbitrary bytes, discards the result. */
+/* Fuzz entry point: decodes arbitrary bytes, discards the result; abort()s
+ * when the peeks disagree with the decoding or a decoded record does not
+ * pack and decode again to the same. */
 int codec_fuzz_one(const uint8_t *data, size_t len);

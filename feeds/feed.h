@@ -128,6 +128,17 @@ bool feed_mqtt_connected(void *self);
  * core can flush what it kept while the broker was away. */
 void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg);
 
+/* Fuzz entry points (feeds/mqtt.c; no broker, no socket), for tests/fuzz.
+ * The broker URL (--mqtt) through the parser start() uses: 0 or its
+ * refusal. An incoming MQTT v5 PUBLISH packet (fixed header, topic, packet
+ * id, properties, payload) decoded as libmosquitto decodes it, handed to
+ * the adapter self (from start(), never connected) as libmosquitto hands a
+ * message on, and fired to self's bindings as the loop would: 0, or
+ * -EPROTO for a packet libmosquitto refuses. Both abort() on a broken
+ * invariant. */
+int feed_mqtt_fuzz_url(const uint8_t *data, size_t len);
+int feed_mqtt_fuzz_publish(void *self, const uint8_t *data, size_t len);
+
 /* ==== webhook-only operation =========================================== */
 
 /* A request to a webhook URL (/hooks/{id}), handed over by core's API

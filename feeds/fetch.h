@@ -62,3 +62,15 @@ const char *fetch_error(const struct fetch *f);
  * "in the TLS handshake", "waiting for the response", ...), to say
  * where a caller's deadline hit it. */
 const char *fetch_stage(const struct fetch *f);
+
+/* ---- fuzz entry points (no socket, no loop; tests/fuzz) ----------------
+ * A fetch that has sent its request and reads the response from the bytes
+ * fed to it, through the same parser as bytes from the socket (status
+ * line, 1xx answers, headers, Content-Length, chunked or close-delimited
+ * bodies, the bounds). 0 or -ENOMEM; release with fetch_free(). */
+int fetch_fuzz_new(bool head, size_t max_head, size_t max_body, struct fetch **out)
+    WISP_MUST_CHECK;
+/* Feeds bytes; eof: the server closed the connection after them. 1 once
+ * the exchange is over (*rc as done() would get it; the accessors answer
+ * then), 0 while it wants more, -ENOMEM. */
+int fetch_fuzz_feed(struct fetch *f, const void *data, size_t len, bool eof, int *rc);

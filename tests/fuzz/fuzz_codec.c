@@ -1,10 +1,13 @@
-/* Fuzz target: msgpack record decoding (core/codec.c). */
+/* Fuzz target: msgpack record decoding (core/codec.c): the record head
+ * (schema version, kind, updated_ms), every msgpack type a document may
+ * hold, and the peeks a listing uses instead of decoding. codec_fuzz_one()
+ * checks that the peeks agree with the full decoding and that whatever
+ * decodes packs and decodes again to the same record. */
 #include "codec.h"
 #include "fuzz_targets.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int rc = codec_fuzz_one(data, size);
-    int kind = codec_record_peek_kind(data, size);
-    return rc == 0 && kind < 0 ? -1 : 0; /* a decodable record has a kind */
+    (void)codec_fuzz_one(data, size);
+    return 0;
 }

@@ -1112,6 +1112,41 @@ const char *__asan_default_options(void)
     return "max_allocation_size_mb=1024";
 }
 
+/* issue 16: records the peeks read one way and a full decode another: a
+ * kind or schema not as a positive fixint (listings skipped what a get
+ * returned), updated_ms over INT64_MAX (decoded as a negative number), a
+ * key twice (the peek saw the first name, the document the last) */
+static void codec_unpack_agrees_with_the_peeks(void)
+{
+    static const struct {
+        const char *what;
+        unsigned char bytes[24];
+        size_t len;
+    } rows[] = {
+        {"kind as uint8", {0x94, 0x01, 0xcc, 0x01, 0x00, 0x80}, 6},
+        {"schema as uint8", {0x94, 0xcc, 0x01, 0x01, 0x00, 0x80}, 6},
+        {"kind 0", {0x94, 0x01, 0x00, 0x00, 0x80}, 5},
+        {"updated_ms over INT64_MAX",
+         {0x94, 0x01, 0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x80}, 13},
+        {"name twice",
+         {0x94, 0x01, 0x01, 0x00, 0x82, 0xa4, 'n', 'a', 'm', 'e', 0xa1, 'x', 0xa4, 'n', 'a', 'm',
+          'e', 0xa1, 'y'},
+         19},
+    };
+    for (size_t i = 0; i < WISP_ARRAY_LEN(rows); i++) {
+        enum rec_kind kind;
+        int64_t upd;
+        json_t *doc = NULL;
+        int rc = codec_record_unpack(rows[i].bytes, rows[i].len, &kind, &upd, &doc);
+        if (rc != -EBADMSG)
+            fprintf(stderr, "  %s: %d\n", rows[i].what, rc);
+        CHECK_EQ_INT(rc, -EBADMSG);
+        json_decref(doc);
+        CHECK_EQ_INT(codec_fuzz_one(rows[i].bytes, rows[i].len), -EBADMSG);
+    }
+    CHECK_EQ_INT(codec_record_peek_kind(rows[2].bytes, rows[2].len), -EBADMSG);
+}
+
 static const struct check_test tests[] = {
     {"codec_round_trips_every_json_type", codec_round_trips_every_json_type},
     {"codec_round_trips_scalar_documents", codec_round_trips_scalar_documents},
@@ -1152,6 +1187,7 @@ static const struct check_test tests[] = {
     {"codec_pack_matches_msgpack_c", codec_pack_matches_msgpack_c},
     {"codec_random_bytes_never_crash", codec_random_bytes_never_crash},
     {"codec_mutated_records_never_crash", codec_mutated_records_never_crash},
+    {"codec_unpack_agrees_with_the_peeks", codec_unpack_agrees_with_the_peeks},
 };
 
 CHECK_MAIN(tests)

@@ -1,6 +1,7 @@
 /* tests/unit/test_http_parse.c - the HTTP request head parser through its
  * socket-free entry point http_fuzz_one(): 0 for a head the server takes,
- * else the HTTP status it answers with. */
+ * else the HTTP status it answers with; and the connection machine (bodies,
+ * chunks, trailers, pipelining) through http_fuzz_server(). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -223,6 +224,146 @@ static void http_parse_random_bytes_never_crash(void)
     }
 }
 
+/* ---- the connection machine (http_fuzz_server) ------------------------ */
+
+struct conn_log {
+    int handled, errors, last_error;
+    char paths[256];
+    char body[256];
+    struct http_req *held;
+};
+
+static void log_handle(void *ctx, struct http_req *req)
+{
+    struct conn_log *l = ctx;
+    l->handled++;
+    snprintf(l->paths + strlen(l->paths), sizeof l->paths - strlen(l->paths), "%s ",
+             http_req_path(req));
+    size_t n;
+    const char *b = http_req_body(req, &n);
+    snprintf(l->body, sizeof l->body, "%.*s", (int)n, b);
+    if (strcmp(http_req_path(req), "/hold") == 0) {
+        l->held = req;
+        return;
+    }
+    http_reply(req, 200, NULL, NULL, 0);
+}
+
+static size_t log_error(void *ctx, int status, const char *msg, char *buf, size_t cap)
+{
+    (void)msg;
+    struct conn_log *l = ctx;
+    l->errors++;
+    l->last_error = status;
+    return (size_t)snprintf(buf, cap, "{}");
+}
+
+/* Feeds text in reads of step bytes (0: one read); 1 while open. */
+static int feed(struct conn_log *l, const char *text, size_t step)
+{
+    struct http_callbacks cbs = {NULL, log_handle, log_error, l};
+    struct http_server *s;
+    memset(l, 0, sizeof *l);
+    if (http_fuzz_server(&cbs, 1024, 4096, &s) < 0)
+        return -1;
+    size_t len = strlen(text), off = 0;
+    int open = 1;
+    do {
+        size_t n = step && len - off > step ? step : len - off;
+        open = http_fuzz_feed(s, text + off, n);
+        off += n;
+    } while (open == 1 && off < len);
+    http_server_free(s);
+    if (l->held)
+        http_reply(l->held, 200, NULL, NULL, 0); /* after the server: must be safe */
+    return open;
+}
+
+/* issue 16: a handler that replied at once left pipelined requests in the
+ * buffer until more bytes came (none would: the client waits) */
+static void http_conn_answers_every_pipelined_request(void)
+{
+    struct conn_log l;
+    const char *three = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n";
+    CHECK_EQ_INT(feed(&l, three, 0), 1);
+    CHECK_EQ_INT(l.handled, 3);
+    CHECK_STREQ(l.paths, "/a /b /c ");
+    CHECK_EQ_INT(feed(&l, three, 5), 1);
+    CHECK_EQ_INT(l.handled, 3);
+}
+
+static void http_conn_reads_length_and_chunked_bodies(void)
+{
+    struct conn_log l;
+    CHECK_EQ_INT(feed(&l, "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\n\r\n", 0),
+                 1);
+    CHECK_EQ_INT(l.handled, 2);
+    CHECK_EQ_INT(feed(&l,
+                      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5;name=value\r\nhello\r\n6 ;x\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+                      3),
+                 1);
+    CHECK_EQ_INT(l.handled, 1);
+    CHECK_STREQ(l.body, "hello world");
+    CHECK_EQ_INT(l.errors, 0);
+}
+
+/* issue 16: strtoull took a sign, blanks and 0x; a bare LF in an
+ * extension is a line end to other parsers */
+static void http_conn_refuses_loose_chunk_sizes(void)
+{
+    static const char *const bad[] = {"+5", "-0", " 5", "0x5", "5;a\nb", "g", ";x", "5\x01"};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(bad); i++) {
+        char req[256];
+        snprintf(req, sizeof req,
+                 "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nhello\r\n0\r\n\r\n",
+                 bad[i]);
+        struct conn_log l;
+        CHECK_EQ_INT(feed(&l, req, 0), 0);
+        CHECK_EQ_INT(l.handled, 0);
+        CHECK_EQ_INT(l.last_error, 400);
+    }
+}
+
+/* issue 16: a chunk-size line over the bound was refused when it came in
+ * pieces and taken when it came in one read */
+static void http_conn_chunk_line_bound_does_not_depend_on_reads(void)
+{
+    char req[2048];
+    int n = snprintf(req, sizeof req, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    memset(req + n, '0', 1030);
+    snprintf(req + n + 1030, sizeof req - (size_t)n - 1030, "5\r\nhello\r\n0\r\n\r\n");
+    struct conn_log whole, split;
+    CHECK_EQ_INT(feed(&whole, req, 0), 0);
+    CHECK_EQ_INT(feed(&split, req, 7), 0);
+    CHECK_EQ_INT(whole.last_error, 400);
+    CHECK_EQ_INT(split.last_error, 400);
+}
+
+/* issue 16: trailer lines were read without end */
+static void http_conn_bounds_trailers(void)
+{
+    char req[4096];
+    size_t n = (size_t)snprintf(req, sizeof req,
+                                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n");
+    for (int i = 0; i < 12; i++) /* 12 * 102 bytes > the 1024-byte head bound */
+        n += (size_t)snprintf(req + n, sizeof req - n, "X-T: %096d\r\n", i);
+    snprintf(req + n, sizeof req - n, "\r\n");
+    struct conn_log l;
+    CHECK_EQ_INT(feed(&l, req, 0), 0);
+    CHECK_EQ_INT(l.handled, 0);
+    CHECK_EQ_INT(l.last_error, 431);
+}
+
+/* issue 16: http_reply() on a request the server had marked gone in
+ * http_server_free() used the freed server */
+static void http_conn_reply_after_server_free_is_safe(void)
+{
+    struct conn_log l;
+    CHECK_EQ_INT(feed(&l, "GET /hold HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n", 0), 1);
+    CHECK_EQ_INT(l.handled, 1);
+}
+
 static const struct check_test tests[] = {
     {"http_parse_accepts_valid_heads", http_parse_accepts_valid_heads},
     {"http_parse_rejects_bad_request_lines", http_parse_rejects_bad_request_lines},
@@ -233,6 +374,13 @@ static const struct check_test tests[] = {
     {"http_parse_header_count_limit_is_431", http_parse_header_count_limit_is_431},
     {"http_parse_stops_at_nul", http_parse_stops_at_nul},
     {"http_parse_random_bytes_never_crash", http_parse_random_bytes_never_crash},
+    {"http_conn_answers_every_pipelined_request", http_conn_answers_every_pipelined_request},
+    {"http_conn_reads_length_and_chunked_bodies", http_conn_reads_length_and_chunked_bodies},
+    {"http_conn_refuses_loose_chunk_sizes", http_conn_refuses_loose_chunk_sizes},
+    {"http_conn_chunk_line_bound_does_not_depend_on_reads",
+     http_conn_chunk_line_bound_does_not_depend_on_reads},
+    {"http_conn_bounds_trailers", http_conn_bounds_trailers},
+    {"http_conn_reply_after_server_free_is_safe", http_conn_reply_after_server_free_is_safe},
 };
 
 CHECK_MAIN(tests)
