@@ -29,7 +29,12 @@ struct http_server_cfg {
     size_t max_header_bytes; /* request line + headers; beyond: 431 */
     size_t max_body_bytes;   /* default body bound; beyond: 413 */
     unsigned max_conns;      /* beyond: 503 and close */
-    unsigned idle_timeout_s; /* idle keep-alive and slow-request bound */
+    unsigned idle_timeout_s; /* idle keep-alive bound; a request head, begun, must be whole
+                              * within it (408); a body or reply that does not move for it
+                              * closes the connection */
+    size_t max_held_bytes;   /* replies waiting in the output of clients that do not read
+                              * them; beyond, the oldest that have not moved are dropped
+                              * and their connections closed. 0: HTTP_HELD_DEFAULT */
     struct tls_server *tls;  /* NULL: plain HTTP; else borrowed for the server's life */
 };
 
@@ -61,15 +66,37 @@ void http_server_stop_listening(struct http_server *s);
 /* Requests handed to the handler and not yet replied to, plus replies
  * queued and not yet written out (a drain waits for both). */
 unsigned http_server_pending(const struct http_server *s);
+#define HTTP_HELD_DEFAULT ((size_t)32 << 20)
+
+/* Why the server turned a client away on its own: an error reply of its
+ * own, then a close, or a close alone. */
+enum http_refusal {
+    HTTP_REFUSE_BAD_REQUEST,    /* 400: a malformed head or chunked body */
+    HTTP_REFUSE_HEAD_TOO_LARGE, /* 431: head or trailer past max_header_bytes, too many fields */
+    HTTP_REFUSE_BODY_TOO_LARGE, /* 413 */
+    HTTP_REFUSE_UNSUPPORTED,    /* 501, 505: a transfer coding or version not spoken here */
+    HTTP_REFUSE_NO_MEMORY,      /* 503 */
+    HTTP_REFUSE_HEAD_TIMEOUT,   /* 408: a head begun and not whole within idle_timeout_s */
+    HTTP_REFUSE_BODY_TIMEOUT,   /* closed: no body bytes for idle_timeout_s */
+    HTTP_REFUSE_WRITE_TIMEOUT,  /* closed: the client read nothing of a reply for idle_timeout_s */
+    HTTP_REFUSE_OUTPUT_FULL,    /* closed: replies held past max_held_bytes, this one unread */
+    HTTP_REFUSE_N
+};
+
 struct http_stats {
     unsigned long long requests, by_class[6]; /* by_class[2] counts 2xx replies, ... */
-    unsigned long long accepted, refused;     /* connections; refused: over max_conns */
+    unsigned long long accepted, refused;     /* connections; refused (503): over max_conns,
+                                               * or no file descriptor left */
+    unsigned long long accept_errors;         /* accept() failed: EMFILE, ENFILE, ENOMEM, ... */
+    unsigned long long refusals[HTTP_REFUSE_N];
+    unsigned long long held_bytes;            /* reply bytes waiting for clients now */
     unsigned open;                            /* connections open now */
 };
 void http_server_stats(const struct http_server *s, struct http_stats *out);
 
 /* Closes every connection and frees the server. Requests still pending are
- * marked gone; their replies are discarded and free them. */
+ * marked gone; their replies are discarded and free them (the server's
+ * memory goes with the last of them, so a late reply is still safe). */
 void http_server_free(struct http_server *s);
 
 const char *http_req_method(const struct http_req *r);
@@ -89,6 +116,10 @@ void http_req_each_header(const struct http_req *r,
 bool http_req_is_gone(const struct http_req *r);
 void http_req_on_gone(struct http_req *r, http_gone_fn *fn, void *arg);
 
+/* Leaves the server's default CORS headers (Access-Control-Allow-Origin: *
+ * and the API's methods and headers) out of the reply: the handler adds its
+ * own, or none (a web action that answers CORS itself). */
+void http_req_own_cors(struct http_req *r);
 /* Adds a response header (copied); before http_reply only. */
 int http_req_add_header(struct http_req *r, const char *name, const char *value) WISP_MUST_CHECK;
 /* Sends the reply and frees r. body may be NULL when len is 0. */
@@ -97,5 +128,22 @@ void http_reply(struct http_req *r, int status, const char *content_type, const 
 
 const char *http_status_text(int status);
 
-/* Fuzz entry point: parses one request head (request line + headers). */
+/* ==== fuzz entry points ==============================================
+ * No socket and no event loop; for tests/fuzz and the unit tests. */
+
+/* Parses one request head (request line + headers): 0, or the HTTP status
+ * the server answers it with. */
 int http_fuzz_one(const unsigned char *data, size_t len);
+/* A server with one connection and no socket. Bytes given to
+ * http_fuzz_feed() go through the connection's state machine as bytes
+ * read from a client do (heads, Content-Length and chunked bodies,
+ * trailers, pipelined requests, the server's own error replies); a reply
+ * counts as written out the moment it is made. cbs as for
+ * http_server_start(): handle() runs for every request, and its reply may
+ * come at once or later, between feeds. 0 or -ENOMEM; free the server with
+ * http_server_free() (a request still pending is then marked gone). */
+int http_fuzz_server(const struct http_callbacks *cbs, size_t max_header_bytes,
+                     size_t max_body_bytes, struct http_server **out) WISP_MUST_CHECK;
+/* 1 while the connection is open, 0 once the server has closed it (after
+ * an error reply or Connection: close; later bytes are dropped), -ENOMEM. */
+int http_fuzz_feed(struct http_server *s, const void *data, size_t len);

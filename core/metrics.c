@@ -20,7 +20,7 @@ struct sample {
     uint64_t v;
 };
 
-#define MAX_SAMPLES 64
+#define MAX_SAMPLES 96
 
 /* Appends one sample (and the family's TYPE line before its first). */
 static size_t put(char *buf, size_t cap, size_t n, const struct sample *s, const char *prev)
@@ -112,6 +112,27 @@ size_t metrics_text(const struct metrics_src *src, char *buf, size_t cap)
         {"wisp_http_connections_accepted_total", "counter", NULL, hs.accepted},
         {"wisp_http_connections_refused_total", "counter", NULL, hs.refused},
         {"wisp_http_connections_open", "gauge", NULL, hs.open},
+        {"wisp_http_accept_errors_total", "counter", NULL, hs.accept_errors},
+        /* one line per enum http_refusal (the assert below counts them) */
+        {"wisp_http_refusals_total", "counter", "reason=\"bad_request\"",
+         hs.refusals[HTTP_REFUSE_BAD_REQUEST]},
+        {"wisp_http_refusals_total", "counter", "reason=\"head_too_large\"",
+         hs.refusals[HTTP_REFUSE_HEAD_TOO_LARGE]},
+        {"wisp_http_refusals_total", "counter", "reason=\"body_too_large\"",
+         hs.refusals[HTTP_REFUSE_BODY_TOO_LARGE]},
+        {"wisp_http_refusals_total", "counter", "reason=\"unsupported\"",
+         hs.refusals[HTTP_REFUSE_UNSUPPORTED]},
+        {"wisp_http_refusals_total", "counter", "reason=\"no_memory\"",
+         hs.refusals[HTTP_REFUSE_NO_MEMORY]},
+        {"wisp_http_refusals_total", "counter", "reason=\"head_timeout\"",
+         hs.refusals[HTTP_REFUSE_HEAD_TIMEOUT]},
+        {"wisp_http_refusals_total", "counter", "reason=\"body_timeout\"",
+         hs.refusals[HTTP_REFUSE_BODY_TIMEOUT]},
+        {"wisp_http_refusals_total", "counter", "reason=\"write_timeout\"",
+         hs.refusals[HTTP_REFUSE_WRITE_TIMEOUT]},
+        {"wisp_http_refusals_total", "counter", "reason=\"output_full\"",
+         hs.refusals[HTTP_REFUSE_OUTPUT_FULL]},
+        {"wisp_http_output_held_bytes", "gauge", NULL, hs.held_bytes},
         {"wisp_auth_failures_total", "counter", NULL, src->auth_failed},
         {"wisp_auth_throttled_total", "counter", NULL, src->auth_throttled},
         {"wisp_store_map_bytes", "gauge", NULL, ss.map_bytes},
@@ -124,6 +145,7 @@ size_t metrics_text(const struct metrics_src *src, char *buf, size_t cap)
         {"wisp_resident_memory_peak_bytes", "gauge", NULL, rss_peak},
     };
     _Static_assert(WISP_ARRAY_LEN(rest) + 13 + 2 * 4 <= MAX_SAMPLES, "room for every sample");
+    _Static_assert(HTTP_REFUSE_N == 9, "a wisp_http_refusals_total sample per reason");
     memcpy(s + ns, rest, sizeof rest);
     ns += WISP_ARRAY_LEN(rest);
     size_t n = 0;

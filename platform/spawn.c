@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,31 @@ void plat_kill_group(pid_t pid)
     }
 }
 
+int plat_kill_uid(uid_t uid)
+{
+    /* kill(-1) signals every process its caller may signal, and it is
+     * atomic with respect to fork: a child is either already listed, or
+     * its parent's fork fails on the SIGKILL pending for it. Sent as uid,
+     * it leaves nothing of uid running, not even what left its process
+     * group and session (setsid, a double fork). wispd is root and must
+     * not send it itself: a child of its own drops to uid first. */
+    if (uid == 0)
+        return -EINVAL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        bool ok = setgroups(0, NULL) == 0 && setuid(uid) == 0 &&
+                  (kill(-1, SIGKILL) == 0 || errno == ESRCH);
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EPERM;
+}
+
 int plat_set_subreaper(void)
 {
     return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? -errno : 0;
@@ -73,6 +99,71 @@ int plat_run_wait(char *const argv[])
         if (errno != EINTR)
             return -errno;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int plat_run_capture(const struct plat_run_opts *o, char *out, size_t cap)
+{
+    static char *const envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL};
+    int p[2];
+    int rc = plat_pipe(p, 0);
+    if (rc < 0)
+        return rc;
+    struct plat_spawn_opts so = {.path = o->argv[0], .argv = o->argv, .envp = envp, .cwd = "/",
+                                 .fds = {-1, p[1], p[1], -1}, .drop_privs = o->drop_privs,
+                                 .uid = o->uid, .gid = o->gid};
+    struct wisp_err err = {0};
+    pid_t pid;
+    rc = plat_spawn(&so, &pid, &err);
+    close(p[1]);
+    if (rc < 0) {
+        close(p[0]);
+        return rc;
+    }
+    size_t len = 0;
+    bool eof = false;
+    int status = 0;
+    pid_t done = 0;
+    int64_t deadline = plat_clock_mono_us() + (int64_t)o->timeout_ms * 1000;
+    /* Its output until EOF, then its exit: a program that closes its
+     * output and lingers is waited for (and killed) as one that hangs. */
+    for (;;) {
+        if (eof && (done = waitpid(pid, &status, WNOHANG)) != 0)
+            break;
+        int64_t left = deadline - plat_clock_mono_us();
+        if (left <= 0)
+            break;
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        int wait_ms = (int)(left / 1000) + 1;
+        if (poll(eof ? NULL : &pf, eof ? 0 : 1, eof && wait_ms > 5 ? 5 : wait_ms) < 0 &&
+            errno != EINTR)
+            break;
+        if (eof || !pf.revents)
+            continue;
+        char tmp[512];
+        ssize_t n = read(p[0], tmp, sizeof tmp);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0) {
+            eof = true;
+            continue;
+        }
+        size_t take = cap && len < cap - 1 ? cap - 1 - len : 0;
+        take = take < (size_t)n ? take : (size_t)n;
+        memcpy(out + len, tmp, take);
+        len += take;
+    }
+    close(p[0]);
+    if (cap)
+        out[len] = '\0';
+    if (done < 0)
+        return -errno; /* someone else reaped it */
+    if (done == 0) { /* past the deadline: it goes now */
+        plat_kill_group(pid);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        return -ETIMEDOUT;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int plat_nice_for_share(unsigned share)
@@ -117,9 +208,19 @@ static int write_str(const char *path, const char *s)
 
 static void set_rlimit(int errfd, int res, uint64_t v)
 {
-    struct rlimit r = {.rlim_cur = (rlim_t)v, .rlim_max = (rlim_t)v};
-    if (setrlimit(res, &r) < 0)
-        child_fail(errfd, STEP_RLIMIT, errno);
+    struct rlimit r = {.rlim_cur = (rlim_t)v, .rlim_max = (rlim_t)v}, now;
+    if (setrlimit(res, &r) == 0)
+        return;
+    /* above a hard limit an unprivileged worker cannot raise: the hard one
+     * (a worker of a wispd started with fewer open files gets as many) */
+    int e = errno;
+    if (e == EPERM && getrlimit(res, &now) == 0 && now.rlim_max < (rlim_t)v) {
+        now.rlim_cur = now.rlim_max;
+        if (setrlimit(res, &now) == 0)
+            return;
+        e = errno;
+    }
+    child_fail(errfd, STEP_RLIMIT, e);
 }
 
 static void child(const struct plat_spawn_opts *o, int errfd, pid_t parent)

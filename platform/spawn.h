@@ -59,6 +59,10 @@ int plat_spawn(const struct plat_spawn_opts *o, pid_t *pid, struct wisp_err *err
 int plat_pipe(int fds[2], int nonblock_end) WISP_MUST_CHECK;
 /* SIGKILLs the process group of a spawned worker. */
 void plat_kill_group(pid_t pid);
+/* SIGKILLs every process that runs as uid (not 0), wherever it is: in a
+ * session of its own, orphaned. Blocks for one short-lived child of its
+ * own, which drops to uid to do it. 0, or -errno. */
+int plat_kill_uid(uid_t uid) WISP_MUST_CHECK;
 /* Makes this process the reaper of its descendants' orphans (a container
  * whose runtime exited after starting it): they become its children, and
  * their exits its SIGCHLDs. 0 or -errno. */
@@ -66,6 +70,22 @@ int plat_set_subreaper(void) WISP_MUST_CHECK;
 /* Runs argv (stdio on /dev/null) and waits for it: start-up and shutdown
  * only. Its exit status, or -errno. */
 int plat_run_wait(char *const argv[]) WISP_MUST_CHECK;
+/* What plat_run_capture runs: argv[0] is a path (no PATH search). */
+struct plat_run_opts {
+    char *const *argv;
+    bool drop_privs; /* as uid/gid (wispd running as root) */
+    uid_t uid;
+    gid_t gid;
+    unsigned timeout_ms; /* then it is killed, with everything it started */
+};
+/* Runs a program with stdin on /dev/null and stdout and stderr into one
+ * pipe, in /, with a minimal environment, and waits for it: start-up only,
+ * it blocks up to timeout_ms. At most cap - 1 bytes of what it prints land
+ * in out, NUL-terminated (the rest is read and dropped). Its exit status
+ * (128 + the signal that ended it); -ETIMEDOUT when it was still running at
+ * the deadline (it is killed); or -errno when it could not start (-ENOENT,
+ * -EACCES: the exec failed). */
+int plat_run_capture(const struct plat_run_opts *o, char *out, size_t cap) WISP_MUST_CHECK;
 /* The nice increment that gives a process `share` of a full CPU weight
  * (1024: nice 0's weight), as docker's cpu-shares do: the nice value whose
  * scheduler weight is nearest on the 1.25-per-step scale. 1024 and over: 0;

@@ -42,5 +42,8 @@ json_t *al_result(const char *line, size_t len);
  * as a JSON string (new reference); bytes that are not UTF-8 become '?'.
  * NULL only without memory. */
 json_t *al_log_line(const struct timespec *at, const char *stream, const char *line, size_t len);
+/* What al_log_line puts before the text for "stdout" or "stderr": the
+ * 30-column time, a space, the stream and ": ". */
+#define AL_LOG_PREFIX_LEN (30 + 1 + 6 + 2)
 /* The notice OpenWhisk adds as the last log line when logs are cut. */
 int al_truncation_notice(char *out, size_t cap, size_t limit);

@@ -47,7 +47,12 @@
 
 #define ACK_LINE "{\"ok\":true}"
 #define FLOOD_MIN_BYTES (16u << 20)
+/* Read from one pipe per event at most: more than a pipe holds (64 KB,
+ * 1 MB if the action raised it), so the drain before an answer still
+ * takes everything written before it. */
+#define DRAIN_MAX (2u << 20)
 #define INIT_LINE_SLACK 4096
+#define REAPED_WAIT_US (30 * 1000000) /* see free_reaped */
 
 enum wk_state {
     WK_STARTING, /* launcher spawned, waiting for its ack */
@@ -96,7 +101,9 @@ struct worker {
     char *image; /* kinds that run an image: the image it runs */
     unsigned id;
     struct worker_proc proc;
-    bool native, zipped, skip_ack, reaped;
+    bool native, zipped, skip_ack;
+    bool reaped;         /* its pid is gone; what it started may still be exiting */
+    int64_t reaped_us;
     enum wk_state state;
     bool killing; /* inside worker_kill: its log drain must not kill again */
     bool paused;  /* frozen by its backend (idle past pause_ms) */
@@ -104,6 +111,7 @@ struct worker {
     unsigned reserved_mb, concurrency;
     struct run *runs, *runs_tail; /* FIFO of runs handed to this worker */
     unsigned nruns;
+    size_t stray_bytes; /* log bytes written with no run to keep them */
     struct evbuffer *in, *out, *err, *ctl;
     struct event *ev_in, *ev_out, *ev_err, *ev_ctl;
     int64_t spawned_us, last_used_us;
@@ -132,7 +140,6 @@ struct pool {
     uint64_t reserved_mb;
     struct prewarm prewarm[16];
     unsigned nprewarm;
-    json_t *interp; /* kind -> interpreter path */
     struct event *ev_sigchld, *ev_tick, *ev_kick;
     struct pool_stats stats;
     struct plat_buf line; /* scratch: a run or init line being written */
@@ -260,7 +267,12 @@ static void add_log(struct run *r, const char *stream, const char *line, size_t 
     r->seen_bytes += len + 1;
     if (r->truncated)
         return;
-    if (r->log_bytes + len > r->log_limit) {
+    /* A line costs what the record keeps of it, its timestamp and stream
+     * included: counted by its text alone, empty lines were free, and a
+     * flood of them (16 M lines under the flood guard) held gigabytes of
+     * log strings in wispd. */
+    size_t cost = AL_LOG_PREFIX_LEN + len;
+    if (r->log_bytes + cost > r->log_limit) {
         /* OpenWhisk adds the notice as a log line of its own */
         char msg[160];
         int n = al_truncation_notice(msg, sizeof msg, r->log_limit);
@@ -268,15 +280,50 @@ static void add_log(struct run *r, const char *stream, const char *line, size_t 
         append_line(r, "stderr", msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
         return;
     }
-    r->log_bytes += len;
+    r->log_bytes += cost;
     append_line(r, stream, line, len);
 }
 
+/* Past its log limit a run keeps nothing more, so what it writes is only
+ * counted, a buffer at a time rather than a line at a time. */
+static size_t drop_all(struct evbuffer *buf)
+{
+    size_t n = evbuffer_get_length(buf);
+    evbuffer_drain(buf, n);
+    return n;
+}
+
+/* Whether the run wrote so far past its limit that it is stopped. */
+static bool flooded(const struct run *r)
+{
+    size_t bound = r->log_limit * 4 > FLOOD_MIN_BYTES ? r->log_limit * 4 : FLOOD_MIN_BYTES;
+    return r->seen_bytes > bound;
+}
+
 /* Moves complete lines (all lines when flush) from buf into the current
- * run's logs; without a run they are dropped. */
+ * run's logs. Without a run nobody keeps them: a worker that writes while
+ * idle (a thread its action left behind) is stopped past the flood bound,
+ * instead of keeping the loop reading for ever. */
 static void take_lines(struct worker *w, struct evbuffer *buf, const char *stream, bool flush)
 {
     struct run *r = w->runs;
+    char msg[160];
+    if (!r || r->truncated) {
+        size_t n = drop_all(buf);
+        if (r)
+            r->seen_bytes += n;
+        else
+            w->stray_bytes += n;
+        if (!w->killing && (r ? flooded(r) : w->stray_bytes > FLOOD_MIN_BYTES)) {
+            snprintf(msg, sizeof msg,
+                     "The action flooded its output (more than %zu bytes) and was stopped.",
+                     r ? r->seen_bytes : w->stray_bytes);
+            if (!r)
+                wlog_warn("pool", "worker %u: %s", w->id, msg);
+            worker_kill(w, POOL_FLOOD, msg);
+        }
+        return;
+    }
     for (;;) {
         size_t len;
         struct evbuffer_ptr eol = evbuffer_search_eol(buf, NULL, &len, EVBUFFER_EOL_LF);
@@ -291,37 +338,33 @@ static void take_lines(struct worker *w, struct evbuffer *buf, const char *strea
         } else {
             return;
         }
-        if (r) {
-            const char *line = (const char *)evbuffer_pullup(buf, (ssize_t)take);
-            add_log(r, stream, line ? line : "", take);
-        }
+        const char *line = (const char *)evbuffer_pullup(buf, (ssize_t)take);
+        add_log(r, stream, line ? line : "", take);
         evbuffer_drain(buf, take + len);
-        if (r && !w->killing &&
-            r->seen_bytes > (r->log_limit * 4 > FLOOD_MIN_BYTES ? r->log_limit * 4
-                                                                : FLOOD_MIN_BYTES)) {
-            char msg[160];
-            snprintf(msg, sizeof msg,
-                     "The action flooded its output (more than %zu bytes) and was stopped.",
-                     r->seen_bytes);
-            worker_kill(w, POOL_FLOOD, msg);
+        if (r->truncated) { /* the rest of the buffer only counts */
+            take_lines(w, buf, stream, flush);
             return;
         }
     }
 }
 
-/* Reads a pipe until it would block. -1 at EOF or error. */
+/* Reads a pipe until it would block, or for at most DRAIN_MAX bytes: a
+ * writer as fast as the reader would otherwise keep the loop here, its
+ * bytes piling up in buf. Whatever is left is read at the next EV_READ
+ * (level-triggered). -1 at EOF or error. */
 static int drain_fd(int fd, struct evbuffer *buf)
 {
     /* plain read(): evbuffer_read asks FIONREAD first, one more syscall on
      * the hot path for every pipe read */
     char chunk[16384];
-    for (;;) {
+    for (size_t got = 0; got < DRAIN_MAX;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
         if (n > 0) {
             if (evbuffer_add(buf, chunk, (size_t)n) < 0)
                 return -1;
             if ((size_t)n < sizeof chunk)
                 return 0; /* a short read: the pipe is empty for now */
+            got += (size_t)n;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -330,6 +373,7 @@ static int drain_fd(int fd, struct evbuffer *buf)
             continue;
         return -1;
     }
+    return 0;
 }
 
 static void on_log(evutil_socket_t fd, short what, void *arg)
@@ -464,6 +508,7 @@ static bool worker_wake(struct worker *w)
 
 static void attach_run(struct worker *w, struct run *r)
 {
+    w->stray_bytes = 0; /* what it writes now is r's */
     r->w = w;
     r->next = NULL;
     if (w->runs_tail)
@@ -737,8 +782,8 @@ static char *const *worker_env(const struct worker *w, char *buf, size_t cap, ch
 
 static const char *interpreter_of(struct pool *p, const struct rt_kind *k)
 {
-    const char *o = json_string_value(json_object_get(p->interp, k->kind));
-    return o ? o : k->interpreter;
+    (void)p; /* the --interpreters overrides are the kind's own since rt_kinds_resolve */
+    return k->interpreter;
 }
 
 /* Writes a native action's program into the worker's directory, or its
@@ -888,6 +933,27 @@ fail:
     return NULL;
 }
 
+/* Frees reaped workers (only w, when given) whose backend counts no
+ * process of theirs left. The kernel keeps a cgroup leaf while a child the
+ * worker started is still exiting, and its directory must not go while
+ * such a child writes in it: freed at once, the leaves of fork bombs were
+ * left behind for good. A worker whose leftovers outlast REAPED_WAIT_US
+ * (a zombie nobody reaps) goes anyway. */
+static void free_reaped(struct pool *p, struct worker *only)
+{
+    int64_t now = plat_clock_mono_us();
+    for (struct worker *w = only ? only : p->workers, *next; w; w = only ? NULL : next) {
+        next = w->next;
+        struct worker_stats st;
+        if (!w->reaped)
+            continue;
+        bool left = w->be->ops->stats && w->be->ops->stats(w->be->self, &w->proc, &st) == 0 &&
+                    st.pids > 0;
+        if (!left || now - w->reaped_us > REAPED_WAIT_US)
+            worker_free(w);
+    }
+}
+
 static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -899,7 +965,7 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
         if (pid <= 0)
             break;
         for (struct worker *w = p->workers; w; w = w->next) {
-            if (w->proc.pid != pid)
+            if (w->reaped || w->proc.pid != pid) /* a reaped one's pid may be new again */
                 continue;
             const struct pool_backend_ops *ops = w->be->ops;
             if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status)) {
@@ -926,7 +992,8 @@ static void on_sigchld(evutil_socket_t fd, short what, void *arg)
             }
             /* Only now, dead and reaped, may it go: nothing refers to it. */
             w->reaped = true;
-            worker_free(w);
+            w->reaped_us = plat_clock_mono_us();
+            free_reaped(p, w);
             break;
         }
     }
@@ -1105,6 +1172,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct pool *p = arg;
+    free_reaped(p, NULL);
     int64_t cutoff = plat_clock_mono_us() - (int64_t)p->cfg.idle_evict_s * 1000000;
     for (struct worker *w = p->workers, *next; w; w = next) {
         next = w->next;
@@ -1119,7 +1187,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg *m,
              pool_done_fn *done, void *arg)
 {
-    const struct rt_kind *k = rt_kind_find(p->cfg.kinds, a->kind);
+    /* a->kind is what the action was stored with: nodejs:20 runs on the
+     * node installed now, whatever its version */
+    const struct rt_kind *k = rt_kind_for_stored(p->cfg.kinds, a->kind);
     if (!k || (k->needs != RT_NEEDS_CODE && k->needs != RT_NEEDS_IMAGE) ||
         (k->needs == RT_NEEDS_IMAGE && !a->image))
         return -ENOTSUP;
@@ -1183,25 +1253,34 @@ int pool_run(struct pool *p, const struct pool_action *a, const struct pool_msg 
 
 /* ==== open / close ==================================================== */
 
-static int parse_pairs(struct pool *p, const char *spec, bool prewarm, struct wisp_err *err)
+/* "kind=count,...": stem cells per kind, or per image for the kinds that
+ * run one ("blackbox:NAME[:TAG]=N"). Start-up configuration outlives
+ * interpreter upgrades: a version not installed here ("nodejs:20" where
+ * node 18 runs) prewarms the one that is, and a kind that cannot run here
+ * at all is skipped; both are logged, neither stops wispd. */
+static int parse_prewarm(struct pool *p, const char *spec, struct wisp_err *err)
 {
     char buf[1024];
     if (!spec || !*spec)
         return 0;
     if (strlen(spec) >= sizeof buf)
-        return wisp_err_set(err, -EINVAL, "%s: too long", prewarm ? "prewarm" : "interpreters");
+        return wisp_err_set(err, -EINVAL, "prewarm: too long");
     strcpy(buf, spec);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         char *eq = strrchr(tok, '=');
         if (!eq)
-            return wisp_err_set(err, -EINVAL, "%s: '%s' is not kind=value",
-                                prewarm ? "prewarm" : "interpreters", tok);
+            return wisp_err_set(err, -EINVAL, "prewarm: '%s' is not kind=value", tok);
         *eq = '\0';
-        const struct rt_kind *k = rt_kind_find(p->cfg.kinds, tok);
+        const struct rt_kind *k = rt_kind_for_stored(p->cfg.kinds, tok);
         const char *image = NULL;
         char *colon = strchr(tok, ':');
-        if (prewarm && !k && colon) { /* KIND:IMAGE for the kinds that run an image */
+        const char *why = k ? NULL : rt_kind_unavailable(p->cfg.kinds, tok);
+        if (why) {
+            wlog_warn("pool", "prewarm: no %s stem cells: %s", tok, why);
+            continue;
+        }
+        if (!k && colon) { /* KIND:IMAGE for the kinds that run an image */
             *colon = '\0';
             k = rt_kind_find(p->cfg.kinds, tok);
             image = colon + 1;
@@ -1209,21 +1288,21 @@ static int parse_pairs(struct pool *p, const char *spec, bool prewarm, struct wi
                 return wisp_err_set(err, -EINVAL, "prewarm: '%s:%s' is not KIND:IMAGE of a kind "
                                     "that runs images (blackbox:NAME[:TAG]=N)", tok, image);
         } else if (!k || !k->launcher) {
-            return wisp_err_set(err, -EINVAL, "%s: '%s' is not a kind with a launcher%s",
-                                prewarm ? "prewarm" : "interpreters", tok,
-                                prewarm ? " (or blackbox:IMAGE)" : "");
+            return wisp_err_set(err, -EINVAL,
+                                "prewarm: '%s' is not a kind with a launcher (or blackbox:IMAGE)",
+                                tok);
+        } else if (strcmp(k->kind, tok) != 0 && !strstr(tok, ":default") &&
+                   !rt_kind_find(p->cfg.kinds, tok)) {
+            wlog_warn("pool", "prewarm: %s is not installed here; %s stem cells instead", tok,
+                      k->kind);
         }
-        if (prewarm) {
-            char *end;
-            unsigned long n = strtoul(eq + 1, &end, 10);
-            if (*end || n > 64 || p->nprewarm == WISP_ARRAY_LEN(p->prewarm))
-                return wisp_err_set(err, -EINVAL, "prewarm: bad count for %s", tok);
-            struct prewarm *pw = &p->prewarm[p->nprewarm++];
-            *pw = (struct prewarm){.kind = k, .count = (unsigned)n};
-            plat_strcpy(pw->image, sizeof pw->image, image ? image : "");
-        } else {
-            json_object_set_new(p->interp, k->kind, json_string(eq + 1));
-        }
+        char *end;
+        unsigned long n = strtoul(eq + 1, &end, 10);
+        if (*end || n > 64 || p->nprewarm == WISP_ARRAY_LEN(p->prewarm))
+            return wisp_err_set(err, -EINVAL, "prewarm: bad count for %s", tok);
+        struct prewarm *pw = &p->prewarm[p->nprewarm++];
+        *pw = (struct prewarm){.kind = k, .count = (unsigned)n};
+        plat_strcpy(pw->image, sizeof pw->image, image ? image : "");
     }
     return 0;
 }
@@ -1290,10 +1369,13 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
         return wisp_err_set(err, -ENOMEM, "out of memory");
     p->base = base;
     p->cfg = *cfg;
-    p->interp = json_object();
     int rc;
-    if ((rc = parse_pairs(p, cfg->interpreters, false, err)) < 0 ||
-        (rc = parse_pairs(p, cfg->prewarm, true, err)) < 0)
+    /* Which kinds run here, asked as the workers' user: what it cannot
+     * run is no kind of ours. Blocking, and start-up only. */
+    struct rt_probe_user as = {.drop_privs = cfg->drop_privs, .uid = cfg->uid, .gid = cfg->gid};
+    if ((rc = rt_kinds_resolve(cfg->kinds, cfg->interpreters, rt_probe_interpreter, &as, err)) <
+            0 ||
+        (rc = parse_prewarm(p, cfg->prewarm, err)) < 0)
         goto fail;
     if ((rc = plat_mkdir_p(cfg->work_dir, 0711)) < 0) {
         wisp_err_set(err, rc, "cannot make %s: %s", cfg->work_dir, strerror(-rc));
@@ -1373,6 +1455,7 @@ void pool_close(struct pool *p)
     /* Reap what was killed; the processes are gone within moments. */
     for (int tries = 0; p->workers && tries < 200; tries++) {
         on_sigchld(-1, 0, p);
+        free_reaped(p, NULL);
         if (p->workers)
             usleep(5000); /* shutdown only: the loop is no longer serving */
     }
@@ -1387,7 +1470,6 @@ void pool_close(struct pool *p)
         event_free(p->ev_tick);
     if (p->ev_kick)
         event_free(p->ev_kick);
-    json_decref(p->interp);
     plat_buf_fini(&p->line);
     free(p);
 }

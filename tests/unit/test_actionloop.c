@@ -79,6 +79,10 @@ static void results_and_logs(void)
     l = al_log_line(&at, "stderr", "a\xff" "b", 3); /* not UTF-8 */
     CHECK_STREQ(json_string_value(l), "2023-11-14T22:13:20.000000005Z stderr: a?b");
     json_decref(l);
+    /* the pool charges a line AL_LOG_PREFIX_LEN plus its text against limits.logs */
+    l = al_log_line(&at, "stdout", "", 0);
+    CHECK_EQ_INT((int)json_string_length(l), AL_LOG_PREFIX_LEN);
+    json_decref(l);
 
     char n[160];
     al_truncation_notice(n, sizeof n, 10485760);
