@@ -5,10 +5,29 @@
  *
  * The leaves sit in a parent group CGROUP_PREFIX + wispd's pid inside
  * wispd's own group; groups of wispd processes since gone are swept at
- * open. */
+ * open.
+ *
+ * Worker uids. With one uid for every worker (worker-user), a worker could
+ * read and write the directories of the others (the code of other
+ * actions), signal and ptrace them, read their /proc, and use up the one
+ * nproc limit they share. So, with wispd root, each worker runs as a uid
+ * of its own from WORKER_UID_FIRST on (and worker-user's group), its
+ * directory its own and 0700. No account may use those uids: Debian gives
+ * accounts uids below 60000 and subordinate ids from 100000; one found in
+ * the range anyway is skipped. Every wispd of the host draws from the same
+ * range: a uid is taken by an flock on its file in UID_LOCK_DIR and held
+ * while its worker lives. Whatever the worker left running under its uid
+ * (a daemon in a session of its own escapes the process group kill) is
+ * killed with it. A lock file that is not empty was held by a wispd that
+ * died: what still runs as that uid is killed before the uid is used. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -16,6 +35,9 @@
 #include "pool_priv.h"
 
 #define CGROUP_PREFIX "wisp-" /* + wispd's pid: its parent group */
+#define WORKER_UID_FIRST 70000u
+#define WORKER_UIDS 1024u
+#define UID_LOCK_DIR "/run/wisp-worker-uids"
 
 struct process_backend {
     bool drop_privs;
@@ -23,6 +45,14 @@ struct process_backend {
     gid_t gid;
     unsigned pids_max;
     struct plat_cgroups *cgroups; /* NULL: rlimits and the pool's budget only */
+    bool own_uids;                /* a uid per worker (see "Worker uids") */
+    unsigned next_uid;            /* where the search for a free one starts */
+    /* per uid of the range: the lock held for a live worker (-1: none;
+     * -2: an account's, never used), that worker's pid, and whether
+     * nothing runs as it since its worker was killed */
+    int uid_lock[WORKER_UIDS];
+    pid_t uid_pid[WORKER_UIDS];
+    bool uid_clean[WORKER_UIDS];
 };
 
 static void open_cgroups(struct process_backend *b)
@@ -42,6 +72,99 @@ static void open_cgroups(struct process_backend *b)
         wlog_info("pool", "removed %d cgroups left by wispd processes since gone", gone);
 }
 
+/* Start-up only (getpwent may ask a directory service): the uids of the
+ * range some account has are never used. */
+static void open_uids(struct process_backend *b)
+{
+    for (unsigned i = 0; i < WORKER_UIDS; i++)
+        b->uid_lock[i] = -1;
+    if (!b->drop_privs)
+        return;
+    if (mkdir(UID_LOCK_DIR, 0700) < 0 && errno != EEXIST) {
+        wlog_warn("pool", "cannot make %s: %s; every worker runs as the worker user", UID_LOCK_DIR,
+                  strerror(errno));
+        return;
+    }
+    b->own_uids = true;
+    unsigned accounts = 0;
+    setpwent();
+    for (struct passwd *pw; (pw = getpwent());) {
+        if (pw->pw_uid >= WORKER_UID_FIRST && pw->pw_uid - WORKER_UID_FIRST < WORKER_UIDS) {
+            b->uid_lock[pw->pw_uid - WORKER_UID_FIRST] = -2;
+            accounts++;
+        }
+    }
+    endpwent();
+    if (accounts)
+        wlog_warn("pool", "%u accounts have uids in %u..%u, which workers do not use", accounts,
+                  WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UIDS - 1);
+}
+
+/* Takes a free uid of the range for a worker: its index, or -errno. */
+static int uid_take(struct process_backend *b, struct wisp_err *err)
+{
+    int fd = -1, rc = -EAGAIN;
+    unsigned i = 0;
+    char path[sizeof UID_LOCK_DIR + 16] = "";
+    for (unsigned n = 0; n < WORKER_UIDS && fd < 0; n++) {
+        i = (b->next_uid + n) % WORKER_UIDS;
+        if (b->uid_lock[i] != -1)
+            continue;
+        snprintf(path, sizeof path, UID_LOCK_DIR "/%u", WORKER_UID_FIRST + i);
+        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+            rc = -errno;
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* another wispd's worker has it */
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0)
+        goto out;
+    struct stat st;
+    rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && st.st_size > 0) /* its last holder died holding it */
+        rc = plat_kill_uid(WORKER_UID_FIRST + i);
+    char mark[16];
+    int len = snprintf(mark, sizeof mark, "%d\n", (int)getpid());
+    if (rc == 0 && (ftruncate(fd, 0) < 0 || pwrite(fd, mark, (size_t)len, 0) != len))
+        rc = -errno;
+out:
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        if (rc == -EAGAIN)
+            return wisp_err_set(err, rc, "all %u worker uids are in use", WORKER_UIDS);
+        return wisp_err_set(err, rc, "cannot take uid %u for a worker (%s): %s",
+                            WORKER_UID_FIRST + i, path, strerror(-rc));
+    }
+    b->uid_lock[i] = fd;
+    b->uid_pid[i] = 0;
+    b->uid_clean[i] = false;
+    b->next_uid = (i + 1) % WORKER_UIDS; /* round robin: a uid rests between workers */
+    return (int)i;
+}
+
+/* Gives a uid back, once nothing runs as it: the empty lock file says so. */
+static void uid_put(struct process_backend *b, unsigned i)
+{
+    if (ftruncate(b->uid_lock[i], 0) < 0)
+        wlog_warn("pool", "uid %u: cannot clear its lock file: %s", WORKER_UID_FIRST + i,
+                  strerror(errno));
+    close(b->uid_lock[i]);
+    b->uid_lock[i] = -1;
+    b->uid_pid[i] = 0;
+}
+
+static int uid_of(const struct process_backend *b, pid_t pid)
+{
+    for (unsigned i = 0; b->own_uids && pid > 0 && i < WORKER_UIDS; i++)
+        if (b->uid_lock[i] >= 0 && b->uid_pid[i] == pid)
+            return (int)i;
+    return -1;
+}
+
 static int proc_open(const struct pool_cfg *cfg, const char *work_dir, void **self,
                      struct wisp_err *err)
 {
@@ -49,7 +172,11 @@ static int proc_open(const struct pool_cfg *cfg, const char *work_dir, void **se
     struct process_backend *b = calloc(1, sizeof *b);
     if (!b)
         return wisp_err_set(err, -ENOMEM, "out of memory");
-    *b = (struct process_backend){cfg->drop_privs, cfg->uid, cfg->gid, cfg->pids_max, NULL};
+    b->drop_privs = cfg->drop_privs;
+    b->uid = cfg->uid;
+    b->gid = cfg->gid;
+    b->pids_max = cfg->pids_max;
+    open_uids(b);
     if (cfg->use_cgroups)
         open_cgroups(b);
     *self = b;
@@ -59,6 +186,10 @@ static int proc_open(const struct pool_cfg *cfg, const char *work_dir, void **se
 static void proc_close(void *self)
 {
     struct process_backend *b = self;
+    /* every worker is gone; a uid is still held where its kill failed */
+    for (unsigned i = 0; i < WORKER_UIDS; i++)
+        if (b->uid_lock[i] >= 0 && plat_kill_uid(WORKER_UID_FIRST + i) == 0)
+            uid_put(b, i);
     plat_cgroups_close(b->cgroups);
     free(b);
 }
@@ -92,7 +223,19 @@ static void worker_argv(const struct worker_start *ws, char *args, size_t cap, c
 static int proc_start(void *self, const struct worker_start *ws, struct worker_proc *out,
                       struct wisp_err *err)
 {
-    const struct process_backend *cfg = self;
+    struct process_backend *cfg = self;
+    int slot = -1;
+    uid_t uid = cfg->uid;
+    if (cfg->own_uids) {
+        if ((slot = uid_take(cfg, err)) < 0)
+            return slot;
+        uid = WORKER_UID_FIRST + (unsigned)slot;
+        if (ws->cwd && chown(ws->cwd, uid, cfg->gid) < 0) {
+            int rc = wisp_err_set(err, -errno, "cannot chown %s: %s", ws->cwd, strerror(errno));
+            uid_put(cfg, (unsigned)slot);
+            return rc;
+        }
+    }
     struct plat_cg cg = {0};
     if (cfg->cgroups && ws->id && plat_cgroup_new(cfg->cgroups, ws->id, ws->mem_bytes, cfg->pids_max, &cg) < 0)
         cg.n = 0; /* rlimits and the budget only, as without cgroups */
@@ -104,6 +247,8 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         (rc = plat_pipe(p + 4, 0)) < 0 || (rc = plat_pipe(p + 6, 0)) < 0) {
         close4(p);
         plat_cgroup_free(&cg);
+        if (slot >= 0)
+            uid_put(cfg, (unsigned)slot);
         return wisp_err_set(err, rc, "pipe: %s", strerror(-rc));
     }
     char args[64], *argv[8] = {0};
@@ -115,7 +260,7 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         .cwd = ws->cwd,
         .fds = {p[0], p[3], p[5], p[7]},
         .drop_privs = cfg->drop_privs,
-        .uid = cfg->uid,
+        .uid = uid,
         .gid = cfg->gid,
         .rl = {.nofile = 1024, .nproc = 1024, .no_core = true},
         .cg = cg.n ? &cg : NULL,
@@ -134,8 +279,13 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         close(p[4]);
         close(p[6]);
         plat_cgroup_free(&cg);
+        /* a child that failed before its exec was reaped by plat_spawn */
+        if (slot >= 0)
+            uid_put(cfg, (unsigned)slot);
         return rc;
     }
+    if (slot >= 0)
+        cfg->uid_pid[slot] = pid;
     *out = (struct worker_proc){.pid = pid, .fd_in = p[1], .fd_out = p[2], .fd_err = p[4],
                                 .fd_ctl = p[6]};
     plat_strcpy(out->dir, sizeof out->dir, ws->cwd ? ws->cwd : "");
@@ -145,8 +295,15 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
 
 static void proc_kill(void *self, const struct worker_proc *wp)
 {
-    (void)self;
+    struct process_backend *b = self;
     plat_kill_group(wp->pid);
+    int slot = uid_of(b, wp->pid), rc;
+    if (slot < 0)
+        return;
+    if ((rc = plat_kill_uid(WORKER_UID_FIRST + (unsigned)slot)) < 0)
+        wlog_err("pool", "uid %u: cannot kill what its worker left: %s",
+                 WORKER_UID_FIRST + (unsigned)slot, strerror(-rc));
+    b->uid_clean[slot] = rc == 0;
 }
 
 static int proc_stats(void *self, const struct worker_proc *wp, struct worker_stats *out)
@@ -160,7 +317,13 @@ static int proc_stats(void *self, const struct worker_proc *wp, struct worker_st
 
 static void proc_release(void *self, struct worker_proc *wp)
 {
-    (void)self;
+    struct process_backend *b = self;
+    /* proc_kill left nothing running as its uid, and nothing new can run
+     * as it while the lock is held; a uid whose kill failed is tried once
+     * more, and stays taken if that fails too */
+    int slot = uid_of(b, wp->pid);
+    if (slot >= 0 && (b->uid_clean[slot] || plat_kill_uid(WORKER_UID_FIRST + (unsigned)slot) == 0))
+        uid_put(b, (unsigned)slot);
     plat_cgroup_free(&wp->cg); /* the kernel keeps it while a process is in it */
     wp->cg.n = 0;
 }
