@@ -39,6 +39,11 @@ esac
 # libraries that are not in the cross libc (checked below with readelf):
 #   libevent-openssl -> libssl3;  libmosquitto1 -> libssl3 (Debian 12's
 #   libmosquitto1 is built without c-ares, so no libc-ares2).
+#   libcurl4 (the OpenSSL flavour, for the wisp CLI) -> libssl3 and the
+#   closure below it: HTTP/2 (nghttp2), brotli, zstd, IDN and PSL, SSH,
+#   RTMP (through GnuTLS, nettle, gmp, p11-kit), LDAP (SASL, Berkeley DB)
+#   and Kerberos (GSSAPI). The linker needs all of them to link wisp,
+#   and the check at the end wants every DT_NEEDED found.
 PACKAGES="
 libevent-dev
 libevent-2.1-7
@@ -61,6 +66,35 @@ libjansson4
 zlib1g-dev
 zlib1g
 libssl3
+libcurl4-openssl-dev
+libcurl4
+libyaml-dev
+libyaml-0-2
+libbrotli1
+libnghttp2-14
+libzstd1
+libidn2-0
+libunistring2
+libpsl5
+libssh2-1
+librtmp1
+libgnutls30
+libnettle8
+libhogweed6
+libgmp10
+libp11-kit0
+libffi8
+libtasn1-6
+libldap-2.5-0
+libsasl2-2
+libsasl2-modules-db
+libdb5.3
+libgssapi-krb5-2
+libkrb5-3
+libk5crypto3
+libkrb5support0
+libcom-err2
+libkeyutils1
 "
 
 # Contents of the .complete stamp: arch + sorted package list.

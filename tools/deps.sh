@@ -2,7 +2,11 @@
 # packages a step needs are installed. As root it installs the missing ones
 # (and says which); otherwise it prints the exact apt line and fails.
 
-WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev"
+# libcurl4-openssl-dev: the wisp CLI's HTTP client. The OpenSSL flavour, as
+# OpenSSL 3 is already in the closure (libmosquitto, libevent_openssl) and
+# the curl the tests use is that flavour's libcurl4: no second TLS stack.
+# libyaml-dev: manifests for `wisp deploy`.
+WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev libcurl4-openssl-dev libyaml-dev"
 WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm runc chromium"
 # what the action kinds of runtimes/kinds.json run on (python:3, nodejs)
 WISP_RUNTIME_PKGS="python3 nodejs"

@@ -1,9 +1,11 @@
-/* tools/wisp.c - the `wisp` command line. Today: `wisp admin`, which
- * manages namespaces and keys offline against a data dir, like OpenWhisk's
- * `wskadmin user`, and `wisp image`, the container image store
- * (runtimes/image.h), also offline. LMDB allows it beside a running wispd: both processes
- * share the environment's lock, and wispd reads keys fresh on every request,
- * so a revoked key stops working at once. */
+/* tools/wisp.c - the `wisp` command line: the dispatcher, and the two
+ * offline tools. `wisp admin` manages namespaces and keys against a data
+ * dir, like OpenWhisk's `wskadmin user`; `wisp image` is the container
+ * image store (runtimes/image.h). Both work without a server: LMDB allows
+ * it beside a running wispd, as both processes share the environment's
+ * lock, and wispd reads keys fresh on every request, so a revoked key
+ * stops working at once. Every other command is the client of wispd's
+ * REST API with wsk's verbs (tools/cli_main.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "cli_cmd.h"
 #include "image.h"
 #include "store.h"
 #include "wjson.h"
@@ -255,16 +258,22 @@ static int image(int argc, char **argv)
     return 0;
 }
 
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} offline_tools[] = {{"admin", admin}, {"image", image}};
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "admin") == 0)
-        return admin(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "image") == 0)
-        return image(argc - 2, argv + 2);
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
-        usage(stdout);
-        return 0;
-    }
-    usage(stderr);
-    return 2;
+    const char *cmd = argc >= 2 ? argv[1] : NULL;
+    for (size_t i = 0; cmd && i < WISP_ARRAY_LEN(offline_tools); i++)
+        if (strcmp(cmd, offline_tools[i].name) == 0)
+            return offline_tools[i].run(argc - 2, argv + 2);
+    bool help = cmd && (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+                        strcmp(cmd, "help") == 0);
+    if (cmd && !help)
+        return cli_main(argc, argv);
+    cli_usage(help ? stdout : stderr);
+    usage(help ? stdout : stderr);
+    return help ? 0 : 2;
 }

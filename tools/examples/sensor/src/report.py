@@ -1,0 +1,2 @@
+def main(args):
+    return {"report": "hourly", "site": args.get("site", "")}
