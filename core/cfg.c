@@ -42,12 +42,12 @@ struct cfg_row {
 #endif
 
 static const struct cfg_row rows[] = {
-    STR("data", data, "./var", "data directory (LMDB store, guest.key)"),
+    STR("data", data, WISP_DEFAULT_DATA, "data directory (LMDB store, guest.key)"),
     STR("listen", listen, "127.0.0.1:3233", "API listener HOST:PORT (port 0 picks a free one)"),
     STR("config", config, "", "config file to read"),
     STR("board", board, "generic", "board profile name (board-dir/NAME.conf)"),
-    STR("board-dir", board_dir, WISP_SOURCE_DIR "/board/profiles", "where board profiles live"),
-    STR("kinds", kinds, WISP_SOURCE_DIR "/runtimes/kinds.json", "runtime kinds manifest"),
+    STR("board-dir", board_dir, WISP_DEFAULT_BOARD_DIR, "where board profiles live"),
+    STR("kinds", kinds, WISP_DEFAULT_KINDS, "runtime kinds manifest"),
     STR("mqtt", mqtt, "", "MQTT broker URL for feeds and result bindings"),
     STR("tls-cert", tls_cert, "", "TLS certificate (PEM) for the API listener"),
     STR("tls-key", tls_key, "", "TLS private key (PEM) for the API listener"),
@@ -61,6 +61,9 @@ static const struct cfg_row rows[] = {
     U64("http-max-conns", http_max_conns, 1, 65536, "512", "concurrent API connections"),
     U64("http-idle-timeout-s", http_idle_timeout_s, 1, 86400, "60",
         "close API connections idle this long"),
+    U64("http-max-held-mb", http_max_held_mb, 1, 1u << 16, "32",
+        "replies waiting for clients that do not read them, all connections together; past it "
+        "the oldest unmoved ones are dropped and their connections closed"),
     U64("http-max-header-kb", http_max_header_kb, 1, 1024, "16", "request line + headers bound"),
     U64("max-body-kb", max_body_kb, 1, 1u << 20, "1100",
         "request body bound (action PUT: action-max-code-kb)"),
@@ -107,7 +110,7 @@ static const struct cfg_row rows[] = {
     U64("pool-queue-max", pool_queue_max, 0, 1000000, "1000",
         "activations waiting for a worker; beyond, 503"),
     U64("worker-pids-max", worker_pids_max, 1, 1u << 22, "1024", "processes per worker (cgroups)"),
-    STR("prewarm", prewarm, "python:3=1,nodejs:20=1", "stem cells per kind, kind=count,..."),
+    STR("prewarm", prewarm, "python:3=1,nodejs:default=1", "stem cells per kind, kind=count,..."),
     STR("interpreters", interpreters, "", "kind=/path/to/interpreter,... over the manifest's"),
     STR("worker-user", worker_user, "nobody", "user workers run as when wispd runs as root"),
     STR("cgroups", cgroups, "auto", "auto: confine workers in cgroups where possible; off"),
@@ -122,8 +125,8 @@ static const struct cfg_row rows[] = {
         "an idle container is frozen (cgroup freezer) after this many ms; 0: never"),
     STR("oci-runtime", oci_runtime, "runc",
         "the OCI runtime container actions run with: runc, crun, or a path"),
-    STR("runtimes-dir", runtimes_dir, WISP_SOURCE_DIR "/runtimes", "where the launchers live"),
-    STR("libexec-dir", libexec_dir, WISP_BINARY_DIR "/runtimes/native",
+    STR("runtimes-dir", runtimes_dir, WISP_DEFAULT_RUNTIMES_DIR, "where the launchers live"),
+    STR("libexec-dir", libexec_dir, WISP_DEFAULT_LIBEXEC_DIR,
         "where compiled helpers live (wisp-unzip-exec, for zipped native actions)"),
 };
 

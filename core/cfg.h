@@ -32,6 +32,7 @@ struct wisp_cfg {
     uint64_t http_max_conns;
     uint64_t http_idle_timeout_s;
     uint64_t http_max_header_kb;
+    uint64_t http_max_held_mb; /* replies held for clients that do not read, all together */
     uint64_t max_body_kb;       /* bodies of requests other than action PUT */
     uint64_t action_max_code_kb; /* exec.code limit (OpenWhisk: 48 MB) */
     uint64_t max_params_kb;     /* parameters/annotations (OpenWhisk: 1 MB) */

@@ -19,15 +19,18 @@
 #include "act.h"
 #include "api.h"
 #include "auth.h"
+#include "catalog.h"
 #include "feeds.h"
 #include "invoke.h"
 #include "trigger.h"
 #include "cfg.h"
 #include "log.h"
+#include "notify.h"
 #include "plat.h"
 #include "pool.h"
 #include "store.h"
 #include "tls.h"
+#include "wisp_config.h"
 
 struct daemon {
     struct event_base *base;
@@ -116,6 +119,10 @@ int main(int argc, char **argv)
      * the per-thread cache. */
     mallopt(M_MXFAST, 0);
 
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("wispd %s\n", WISP_VERSION);
+        return 0;
+    }
     int rc = cfg_load(&cfg, argc, argv, &err);
     if (rc == 1) {
         cfg_usage(stdout);
@@ -133,6 +140,14 @@ int main(int argc, char **argv)
     if (wlog_parse_level(cfg.log_level, &lvl) == 0)
         wlog_threshold = lvl;
     signal(SIGPIPE, SIG_IGN);
+    /* every API connection, worker pipe and store file is a descriptor:
+     * the soft limit (often 1024) would refuse connections far below
+     * http-max-conns */
+    long nofile = plat_raise_nofile();
+    if (nofile > 0 && (uint64_t)nofile < cfg.http_max_conns + 256)
+        wlog_warn("wispd", "open files limited to %ld: fewer than http-max-conns (%llu) plus "
+                  "room for workers; raise the limit (LimitNOFILE=) or lower http-max-conns",
+                  nofile, (unsigned long long)cfg.http_max_conns);
 
     d.base = event_base_new();
     if (!d.base) {
@@ -219,6 +234,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "wispd: %s\n", err.msg);
         goto out;
     }
+    /* /whisk.system/utils: a catalog that cannot be seeded is logged, and
+     * every other entity still serves */
+    struct catalog_cfg cat = {.runtimes_dir = cfg.runtimes_dir, .kinds = kinds};
+    if (catalog_seed(st, &cat, NULL, &err) < 0)
+        wlog_err("wispd", "%s", err.msg);
     struct act_cfg ac = {.max_age_s = cfg.activation_max_age_s,
                          .max_count = cfg.activation_max_count,
                          .queue_max = 65536};
@@ -279,6 +299,9 @@ int main(int argc, char **argv)
         goto out;
     fprintf(stderr, "wispd: ready on %s\n", url);
     fflush(stderr);
+    /* systemd Type=notify: the listener is bound, the pools are up */
+    if ((rc = plat_notify_ready()) < 0)
+        wlog_warn("wispd", "NOTIFY_SOCKET: %s", strerror(-rc));
     d.drain_timeout_s = cfg.drain_timeout_s;
     event_base_dispatch(d.base);
     /* the loop no longer watches signals: one more TERM must not kill the

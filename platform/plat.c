@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -135,6 +136,20 @@ int plat_read_pseudo(const char *path, char *buf, size_t cap)
     close(fd);
     buf[got] = '\0';
     return (int)got;
+}
+
+long plat_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return -errno;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? LONG_MAX : (long)rl.rlim_cur;
 }
 
 void plat_self_rss(uint64_t *now, uint64_t *peak)

@@ -60,6 +60,9 @@ int plat_read_pseudo(const char *path, char *buf, size_t cap) WISP_MUST_CHECK;
 /* This process's resident set now and at its peak (VmRSS, VmHWM of
  * /proc/self/status), in bytes; 0 where unknown. */
 void plat_self_rss(uint64_t *now, uint64_t *peak);
+/* Raises the soft limit of open files to the hard limit (start-up). The
+ * soft limit now, or -errno. */
+long plat_raise_nofile(void);
 /* Writes data to path (created or truncated) without syncing: for files
  * that need not survive a crash, such as a worker's program. 0 or -errno. */
 int plat_write_file_fast(const char *path, const void *data, size_t len, unsigned mode)
