@@ -234,6 +234,21 @@ static int set_limits(const struct entity_env *env, json_t *doc, const json_t *b
     return 0;
 }
 
+/* Exec.isBinaryCode's test (without its trim: the code is stored and
+ * decoded as given): a non-empty multiple of 4 of the base64 alphabet with
+ * at most two '=' at the end. Text code has spaces, newlines or
+ * punctuation and never passes. */
+static bool code_is_base64(const char *c, size_t n)
+{
+    if (n == 0 || n % 4)
+        return false;
+    size_t pad = c[n - 1] == '=' ? (c[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++)
+        if (!isalnum((unsigned char)c[i]) && c[i] != '+' && c[i] != '/')
+            return false;
+    return true;
+}
+
 static int build_exec(const struct entity_env *env, const json_t *ex, const char *caller_ns,
                       json_t **out, struct wisp_err *err)
 {
@@ -315,6 +330,10 @@ static int build_exec(const struct entity_env *env, const json_t *ex, const char
             rc = wisp_err_set(err, -EINVAL, MALFORMED "exec.binary must be a boolean.");
             goto out;
         }
+        /* as OpenWhisk (Exec.isBinaryCode): code that is all base64 is
+         * binary whether or not the client says so (the npm client sends a
+         * zip Buffer as base64 code without the flag) */
+        binary = binary || code_is_base64(json_string_value(code), json_string_length(code));
         if (binary) {
             size_t olen;
             int b = mbedtls_base64_decode(NULL, 0, &olen,

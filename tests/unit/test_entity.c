@@ -322,6 +322,24 @@ static void entity_action_binary_code_must_be_base64(void)
         CHECK(rc != -EINVAL || strstr(err.msg, "base64") != NULL);
         json_decref(doc);
     }
+    /* without the flag, as OpenWhisk: all-base64 code is binary, text is not */
+    static const struct {
+        const char *code;
+        bool binary;
+    } infer[] = {{"UEsDBBQAAAAI", true}, {"UEsDBA==", true}, {"UEsDBA=", false},
+                 {"def main(a): return a", false}, {"function main(a) { return a }", false},
+                 {"abc", false}, {"YWJj\\nZGVm", false}};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(infer); i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"exec\": {\"kind\": \"python:3\", \"code\": \"%s\"}}",
+                 infer[i].code);
+        CHECK_EQ_INT(action(&env, body, NULL, &doc, &err), 0);
+        bool got = json_is_true(json_object_get(json_object_get(doc, "exec"), "binary"));
+        if (got != infer[i].binary)
+            fprintf(stderr, "  code '%s': binary %d\n", infer[i].code, (int)got);
+        CHECK(got == infer[i].binary);
+        json_decref(doc);
+    }
     CHECK_EQ_INT(action(&env, "{\"exec\": {\"kind\": \"python:3\", \"binary\": \"yes\", \"code\": \"x\"}}",
                         NULL, &doc, &err), -EINVAL);
 }
