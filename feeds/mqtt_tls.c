@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef WISP_HAVE_LIBSSL
 #include <arpa/inet.h>
@@ -84,10 +85,13 @@ void mqtt_tls_ctx_free(void *ctx)
 int mqtt_tls_ctx_new(struct mqtt_tls_check *chk, const char *ca_file, const char *ca_path,
                      bool check_ip, void **out, struct wisp_err *err)
 {
-    (void)ca_file;
     (void)ca_path;
     chk->why[0] = '\0';
     *out = NULL;
+    /* a CA file that cannot be read is named first, as with OpenSSL */
+    if (ca_file && access(ca_file, R_OK) < 0)
+        return wisp_err_set(err, -EINVAL, "mqtt: cannot use the CA certificates %.100s: %s",
+                            ca_file, strerror(errno));
     if (!check_ip)
         return 0;
     return wisp_err_set(err, -ENOTSUP,

@@ -1234,7 +1234,12 @@ static void mqtt_tls(void)
     }
     /* a CA that did not sign the broker's certificate: never connects */
     snprintf(f.url, sizeof f.url, "mqtts://127.0.0.1:%d?ca=%s/other.crt", f.br.port, f.br.dir);
-    CHECK_EQ_INT(fx_start(&f, f.url, &err), 0);
+    int rc = fx_start(&f, f.url, &err);
+    if (rc == -ENOTSUP && strstr(err.msg, "without OpenSSL")) { /* a sysroot without libssl-dev */
+        printf("  (skipped: %s)\n", err.msg);
+        goto out;
+    }
+    CHECK_EQ_INT(rc, 0);
     spin(&f, 1500);
     CHECK(!feed_mqtt_connected(f.self));
     CHECK_EQ_INT(f.connects, 0);
