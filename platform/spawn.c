@@ -54,7 +54,7 @@ void plat_kill_group(pid_t pid)
     }
 }
 
-int plat_kill_uid(uid_t uid)
+pid_t plat_kill_uid_start(uid_t uid)
 {
     /* kill(-1) signals every process its caller may signal, and it is
      * atomic with respect to fork: a child is either already listed, or
@@ -72,11 +72,24 @@ int plat_kill_uid(uid_t uid)
                   (kill(-1, SIGKILL) == 0 || errno == ESRCH);
         _exit(ok ? 0 : 1);
     }
+    return pid;
+}
+
+int plat_kill_uid_status(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+}
+
+int plat_kill_uid(uid_t uid)
+{
+    pid_t pid = plat_kill_uid_start(uid);
+    if (pid < 0)
+        return pid;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
             return -errno;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EPERM;
+    return plat_kill_uid_status(st);
 }
 
 int plat_set_subreaper(void)

@@ -60,8 +60,13 @@ int plat_pipe(int fds[2], int nonblock_end) WISP_MUST_CHECK;
 /* SIGKILLs the process group of a spawned worker. */
 void plat_kill_group(pid_t pid);
 /* SIGKILLs every process that runs as uid (not 0), wherever it is: in a
- * session of its own, orphaned. Blocks for one short-lived child of its
- * own, which drops to uid to do it. 0, or -errno. */
+ * session of its own, orphaned. A short-lived child of wispd does it,
+ * dropped to uid: plat_kill_uid_start starts it and returns its pid (or
+ * -errno) without waiting, for the caller to reap (SIGCHLD) and read with
+ * plat_kill_uid_status (0: killed, -EPERM: it could not). plat_kill_uid
+ * waits for it: start-up and shutdown only. */
+pid_t plat_kill_uid_start(uid_t uid) WISP_MUST_CHECK;
+int plat_kill_uid_status(int status);
 int plat_kill_uid(uid_t uid) WISP_MUST_CHECK;
 /* Makes this process the reaper of its descendants' orphans (a container
  * whose runtime exited after starting it): they become its children, and

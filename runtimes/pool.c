@@ -954,48 +954,57 @@ static void free_reaped(struct pool *p, struct worker *only)
     }
 }
 
+/* w's pid exited with status. */
+static void worker_reaped(struct pool *p, struct worker *w, int status)
+{
+    const struct pool_backend_ops *ops = w->be->ops;
+    if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status)) {
+        /* a launcher handed over: the worker lives on as its new pid;
+         * an actionloop image's stem is ready now (it need not ack) */
+        if (w->state == WK_STARTING && w->native && !w->key) {
+            w->state = WK_STEM;
+            kick(p);
+        }
+        return;
+    }
+    if (w->state != WK_DEAD) {
+        /* Exited on its own; the fd 3 EOF may not have been seen
+         * yet. Read what is left so an answer written just before
+         * exit still counts, then fail what remains. */
+        on_ctl(w->proc.fd_ctl, EV_READ, w);
+        if (w->state != WK_DEAD) {
+            bool oom = worker_oom(w);
+            worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
+                        oom ? "The action exhausted its memory and was aborted."
+                            : "The action did not produce a valid response and exited "
+                              "unexpectedly.");
+        }
+    }
+    /* Only now, dead and reaped, may it go: nothing refers to it. */
+    w->reaped = true;
+    w->reaped_us = plat_clock_mono_us();
+    free_reaped(p, w);
+}
+
 static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct pool *p = arg;
-    for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid <= 0)
-            break;
-        for (struct worker *w = p->workers; w; w = w->next) {
-            if (w->reaped || w->proc.pid != pid) /* a reaped one's pid may be new again */
-                continue;
-            const struct pool_backend_ops *ops = w->be->ops;
-            if (ops->exited && ops->exited(w->be->self, &w->proc, w->state == WK_DEAD, status)) {
-                /* a launcher handed over: the worker lives on as its new pid;
-                 * an actionloop image's stem is ready now (it need not ack) */
-                if (w->state == WK_STARTING && w->native && !w->key) {
-                    w->state = WK_STEM;
-                    kick(p);
-                }
-                break;
-            }
-            if (w->state != WK_DEAD) {
-                /* Exited on its own; the fd 3 EOF may not have been seen
-                 * yet. Read what is left so an answer written just before
-                 * exit still counts, then fail what remains. */
-                on_ctl(w->proc.fd_ctl, EV_READ, w);
-                if (w->state != WK_DEAD) {
-                    bool oom = worker_oom(w);
-                    worker_kill(w, oom ? POOL_OOM : POOL_CRASHED,
-                                oom ? "The action exhausted its memory and was aborted."
-                                    : "The action did not produce a valid response and exited "
-                                      "unexpectedly.");
-                }
-            }
-            /* Only now, dead and reaped, may it go: nothing refers to it. */
-            w->reaped = true;
-            w->reaped_us = plat_clock_mono_us();
-            free_reaped(p, w);
-            break;
+    int status;
+    for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;) {
+        struct worker *w = p->workers;
+        while (w && (w->reaped || w->proc.pid != pid)) /* a reaped one's pid may be new again */
+            w = w->next;
+        if (w) {
+            worker_reaped(p, w, status);
+            continue;
         }
+        /* a backend's helper, or a runtime's child (containers) */
+        for (size_t i = 0; i < WISP_ARRAY_LEN(p->be); i++)
+            if (p->be[i].self && p->be[i].ops->reaped &&
+                p->be[i].ops->reaped(p->be[i].self, pid, status))
+                break;
     }
 }
 

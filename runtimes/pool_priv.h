@@ -82,6 +82,10 @@ struct pool_backend_ops {
      * when the worker lives on as wp->pid (a launcher handed over to what
      * it started); false when it is gone. */
     bool (*exited)(void *self, struct worker_proc *wp, bool killed, int status);
+    /* Optional: a child of wispd that is no worker's exited with status
+     * (a helper the backend started, as the process backend's kills).
+     * true when it was the backend's. */
+    bool (*reaped)(void *self, pid_t pid, int status);
 };
 
 extern const struct pool_backend_ops process_backend_ops;

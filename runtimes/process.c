@@ -18,8 +18,13 @@
  * range: a uid is taken by an flock on its file in UID_LOCK_DIR and held
  * while its worker lives. Whatever the worker left running under its uid
  * (a daemon in a session of its own escapes the process group kill) is
- * killed with it. A lock file that is not empty was held by a wispd that
- * died: what still runs as that uid is killed before the uid is used. */
+ * killed with it, and the uid goes back only once that kill is done. A
+ * lock file that is not empty was held by a wispd that died: what still
+ * runs as that uid is killed before the uid is used.
+ *
+ * Those kills are children of wispd that drop to the uid
+ * (plat_kill_uid_start): the loop never waits for one. Its exit comes as
+ * a SIGCHLD the pool hands to proc_reaped. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -38,6 +44,17 @@
 #define WORKER_UID_FIRST 70000u
 #define WORKER_UIDS 1024u
 #define UID_LOCK_DIR "/run/wisp-worker-uids"
+#define UID_KILL_TRIES 2 /* kills of a uid's leftovers before it stays taken */
+
+/* A uid of the range. */
+struct uid_slot {
+    int lock;       /* the flock'd lock file; -1: free; -2: an account's, never used */
+    pid_t worker;   /* the worker running as it (0: none) */
+    pid_t killer;   /* the child killing what runs as it (0: none) */
+    bool clean;     /* that kill succeeded: nothing runs as it */
+    bool unused;    /* no worker has it (released, or a dead wispd's): back once clean */
+    unsigned kills; /* kills tried since it was last clean */
+};
 
 struct process_backend {
     bool drop_privs;
@@ -47,12 +64,7 @@ struct process_backend {
     struct plat_cgroups *cgroups; /* NULL: rlimits and the pool's budget only */
     bool own_uids;                /* a uid per worker (see "Worker uids") */
     unsigned next_uid;            /* where the search for a free one starts */
-    /* per uid of the range: the lock held for a live worker (-1: none;
-     * -2: an account's, never used), that worker's pid, and whether
-     * nothing runs as it since its worker was killed */
-    int uid_lock[WORKER_UIDS];
-    pid_t uid_pid[WORKER_UIDS];
-    bool uid_clean[WORKER_UIDS];
+    struct uid_slot uids[WORKER_UIDS];
 };
 
 static void open_cgroups(struct process_backend *b)
@@ -77,7 +89,7 @@ static void open_cgroups(struct process_backend *b)
 static void open_uids(struct process_backend *b)
 {
     for (unsigned i = 0; i < WORKER_UIDS; i++)
-        b->uid_lock[i] = -1;
+        b->uids[i] = (struct uid_slot){.lock = -1};
     if (!b->drop_privs)
         return;
     if (mkdir(UID_LOCK_DIR, 0700) < 0 && errno != EEXIST) {
@@ -90,7 +102,7 @@ static void open_uids(struct process_backend *b)
     setpwent();
     for (struct passwd *pw; (pw = getpwent());) {
         if (pw->pw_uid >= WORKER_UID_FIRST && pw->pw_uid - WORKER_UID_FIRST < WORKER_UIDS) {
-            b->uid_lock[pw->pw_uid - WORKER_UID_FIRST] = -2;
+            b->uids[pw->pw_uid - WORKER_UID_FIRST].lock = -2;
             accounts++;
         }
     }
@@ -100,67 +112,98 @@ static void open_uids(struct process_backend *b)
                   WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UIDS - 1);
 }
 
-/* Takes a free uid of the range for a worker: its index, or -errno. */
+/* Gives uid i back: nothing runs as it, and the empty lock file says so. */
+static void uid_put(struct process_backend *b, unsigned i)
+{
+    if (ftruncate(b->uids[i].lock, 0) < 0)
+        wlog_warn("pool", "uid %u: cannot clear its lock file: %s", WORKER_UID_FIRST + i,
+                  strerror(errno));
+    close(b->uids[i].lock);
+    b->uids[i] = (struct uid_slot){.lock = -1};
+}
+
+/* Starts killing what runs as uid i, unless a kill of it is under way. */
+static void uid_kill(struct process_backend *b, unsigned i)
+{
+    struct uid_slot *u = &b->uids[i];
+    if (u->killer > 0)
+        return;
+    u->clean = false;
+    u->kills++;
+    pid_t pid = plat_kill_uid_start(WORKER_UID_FIRST + i);
+    if (pid < 0)
+        wlog_err("pool", "uid %u: cannot start the kill of what its worker left: %s",
+                 WORKER_UID_FIRST + i, strerror(-pid));
+    else
+        u->killer = pid;
+}
+
+/* An unused uid goes back once clean; one whose kill failed is tried
+ * again, and stays taken after UID_KILL_TRIES. */
+static void uid_settle(struct process_backend *b, unsigned i)
+{
+    struct uid_slot *u = &b->uids[i];
+    if (!u->unused || u->killer > 0)
+        return;
+    if (u->clean)
+        uid_put(b, i);
+    else if (u->kills < UID_KILL_TRIES)
+        uid_kill(b, i);
+    else
+        wlog_err("pool", "uid %u stays taken: what its worker left could not be killed",
+                 WORKER_UID_FIRST + i);
+}
+
+/* Takes a free uid of the range for a worker: its index, or -errno. A uid
+ * a dead wispd held is cleaned in the background while the search goes
+ * on. */
 static int uid_take(struct process_backend *b, struct wisp_err *err)
 {
-    int fd = -1, rc = -EAGAIN;
+    int rc = -EAGAIN;
     unsigned i = 0;
     char path[sizeof UID_LOCK_DIR + 16] = "";
-    for (unsigned n = 0; n < WORKER_UIDS && fd < 0; n++) {
+    for (unsigned n = 0; n < WORKER_UIDS && rc == -EAGAIN; n++) {
         i = (b->next_uid + n) % WORKER_UIDS;
-        if (b->uid_lock[i] != -1)
+        if (b->uids[i].lock != -1)
             continue;
         snprintf(path, sizeof path, UID_LOCK_DIR "/%u", WORKER_UID_FIRST + i);
-        if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
             rc = -errno;
             break;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* another wispd's worker has it */
             close(fd);
-            fd = -1;
+            continue;
         }
-    }
-    if (fd < 0)
-        goto out;
-    struct stat st;
-    rc = fstat(fd, &st) < 0 ? -errno : 0;
-    if (rc == 0 && st.st_size > 0) /* its last holder died holding it */
-        rc = plat_kill_uid(WORKER_UID_FIRST + i);
-    char mark[16];
-    int len = snprintf(mark, sizeof mark, "%d\n", (int)getpid());
-    if (rc == 0 && (ftruncate(fd, 0) < 0 || pwrite(fd, mark, (size_t)len, 0) != len))
-        rc = -errno;
-out:
-    if (rc < 0) {
-        if (fd >= 0)
+        struct stat st;
+        char mark[16];
+        int len = snprintf(mark, sizeof mark, "%d\n", (int)getpid());
+        if (fstat(fd, &st) == 0 && st.st_size > 0) { /* its last holder died holding it */
+            b->uids[i] = (struct uid_slot){.lock = fd, .unused = true};
+            uid_kill(b, i);
+            continue;
+        }
+        rc = pwrite(fd, mark, (size_t)len, 0) == len ? (int)i : -errno;
+        if (rc < 0)
             close(fd);
-        if (rc == -EAGAIN)
-            return wisp_err_set(err, rc, "all %u worker uids are in use", WORKER_UIDS);
-        return wisp_err_set(err, rc, "cannot take uid %u for a worker (%s): %s",
-                            WORKER_UID_FIRST + i, path, strerror(-rc));
+        else
+            b->uids[i] = (struct uid_slot){.lock = fd};
     }
-    b->uid_lock[i] = fd;
-    b->uid_pid[i] = 0;
-    b->uid_clean[i] = false;
-    b->next_uid = (i + 1) % WORKER_UIDS; /* round robin: a uid rests between workers */
-    return (int)i;
-}
-
-/* Gives a uid back, once nothing runs as it: the empty lock file says so. */
-static void uid_put(struct process_backend *b, unsigned i)
-{
-    if (ftruncate(b->uid_lock[i], 0) < 0)
-        wlog_warn("pool", "uid %u: cannot clear its lock file: %s", WORKER_UID_FIRST + i,
-                  strerror(errno));
-    close(b->uid_lock[i]);
-    b->uid_lock[i] = -1;
-    b->uid_pid[i] = 0;
+    if (rc >= 0)
+        b->next_uid = (i + 1) % WORKER_UIDS; /* round robin: a uid rests between workers */
+    else if (rc == -EAGAIN)
+        wisp_err_set(err, rc, "all %u worker uids are in use", WORKER_UIDS);
+    else
+        wisp_err_set(err, rc, "cannot take uid %u for a worker (%s): %s", WORKER_UID_FIRST + i,
+                     path, strerror(-rc));
+    return rc;
 }
 
 static int uid_of(const struct process_backend *b, pid_t pid)
 {
     for (unsigned i = 0; b->own_uids && pid > 0 && i < WORKER_UIDS; i++)
-        if (b->uid_lock[i] >= 0 && b->uid_pid[i] == pid)
+        if (b->uids[i].lock >= 0 && b->uids[i].worker == pid)
             return (int)i;
     return -1;
 }
@@ -186,10 +229,19 @@ static int proc_open(const struct pool_cfg *cfg, const char *work_dir, void **se
 static void proc_close(void *self)
 {
     struct process_backend *b = self;
-    /* every worker is gone; a uid is still held where its kill failed */
-    for (unsigned i = 0; i < WORKER_UIDS; i++)
-        if (b->uid_lock[i] >= 0 && plat_kill_uid(WORKER_UID_FIRST + i) == 0)
+    /* Every worker is gone; shutdown may wait. A uid is still held where a
+     * kill is under way or failed: it is killed once more, and kept taken
+     * (its lock file not empty) if that fails too. */
+    for (unsigned i = 0; i < WORKER_UIDS; i++) {
+        if (b->uids[i].lock < 0)
+            continue;
+        int st;
+        if (b->uids[i].killer > 0)
+            while (waitpid(b->uids[i].killer, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (plat_kill_uid(WORKER_UID_FIRST + i) == 0)
             uid_put(b, i);
+    }
     plat_cgroups_close(b->cgroups);
     free(b);
 }
@@ -232,7 +284,7 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         uid = WORKER_UID_FIRST + (unsigned)slot;
         if (ws->cwd && chown(ws->cwd, uid, cfg->gid) < 0) {
             int rc = wisp_err_set(err, -errno, "cannot chown %s: %s", ws->cwd, strerror(errno));
-            uid_put(cfg, (unsigned)slot);
+            uid_put(cfg, (unsigned)slot); /* nothing ran as it yet */
             return rc;
         }
     }
@@ -285,7 +337,7 @@ static int proc_start(void *self, const struct worker_start *ws, struct worker_p
         return rc;
     }
     if (slot >= 0)
-        cfg->uid_pid[slot] = pid;
+        cfg->uids[slot].worker = pid;
     *out = (struct worker_proc){.pid = pid, .fd_in = p[1], .fd_out = p[2], .fd_err = p[4],
                                 .fd_ctl = p[6]};
     plat_strcpy(out->dir, sizeof out->dir, ws->cwd ? ws->cwd : "");
@@ -297,13 +349,9 @@ static void proc_kill(void *self, const struct worker_proc *wp)
 {
     struct process_backend *b = self;
     plat_kill_group(wp->pid);
-    int slot = uid_of(b, wp->pid), rc;
-    if (slot < 0)
-        return;
-    if ((rc = plat_kill_uid(WORKER_UID_FIRST + (unsigned)slot)) < 0)
-        wlog_err("pool", "uid %u: cannot kill what its worker left: %s",
-                 WORKER_UID_FIRST + (unsigned)slot, strerror(-rc));
-    b->uid_clean[slot] = rc == 0;
+    int slot = uid_of(b, wp->pid);
+    if (slot >= 0)
+        uid_kill(b, (unsigned)slot);
 }
 
 static int proc_stats(void *self, const struct worker_proc *wp, struct worker_stats *out)
@@ -318,14 +366,37 @@ static int proc_stats(void *self, const struct worker_proc *wp, struct worker_st
 static void proc_release(void *self, struct worker_proc *wp)
 {
     struct process_backend *b = self;
-    /* proc_kill left nothing running as its uid, and nothing new can run
-     * as it while the lock is held; a uid whose kill failed is tried once
-     * more, and stays taken if that fails too */
+    /* The uid goes back once proc_kill's kill is done: while its lock is
+     * held, nothing new runs as it. */
     int slot = uid_of(b, wp->pid);
-    if (slot >= 0 && (b->uid_clean[slot] || plat_kill_uid(WORKER_UID_FIRST + (unsigned)slot) == 0))
-        uid_put(b, (unsigned)slot);
+    if (slot >= 0) {
+        b->uids[slot].worker = 0;
+        b->uids[slot].unused = true;
+        uid_settle(b, (unsigned)slot);
+    }
     plat_cgroup_free(&wp->cg); /* the kernel keeps it while a process is in it */
     wp->cg.n = 0;
+}
+
+/* A kill started by uid_kill ended. */
+static bool proc_reaped(void *self, pid_t pid, int status)
+{
+    struct process_backend *b = self;
+    for (unsigned i = 0; b->own_uids && i < WORKER_UIDS; i++) {
+        struct uid_slot *u = &b->uids[i];
+        if (u->lock < 0 || u->killer != pid)
+            continue;
+        u->killer = 0;
+        if (plat_kill_uid_status(status) == 0) {
+            u->clean = true;
+            u->kills = 0;
+        } else {
+            wlog_err("pool", "uid %u: cannot kill what its worker left", WORKER_UID_FIRST + i);
+        }
+        uid_settle(b, i);
+        return true;
+    }
+    return false;
 }
 
 const struct pool_backend_ops process_backend_ops = {
@@ -336,4 +407,5 @@ const struct pool_backend_ops process_backend_ops = {
     .kill = proc_kill,
     .stats = proc_stats,
     .release = proc_release,
+    .reaped = proc_reaped,
 };

@@ -361,6 +361,68 @@ class WorkerIsolation(unittest.TestCase):
         rec = self.invoke("linger-fork", {"mode": "fork"}, status=502)
         self.assertIn("exceeded its time limits", rec["response"]["result"]["error"])
 
+    def test_uid_a_killed_wispd_left_is_cleaned_before_reuse(self):
+        """wispd killed with SIGKILL leaves a worker's daemon running as the
+        worker's uid, and that uid's lock file marked. The next wispd that
+        comes to the uid kills the daemon before it gives the uid out."""
+        self.put("linger-daemon", {"kind": "python:3", "code": LINGER}, limits={"timeout": 60000})
+        r = self.w.api("POST", "actions/linger-daemon", {"mode": "daemon"})
+        self.assertEqual(r.status, 202, r)
+
+        def status(pid):
+            with open("/proc/%d/status" % pid) as f:
+                return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+
+        def daemon_of_worker():
+            """(daemon pid, uid): beside a worker (the leader of its process
+            group) in its directory, a process of another session, which
+            leads neither (its parent made the session and left)."""
+            by_dir = {}
+            for pid, cwd in worker_pids(self.work_root).items():
+                by_dir.setdefault(cwd, []).append(pid)
+            for pids in by_dir.values():
+                try:
+                    leaders = [p for p in pids if os.getpgid(p) == p]
+                    others = [p for p in pids if os.getpgid(p) != p and os.getsid(p) != p]
+                    if len(pids) == 2 and len(leaders) == 1 and len(others) == 1 and \
+                            os.getsid(others[0]) != os.getsid(leaders[0]):
+                        return others[0], int(status(others[0])["Uid"].split()[0])
+                except (OSError, KeyError):
+                    pass
+            return None
+        daemon, uid = wait_for(daemon_of_worker, 30, "the action's worker and its daemon")
+        start = proc_start_time(daemon)
+        lock = "/run/wisp-worker-uids/%d" % uid
+        self.w.kill9()  # its worker dies with it (PR_SET_PDEATHSIG), not the daemon
+        with open(lock) as f:
+            self.assertNotEqual(f.read(), "", "the lock of a uid in use names its wispd")
+        self.assertEqual(proc_start_time(daemon), start, "the daemon outlives its wispd")
+
+        # The uids below are held here while the next wispd starts, so the
+        # first free one it finds is this one (or another wispd of the host
+        # takes it first: that one must clean it as well).
+        import fcntl
+        held = []
+        for u in range(70000, uid):
+            fd = os.open("/run/wisp-worker-uids/%d" % u, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(fd)
+            except OSError:
+                os.close(fd)
+        try:
+            self.w.start()
+            self.put("echo", {"kind": "python:3", "code": "def main(a):\n    return a\n"})
+            self.assertEqual(self.invoke("echo", {"x": 1})["response"]["result"], {"x": 1})
+            wait_for(lambda: proc_start_time(daemon) != start, 30,
+                     "the daemon of the killed wispd's worker (uid %d) to be killed" % uid)
+        finally:
+            for fd in held:
+                os.close(fd)
+        log = self.w.log()
+        self.assertNotIn("cannot kill", log, log)
+        self.assertNotIn("stays taken", log, log)
+
 
 if __name__ == "__main__":
     unittest.main()
