@@ -234,6 +234,7 @@ static int set_limits(const struct entity_env *env, json_t *doc, const json_t *b
     return 0;
 }
 
+
 /* Exec.isBinaryCode's test (without its trim: the code is stored and
  * decoded as given): a non-empty multiple of 4 of the base64 alphabet with
  * at most two '=' at the end. Text code has spaces, newlines or
@@ -247,6 +248,41 @@ static bool code_is_base64(const char *c, size_t n)
         if (!isalnum((unsigned char)c[i]) && c[i] != '+' && c[i] != '/')
             return false;
     return true;
+}
+
+/* exec.code (a string) and exec.binary into res. 0 or -EINVAL. */
+static int exec_code(const json_t *ex, json_t *code, json_t *res, struct wisp_err *err)
+{
+    int binary = wjson_bool(ex, "binary", false);
+    if (binary < 0)
+        return wisp_err_set(err, -EINVAL, MALFORMED "exec.binary must be a boolean.");
+    /* as OpenWhisk (Exec.isBinaryCode): code that is all base64 is
+     * binary whether or not the client says so (the npm client sends a
+     * zip Buffer as base64 code without the flag) */
+    binary = binary || code_is_base64(json_string_value(code), json_string_length(code));
+    if (binary) {
+        size_t olen;
+        int b = mbedtls_base64_decode(NULL, 0, &olen, (const unsigned char *)json_string_value(code),
+                                      json_string_length(code));
+        if (b == MBEDTLS_ERR_BASE64_INVALID_CHARACTER || json_string_length(code) == 0)
+            return wisp_err_set(err, -EINVAL, MALFORMED "exec.code is marked binary but is not base64.");
+    }
+    json_object_set(res, "code", code);
+    json_object_set_new(res, "binary", json_boolean(binary));
+    return 0;
+}
+
+/* exec.main, when given, into res. 0 or -EINVAL. */
+static int exec_main(const json_t *ex, json_t *res, struct wisp_err *err)
+{
+    json_t *m = json_object_get(ex, "main");
+    if (!m || json_is_null(m))
+        return 0;
+    const char *ms = json_string_value(m);
+    if (!ms || !*ms || strlen(ms) > 256)
+        return wisp_err_set(err, -EINVAL, MALFORMED "exec.main must be a non-empty string.");
+    json_object_set(res, "main", m);
+    return 0;
 }
 
 static int build_exec(const struct entity_env *env, const json_t *ex, const char *caller_ns,
@@ -314,9 +350,14 @@ static int build_exec(const struct entity_env *env, const json_t *ex, const char
             goto out;
         }
         json_object_set_new(res, "image", json_string(image));
+        /* as OpenWhisk's BlackBoxExec: code for the image's init is
+         * optional, and main and binary go with it */
         if (code && json_is_string(code))
-            json_object_set(res, "code", code);
-        json_object_set_new(res, "binary", json_false());
+            rc = exec_code(ex, code, res, err);
+        else
+            json_object_set_new(res, "binary", json_false());
+        if (rc == 0)
+            rc = exec_main(ex, res, err);
         break;
     }
     case RT_NEEDS_CODE: {
@@ -325,37 +366,8 @@ static int build_exec(const struct entity_env *env, const json_t *ex, const char
                               k->kind);
             goto out;
         }
-        int binary = wjson_bool(ex, "binary", false);
-        if (binary < 0) {
-            rc = wisp_err_set(err, -EINVAL, MALFORMED "exec.binary must be a boolean.");
-            goto out;
-        }
-        /* as OpenWhisk (Exec.isBinaryCode): code that is all base64 is
-         * binary whether or not the client says so (the npm client sends a
-         * zip Buffer as base64 code without the flag) */
-        binary = binary || code_is_base64(json_string_value(code), json_string_length(code));
-        if (binary) {
-            size_t olen;
-            int b = mbedtls_base64_decode(NULL, 0, &olen,
-                                          (const unsigned char *)json_string_value(code),
-                                          json_string_length(code));
-            if (b == MBEDTLS_ERR_BASE64_INVALID_CHARACTER || json_string_length(code) == 0) {
-                rc = wisp_err_set(err, -EINVAL,
-                                  MALFORMED "exec.code is marked binary but is not base64.");
-                goto out;
-            }
-        }
-        json_object_set(res, "code", code);
-        json_object_set_new(res, "binary", json_boolean(binary));
-        json_t *m = json_object_get(ex, "main");
-        if (m && !json_is_null(m)) {
-            const char *ms = json_string_value(m);
-            if (!ms || !*ms || strlen(ms) > 256) {
-                rc = wisp_err_set(err, -EINVAL, MALFORMED "exec.main must be a non-empty string.");
-                goto out;
-            }
-            json_object_set(res, "main", m);
-        }
+        if ((rc = exec_code(ex, code, res, err)) == 0)
+            rc = exec_main(ex, res, err);
         break;
     }
     }

@@ -239,6 +239,79 @@ class TestDeploy(DeployCase):
         self.assertEqual(self.wisp("undeploy", "-m", "m.yaml").stdout,
                          "ok: deleted action p/x\nok: deleted package p\nok: undeployed project small\n")
 
+    def test_every_action_key(self):
+        """main, docker (an image alone, and with code for its init), web:
+        raw, each limit by its manifest name, and annotations of packages,
+        actions and triggers, read back from the server."""
+        self.write("src/two.py", "def main(a):\n    return {'from': 'main'}\n\n"
+                   "def handle(a):\n    return {'from': 'handle', 'got': a.get('x')}\n")
+        self.write("k.yaml", """project:
+  name: keys
+  packages:
+    k:
+      version: 2.1.0
+      license: MIT
+      annotations:
+        owner: lab
+      actions:
+        named:
+          function: src/two.py
+          runtime: python:3
+          main: handle
+          web: raw
+          annotations:
+            team: ops
+          limits:
+            timeout: 5000
+            memorySize: 128
+            logSize: 5
+            concurrentActivations: 1
+        boxed:
+          docker: sensorbox:1
+        boxed-code:
+          function: src/two.py
+          docker: sensorbox:1
+          main: handle
+      triggers:
+        tick:
+          annotations:
+            origin: manual
+      rules:
+        on-tick:
+          trigger: tick
+          action: named
+""")
+        self.wisp("deploy", "-m", "k.yaml")
+        named = self.get("actions/k/named")
+        self.assertEqual((named["exec"]["kind"], named["exec"].get("main")), ("python:3", "handle"))
+        annots = {a["key"]: a["value"] for a in named["annotations"]}
+        self.assertEqual((annots["web-export"], annots["raw-http"], annots["final"], annots["team"]),
+                         (True, True, True, "ops"))
+        self.assertEqual(named["limits"], {"timeout": 5000, "memory": 128, "logs": 5, "concurrency": 1})
+        r = self.w.api("POST", "actions/k/named?blocking=true&result=true", {"x": 3})
+        self.assertEqual((r.status, r.json()), (200, {"from": "handle", "got": 3}))
+        # raw: the query string arrives as __ow_query, not as parameters
+        r = self.w.request("GET", "/api/v1/web/guest/k/named.json?x=4", auth=False)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"from": "handle", "got": None})
+
+        boxed = self.get("actions/k/boxed")["exec"]
+        self.assertEqual((boxed["kind"], boxed["image"]), ("blackbox", "sensorbox:1"))
+        self.assertNotIn("code", boxed)
+        r = self.w.api("POST", "actions/k/boxed?blocking=true", {})
+        self.assertEqual(r.json()["response"]["status"], "action developer error", r)
+        self.assertIn("wisp image import", r.json()["response"]["result"]["error"])
+        coded = self.get("actions/k/boxed-code")["exec"]
+        self.assertEqual((coded["kind"], coded["image"], coded.get("main")), ("blackbox", "sensorbox:1", "handle"))
+        self.assertIn("def handle(a):", coded["code"])
+
+        pkg = {a["key"]: a["value"] for a in self.get("packages/k")["annotations"]}
+        self.assertEqual(pkg["owner"], "lab")
+        tick = {a["key"]: a["value"] for a in self.get("triggers/tick")["annotations"]}
+        self.assertEqual(tick["origin"], "manual")
+        self.assertEqual(self.wisp("deploy", "-m", "k.yaml").stdout,
+                         "ok: nothing to change in project keys\n")
+
     def test_empty_variable(self):
         self.wisp("deploy", env={"SENSOR_SITE": ""})
         self.assertEqual(self.get("triggers/reading")["feed"]["topic"], "sensors//temperature")

@@ -736,6 +736,24 @@ static void entity_blackbox_needs_image(void)
                         NULL, &doc, &err), 0);
     CHECK_STREQ(wjson_str(json_object_get(doc, "exec"), "code"), "c");
     json_decref(doc);
+    /* as OpenWhisk's BlackBoxExec: main and binary go with the code */
+    CHECK_EQ_INT(action(&env,
+                        "{\"exec\": {\"kind\": \"blackbox\", \"image\": \"i\", \"code\": "
+                        "\"UEsDBA==\", \"main\": \"handle\"}}",
+                        NULL, &doc, &err),
+                 0);
+    ex = json_object_get(doc, "exec");
+    CHECK_STREQ(wjson_str(ex, "main"), "handle");
+    CHECK(json_is_true(json_object_get(ex, "binary")));
+    json_decref(doc);
+    CHECK_EQ_INT(action(&env, "{\"exec\": {\"kind\": \"blackbox\", \"image\": \"i\", \"main\": 7}}",
+                        NULL, &doc, &err),
+                 -EINVAL);
+    CHECK(strstr(err.msg, "exec.main") != NULL);
+    CHECK_EQ_INT(action(&env, "{\"exec\": {\"kind\": \"blackbox\", \"image\": \"i\", \"code\": "
+                              "\"not base64!\", \"binary\": true}}",
+                        NULL, &doc, &err),
+                 -EINVAL);
 }
 
 /* ==== rules, packages, triggers ========================================= */
