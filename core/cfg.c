@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "plat.h"
+#include "spawn.h"
 #include "tls.h"
 #include "wisp_config.h"
 
@@ -45,7 +46,7 @@ static const struct cfg_row rows[] = {
     STR("data", data, WISP_DEFAULT_DATA, "data directory (LMDB store, guest.key)"),
     STR("listen", listen, "127.0.0.1:3233", "API listener HOST:PORT (port 0 picks a free one)"),
     STR("config", config, "", "config file to read"),
-    STR("board", board, "generic", "board profile name (board-dir/NAME.conf)"),
+    STR("board", board, "generic", "board profile name (board-dir/NAME.conf), or auto: picked by the device tree's model and the memory"),
     STR("board-dir", board_dir, WISP_DEFAULT_BOARD_DIR, "where board profiles live"),
     STR("kinds", kinds, WISP_DEFAULT_KINDS, "runtime kinds manifest"),
     STR("mqtt", mqtt, "", "MQTT broker URL for feeds and result bindings"),
@@ -264,6 +265,34 @@ static int check_ranges(const struct wisp_cfg *cfg, struct wisp_err *err)
     return 0;
 }
 
+/* Memory decides first (a 512 MB board fits one profile whatever it is);
+ * then a device tree says an ARM board, sized by memory; a PC with 4 GB or
+ * more is a small x86 gateway. MemTotal is what the kernel did not keep,
+ * so each bound sits below the size it stands for. */
+const char *cfg_board_pick(const char *model, uint64_t mem_mb)
+{
+    const char *pick;
+    if (mem_mb && mem_mb <= 640)
+        pick = "arm-512";
+    else if (model && model[0])
+        pick = mem_mb && mem_mb <= 1536 ? "pi3" : "pi4";
+    else
+        pick = mem_mb >= 3584 ? "x86-small" : "generic";
+    return pick;
+}
+
+/* board = auto: the profile for this machine, and why into cfg. */
+static const char *board_auto(struct wisp_cfg *cfg)
+{
+    struct plat_machine m;
+    plat_machine_read(&m);
+    const char *pick = cfg_board_pick(m.model, m.mem_bytes >> 20);
+    snprintf(cfg->board_auto, sizeof cfg->board_auto, "board auto: %s (%s%s%s, %llu MB%s)", pick,
+             m.model[0] ? "model '" : "no device tree", m.model, m.model[0] ? "'" : "",
+             (unsigned long long)(m.mem_bytes >> 20), m.mem_limited ? ", its cgroup's limit" : "");
+    return pick;
+}
+
 int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
 {
     /* Flags are applied last but read first: they name the config file and
@@ -315,10 +344,12 @@ int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err)
     }
     if (strchr(board, '/') || board[0] == '.' || !board[0])
         return wisp_err_set(err, -EINVAL, "board: '%s' is not a profile name", board);
+    cfg_defaults(cfg);
+    if (strcmp(board, "auto") == 0)
+        board = board_auto(cfg);
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s.conf", board_dir, board) >= (int)sizeof path)
         return wisp_err_set(err, -ENAMETOOLONG, "board: path too long");
-    cfg_defaults(cfg);
     rc = load_file(cfg, path, err);
     if (rc == -ENOENT)
         return wisp_err_set(err, rc, "board: no profile '%s' in %s", board, board_dir);

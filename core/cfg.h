@@ -68,6 +68,9 @@ struct wisp_cfg {
     char libexec_dir[PATH_MAX];
     char mqtt_client_id[128];
     uint64_t outbox_max;
+    /* not a setting: with board = auto, which profile was picked and why
+     * (for the log); "" otherwise */
+    char board_auto[256];
 };
 
 /* Fills the built-in defaults. */
@@ -88,6 +91,9 @@ int cfg_load(struct wisp_cfg *cfg, int argc, char **argv, struct wisp_err *err) 
 /* Writes every setting as a config file would hold it (secrets masked). */
 void cfg_print(const struct wisp_cfg *cfg, void *file);
 void cfg_usage(void *file);
+/* The profile `--board auto` picks for a machine: the device tree's model
+ * ("" on a PC) and its memory (MB, a cgroup's limit if lower). */
+const char *cfg_board_pick(const char *model, uint64_t mem_mb);
 /* Splits "host:port" ("[v6]:port" too). 0 or -EINVAL. */
 int cfg_split_hostport(const char *s, char *host, size_t hostlen, unsigned *port) WISP_MUST_CHECK;
 

@@ -133,12 +133,16 @@ int main(int argc, char **argv)
         return 2;
     }
     if (rc == 2) {
+        if (cfg.board_auto[0])
+            printf("# %s\n", cfg.board_auto);
         cfg_print(&cfg, stdout);
         return 0;
     }
     enum wlog_level lvl;
     if (wlog_parse_level(cfg.log_level, &lvl) == 0)
         wlog_threshold = lvl;
+    if (cfg.board_auto[0])
+        wlog_info("wispd", "%s", cfg.board_auto);
     signal(SIGPIPE, SIG_IGN);
     /* every API connection, worker pipe and store file is a descriptor:
      * the soft limit (often 1024) would refuse connections far below

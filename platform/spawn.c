@@ -404,6 +404,54 @@ static int own_group(const char *ctrl, char *out, size_t cap)
     return rc;
 }
 
+/* The lowest memory limit on our cgroup and its ancestors (v2 memory.max,
+ * v1 memory.limit_in_bytes); 0 when there is none. */
+static uint64_t own_memory_limit(void)
+{
+    bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+    char own[PATH_MAX], path[PATH_MAX + 64], buf[64];
+    if (own_group(v2 ? NULL : "memory", own, sizeof own) < 0)
+        return 0;
+    uint64_t low = 0;
+    /* own, each parent, then the root: inside a container the mount shows
+     * the container's group as the root, and own is not in it */
+    for (bool root = false; !root;) {
+        root = !strchr(own, '/') || strcmp(own, "/") == 0;
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s%s/%s", v2 ? "" : "/memory",
+                 root ? "" : own, v2 ? "memory.max" : "memory.limit_in_bytes");
+        if (plat_read_pseudo(path, buf, sizeof buf) > 0 && buf[0] >= '0' && buf[0] <= '9') {
+            uint64_t v = strtoull(buf, NULL, 10); /* "max" (v2) is no limit; v1 says ~2^63 */
+            if (v > 0 && v < (1ull << 62) && (!low || v < low))
+                low = v;
+        }
+        char *slash = strrchr(own, '/');
+        if (slash)
+            *slash = '\0'; /* "/a/b" -> "/a" -> "" (the root next) */
+        if (!root && !own[0])
+            snprintf(own, sizeof own, "/");
+    }
+    return low;
+}
+
+void plat_machine_read(struct plat_machine *out)
+{
+    *out = (struct plat_machine){0};
+    char buf[4096];
+    int n = plat_read_pseudo("/proc/device-tree/model", out->model, sizeof out->model);
+    if (n < 0)
+        out->model[0] = '\0';
+    if (plat_read_pseudo("/proc/meminfo", buf, sizeof buf) > 0) {
+        const char *m = strstr(buf, "MemTotal:");
+        if (m)
+            out->mem_bytes = strtoull(m + 9, NULL, 10) * 1024; /* "MemTotal:  1234 kB" */
+    }
+    uint64_t lim = own_memory_limit();
+    if (lim && (!out->mem_bytes || lim < out->mem_bytes)) {
+        out->mem_bytes = lim;
+        out->mem_limited = true;
+    }
+}
+
 static bool is_dir(const char *p)
 {
     struct stat st;

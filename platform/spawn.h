@@ -128,6 +128,15 @@ struct plat_cg_stats {
 };
 /* 0, or -errno when none of its files could be read (the group is gone). */
 int plat_cgroup_stats(const struct plat_cg *cg, struct plat_cg_stats *out) WISP_MUST_CHECK;
+
+/* What a board profile is picked by (wispd --board auto). */
+struct plat_machine {
+    char model[128];     /* /proc/device-tree/model ("Raspberry Pi 4 Model B Rev 1.4"); "" without */
+    uint64_t mem_bytes;  /* MemTotal, or the memory limit of our cgroup or an ancestor's if lower */
+    bool mem_limited;    /* that limit is what mem_bytes says */
+};
+/* Reads them (start-up: blocking reads of /proc and /sys). */
+void plat_machine_read(struct plat_machine *out);
 /* The cgroup an OCI runtime made for cgroupsPath rel ("/ID"), as a
  * plat_cg (v2 when the unified hierarchy carries the controllers, else v1's
  * memory and pids folders); nothing is made or checked. */

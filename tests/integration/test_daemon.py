@@ -46,6 +46,45 @@ class Daemon(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("--data", r.stdout)
 
+    def test_board_auto_names_its_pick_and_reads_a_cgroup_limit(self):
+        r = run([WISPD, "--board", "auto", "--print-config"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = r.stdout.splitlines()[0]
+        self.assertRegex(first, r"^# board auto: (generic|x86-small|pi3|pi4|arm-512) \(")
+        picked = first.split()[3]
+        self.assertIn("board = %s\n" % picked, r.stdout)
+        w = Wispd(args=["--board", "auto"]).start()
+        try:
+            self.assertIn("board auto: %s (" % picked, w.log())
+        finally:
+            w.stop()
+            w.cleanup()
+        # the memory of a 512 MB board, as a cgroup gives it (root only)
+        if os.geteuid() != 0:
+            return
+        v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/memory"
+        if not os.path.isdir(base):
+            return
+        group = os.path.join(base, "wisp-board-test-%d" % os.getpid())
+        try:
+            os.mkdir(group)
+        except OSError:  # v2 without write access to the root group
+            return
+        try:
+            with open(os.path.join(group, "memory.max" if v2 else "memory.limit_in_bytes"), "w") as f:
+                f.write(str(512 << 20))
+            r = run(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && exec "$2" --board auto --print-config',
+                     "sh", group, WISPD])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.splitlines()[0],
+                             "# board auto: arm-512 (%s, 512 MB, its cgroup's limit)" %
+                             (("model '%s'" % open("/proc/device-tree/model").read().rstrip("\0"))
+                              if os.path.exists("/proc/device-tree/model") else "no device tree"))
+            self.assertIn("pool-memory-mb = 320\n", r.stdout)
+        finally:
+            os.rmdir(group)
+
     def test_random_guest_key_is_written_and_works(self):
         w = Wispd(key=None)
         try:

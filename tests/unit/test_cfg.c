@@ -584,7 +584,65 @@ static void cfg_split_hostport_table(void)
     CHECK_STREQ(small, "abc");
 }
 
+/* ==== board auto ========================================================= */
+
+static void cfg_board_pick_table(void)
+{
+    static const struct {
+        const char *model;
+        uint64_t mem_mb;
+        const char *pick;
+    } rows[] = {
+        {"Raspberry Pi Zero 2 W Rev 1.0", 427, "arm-512"},
+        {"Raspberry Pi 3 Model A Plus Rev 1.0", 432, "arm-512"},
+        {"Raspberry Pi 3 Model B Rev 1.2", 926, "pi3"},
+        {"Raspberry Pi 4 Model B Rev 1.4", 3794, "pi4"},
+        {"Raspberry Pi 5 Model B Rev 1.0", 8052, "pi4"},
+        {"Pine64 RockPro64 v2.1", 3868, "pi4"},
+        {"", 480, "arm-512"},   /* a PC, or any machine, in a 512 MB cgroup */
+        {"", 1900, "generic"},  /* a 2 GB PC */
+        {"", 3800, "x86-small"}, /* 4 GB and up */
+        {"", 0, "generic"},     /* memory unknown */
+    };
+    for (size_t i = 0; i < WISP_ARRAY_LEN(rows); i++) {
+        const char *got = cfg_board_pick(rows[i].model, rows[i].mem_mb);
+        if (strcmp(got, rows[i].pick) != 0)
+            fprintf(stderr, "  '%s' %llu MB: %s\n", rows[i].model,
+                    (unsigned long long)rows[i].mem_mb, got);
+        CHECK_STREQ(got, rows[i].pick);
+    }
+}
+
+/* Every shipped profile loads (no unknown key, values in range), and auto
+ * picks one of them for this machine and says why. */
+static void cfg_load_every_profile_and_auto(void)
+{
+    static const char *const names[] = {"auto", "generic", "pi3", "pi4", "x86-small", "arm-512"};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(names); i++) {
+        struct wisp_cfg cfg;
+        struct wisp_err err;
+        const char *a[] = {"--board", names[i], "--board-dir", WISP_SOURCE_DIR "/board/profiles",
+                           NULL};
+        int rc = load(&cfg, &err, a);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", names[i], err.msg);
+        CHECK_EQ_INT(rc, 0);
+        if (i == 0) {
+            CHECK(strncmp(cfg.board_auto, "board auto: ", 12) == 0);
+            CHECK(strcmp(cfg.board, "auto") != 0);
+            char want[80];
+            snprintf(want, sizeof want, "board auto: %s (", cfg.board);
+            CHECK(strncmp(cfg.board_auto, want, strlen(want)) == 0);
+        } else {
+            CHECK_STREQ(cfg.board, names[i]);
+            CHECK_STREQ(cfg.board_auto, "");
+        }
+    }
+}
+
 static const struct check_test tests[] = {
+    {"cfg_board_pick_table", cfg_board_pick_table},
+    {"cfg_load_every_profile_and_auto", cfg_load_every_profile_and_auto},
     {"cfg_defaults_have_documented_values", cfg_defaults_have_documented_values},
     {"cfg_defaults_are_in_range_and_print_round_trips",
      cfg_defaults_are_in_range_and_print_round_trips},
