@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     struct wisp_err err = {0};
     struct daemon d = {0};
     struct store *st = NULL;
+    int data_lock = -1; /* DATA/wispd.lock, held while wispd runs */
     struct rt_kinds *kinds = NULL;
     struct tls_server *tls = NULL;
     struct pool *pool = NULL;
@@ -160,6 +161,20 @@ int main(int argc, char **argv)
     }
     if (rt_kinds_load(cfg.kinds, &kinds, &err) < 0) {
         fprintf(stderr, "wispd: %s\n", err.msg);
+        goto out;
+    }
+    /* One wispd per data dir: a second would run the same feeds and
+     * workers, and `wisp admin restore` must know none runs. */
+    char lock_path[sizeof cfg.data + 16];
+    long holder;
+    snprintf(lock_path, sizeof lock_path, "%s/wispd.lock", cfg.data);
+    if ((rc = plat_mkdir_p(cfg.data, 0700)) < 0 ||
+        (rc = plat_lock_pidfile(lock_path, &data_lock, &holder)) < 0) {
+        if (rc == -EWOULDBLOCK)
+            fprintf(stderr, "wispd: data dir %s is in use by another wispd (pid %ld)\n", cfg.data,
+                    holder);
+        else
+            fprintf(stderr, "wispd: cannot lock data dir %s: %s\n", cfg.data, strerror(-rc));
         goto out;
     }
     struct store_cfg sc = {
@@ -331,6 +346,8 @@ out:
     if (d.drain_tick)
         event_free(d.drain_tick);
     store_close(st);
+    if (data_lock >= 0)
+        close(data_lock);
     if (tmp_work[0])
         plat_rm_rf(tmp_work);
     tls_server_free(tls);

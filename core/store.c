@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -835,4 +836,140 @@ void store_trim(struct store *st)
      * its pages from our page tables loses nothing. */
     if (st->map_addr)
         madvise(st->map_addr, st->map_len, MADV_DONTNEED);
+}
+
+/* ==== backup and restore ================================================ */
+
+int store_backup(struct store *st, const char *file, struct wisp_err *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%d", file, (int)getpid()) >= (int)sizeof tmp)
+        return wisp_err_set(err, -ENAMETOOLONG, "%s: name too long", file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return wisp_err_set(err, -errno, "cannot create %s: %s", tmp, strerror(errno));
+    int rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+    if (rc)
+        rc = wisp_err_set(err, rc > 0 ? -EIO : rc, "cannot copy the store: %s", mdb_strerror(rc));
+    else if (fsync(fd) < 0)
+        rc = wisp_err_set(err, -errno, "cannot sync %s: %s", tmp, strerror(errno));
+    if (close(fd) < 0 && rc == 0)
+        rc = wisp_err_set(err, -errno, "cannot write %s: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, file) < 0)
+        rc = wisp_err_set(err, -errno, "cannot rename %s to %s: %s", tmp, file, strerror(errno));
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* file as a backup: read-only, without a lock file (nothing else opens
+ * it). 0 or -errno with err. */
+static int backup_check(const char *file, struct store_backup_info *info, struct wisp_err *err)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_stat ms;
+    MDB_val k = {.mv_size = 6, .mv_data = "schema"}, v;
+    int rc = mdb_env_create(&env);
+    if (rc == 0 && (rc = mdb_env_set_maxdbs(env, STORE_NDB)) == 0)
+        rc = mdb_env_open(env, file, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        rc = wisp_err_set(err, rc > 0 ? -EINVAL : rc, "%s is not a Wisp backup: %s", file,
+                          mdb_strerror(rc));
+        goto out;
+    }
+    *info = (struct store_backup_info){0};
+    uint32_t ver = 0;
+    if (mdb_dbi_open(txn, "meta", 0, &dbi) || mdb_get(txn, dbi, &k, &v) || v.mv_size != 4) {
+        rc = wisp_err_set(err, -EINVAL, "%s is not a Wisp backup: no schema record", file);
+        goto out;
+    }
+    memcpy(&ver, v.mv_data, 4);
+    info->schema = ver;
+    if (ver > STORE_SCHEMA_VERSION) {
+        rc = wisp_err_set(err, -EPROTO, "%s has schema %u, newer than this build's %d", file, ver,
+                          STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    const char *const dbs[] = {"keys", "entities", "activations"};
+    uint64_t *const n[] = {&info->keys, &info->entities, &info->activations};
+    for (size_t i = 0; i < WISP_ARRAY_LEN(dbs); i++)
+        if (mdb_dbi_open(txn, dbs[i], 0, &dbi) == 0 && mdb_stat(txn, dbi, &ms) == 0)
+            *n[i] = ms.ms_entries;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return rc;
+}
+
+/* Copies from to to (created 0600, replaced) and syncs it. 0 or -errno. */
+static int copy_synced(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+    if (in < 0)
+        return -errno;
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0)
+        rc = -errno;
+    char buf[1 << 16];
+    for (ssize_t n; rc == 0 && (n = read(in, buf, sizeof buf)) != 0;) {
+        if (n < 0) {
+            rc = errno == EINTR ? 0 : -errno;
+            continue;
+        }
+        for (ssize_t w, off = 0; rc == 0 && off < n; off += w > 0 ? w : 0)
+            if ((w = write(out, buf + off, (size_t)(n - off))) < 0 && errno != EINTR)
+                rc = -errno;
+    }
+    if (rc == 0 && fsync(out) < 0)
+        rc = -errno;
+    if (out >= 0 && close(out) < 0 && rc == 0)
+        rc = -errno;
+    close(in);
+    return rc;
+}
+
+int store_restore(const char *dir, const char *file, struct store_backup_info *info,
+                  struct wisp_err *err)
+{
+    char cur[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX], lock[PATH_MAX];
+    if (snprintf(old, sizeof old, "%s/data.mdb.pre-restore", dir) >= (int)sizeof old)
+        return wisp_err_set(err, -ENAMETOOLONG, "%s: name too long", dir);
+    snprintf(cur, sizeof cur, "%s/data.mdb", dir);
+    snprintf(tmp, sizeof tmp, "%s/data.mdb.restore-%d", dir, (int)getpid());
+    snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+    int rc = backup_check(file, info, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = plat_mkdir_p(dir, 0700)) < 0)
+        return wisp_err_set(err, rc, "cannot create data dir %s: %s", dir, strerror(-rc));
+    if ((rc = copy_synced(file, tmp)) < 0) {
+        unlink(tmp);
+        return wisp_err_set(err, rc, "cannot copy %s into %s: %s", file, dir, strerror(-rc));
+    }
+    struct stat sb;
+    bool had = stat(cur, &sb) == 0;
+    if (had && rename(cur, old) < 0)
+        rc = wisp_err_set(err, -errno, "cannot keep %s as %s: %s", cur, old, strerror(errno));
+    else if (rename(tmp, cur) < 0)
+        rc = wisp_err_set(err, -errno, "cannot rename %s to %s: %s", tmp, cur, strerror(errno));
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    info->replaced = had;
+    /* the old store's reader table: nothing has it open, LMDB makes it anew */
+    if (unlink(lock) < 0 && errno != ENOENT)
+        return wisp_err_set(err, -errno, "cannot remove %s: %s", lock, strerror(errno));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd); /* the renames */
+        close(dfd);
+    }
+    return 0;
 }

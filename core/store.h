@@ -57,6 +57,26 @@ struct store_cfg {
  * when async_sync is set. 0, or -errno with err filled. */
 int store_open(const struct store_cfg *cfg, struct event_base *base, struct store **out,
                struct wisp_err *err) WISP_MUST_CHECK;
+/* Writes a consistent, compacted copy of the store to file: an LMDB data
+ * file, made from one read transaction (MDB_CP_COMPACT), so writers go on,
+ * a running wispd's too. It goes to file.tmp-PID first, is synced, and
+ * replaces file only when complete. 0 or -errno with err. */
+int store_backup(struct store *st, const char *file, struct wisp_err *err) WISP_MUST_CHECK;
+
+/* What a backup holds (store_restore). */
+struct store_backup_info {
+    unsigned schema;
+    uint64_t keys, entities, activations;
+    bool replaced; /* a store was there: it is dir/data.mdb.pre-restore now */
+};
+/* Puts the backup in file in place of dir's store (dir is made when
+ * absent). No process may have dir's store open: the caller holds wispd's
+ * data dir lock. file is checked first: an LMDB data file with a schema
+ * this build reads (an older one is migrated when wispd next opens it).
+ * The store it replaces stays as dir/data.mdb.pre-restore. 0 or -errno. */
+int store_restore(const char *dir, const char *file, struct store_backup_info *info,
+                  struct wisp_err *err) WISP_MUST_CHECK;
+
 /* Lets the sync thread finish (waiters still queued are answered with the
  * result of that last sync), closes the environment. NULL is a no-op. */
 void store_close(struct store *st);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -163,6 +164,35 @@ void plat_self_rss(uint64_t *now, uint64_t *peak)
         *now = strtoull(r + 8, NULL, 10) * 1024; /* "VmRSS:\t  1234 kB" */
     if (h)
         *peak = strtoull(h + 8, NULL, 10) * 1024;
+}
+
+int plat_lock_pidfile(const char *path, int *fd, long *holder)
+{
+    *fd = -1;
+    *holder = 0;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600), rc = 0;
+    if (f < 0)
+        return -errno;
+    if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        char buf[32] = "";
+        ssize_t n = pread(f, buf, sizeof buf - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            *holder = strtol(buf, NULL, 10);
+        }
+        close(f);
+        return rc;
+    }
+    char mark[32];
+    int len = snprintf(mark, sizeof mark, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) < 0 || pwrite(f, mark, (size_t)len, 0) != len) {
+        rc = -errno;
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
 }
 
 int plat_read_file(const char *path, size_t max, char **out, size_t *len)

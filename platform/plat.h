@@ -60,6 +60,11 @@ int plat_read_pseudo(const char *path, char *buf, size_t cap) WISP_MUST_CHECK;
 /* This process's resident set now and at its peak (VmRSS, VmHWM of
  * /proc/self/status), in bytes; 0 where unknown. */
 void plat_self_rss(uint64_t *now, uint64_t *peak);
+/* Takes an exclusive lock (flock) on path, created 0600, and writes this
+ * process's pid in it; held while *fd stays open (close-on-exec, so workers
+ * do not carry it). 0; -EWOULDBLOCK when another process holds it, with
+ * *holder the pid it wrote (0 if unreadable); or -errno. */
+int plat_lock_pidfile(const char *path, int *fd, long *holder) WISP_MUST_CHECK;
 /* Raises the soft limit of open files to the hard limit (start-up). The
  * soft limit now, or -errno. */
 long plat_raise_nofile(void);

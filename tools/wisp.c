@@ -7,14 +7,18 @@
  * stops working at once. Every other command is the client of wispd's
  * REST API with wsk's verbs (tools/cli_main.c). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "cli_cmd.h"
 #include "image.h"
+#include "plat.h"
 #include "store.h"
 #include "wjson.h"
 
@@ -27,6 +31,10 @@ static void usage(FILE *f)
             "  user revoke UUID                          delete one key\n"
             "  namespace list                            list namespaces with keys\n"
             "  namespace revoke NAMESPACE                delete every key of a namespace\n"
+            "  backup FILE                               a consistent, compacted copy of the\n"
+            "                                            store (beside a running wispd)\n"
+            "  restore FILE                              put a backup in place of the store\n"
+            "                                            (wispd stopped; the old one is kept)\n"
             "usage: wisp image [--data DIR] COMMAND\n"
             "  import [--image-max-mb N] FILE NAME[:TAG]   import an OCI layout or docker save tar\n"
             "  list                                       list imported images\n"
@@ -79,6 +87,67 @@ static struct store_cfg offline_store(const char *data)
     return sc;
 }
 
+/* wisp admin backup FILE: beside a running wispd (LMDB's readers do not
+ * block its writer). */
+static int admin_backup(const char *data, const char *file)
+{
+    struct store_cfg sc = offline_store(data);
+    struct store *st = NULL;
+    struct wisp_err err = {0};
+    struct stat sb;
+    char mdb[PATH_MAX];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", data);
+    int rc = stat(mdb, &sb) < 0 ? wisp_err_set(&err, -errno, "no store in %s: %s", data,
+                                               strerror(errno))
+                                : 0; /* store_open would make one */
+    if (rc == 0)
+        rc = store_open(&sc, NULL, &st, &err);
+    if (rc == 0)
+        rc = store_backup(st, file, &err);
+    store_close(st);
+    if (rc < 0) {
+        fprintf(stderr, "wisp admin: %s\n", err.msg);
+        return 1;
+    }
+    if (stat(file, &sb) == 0)
+        printf("backed up %s to %s (%lld bytes)\n", data, file, (long long)sb.st_size);
+    return 0;
+}
+
+/* wisp admin restore FILE: with wispd stopped, which its lock tells. */
+static int admin_restore(const char *data, const char *file)
+{
+    char lock[PATH_MAX];
+    int fd = -1;
+    long holder = 0;
+    struct wisp_err err = {0};
+    struct store_backup_info info;
+    snprintf(lock, sizeof lock, "%s/wispd.lock", data);
+    int rc = plat_mkdir_p(data, 0700);
+    if (rc == 0)
+        rc = plat_lock_pidfile(lock, &fd, &holder);
+    if (rc == -EWOULDBLOCK)
+        wisp_err_set(&err, rc, "wispd (pid %ld) runs on %s: stop it first", holder, data);
+    else if (rc < 0)
+        wisp_err_set(&err, rc, "cannot lock %s: %s", lock, strerror(-rc));
+    else
+        rc = store_restore(data, file, &info, &err);
+    if (fd >= 0) {
+        unlink(lock); /* wispd makes it anew */
+        close(fd);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "wisp admin: %s\n", err.msg);
+        return 1;
+    }
+    printf("restored %s into %s: schema %u, %llu keys, %llu entities, %llu activations\n", file,
+           data, info.schema, (unsigned long long)info.keys, (unsigned long long)info.entities,
+           (unsigned long long)info.activations);
+    if (info.replaced)
+        printf("the store it replaced is %s/data.mdb.pre-restore\n", data);
+    return 0;
+}
+
 static int admin(int argc, char **argv)
 {
     int i;
@@ -88,6 +157,10 @@ static int admin(int argc, char **argv)
         return 2;
     }
     const char *noun = argv[i], *verb = argv[i + 1];
+    if (argc - i == 2 && strcmp(noun, "backup") == 0)
+        return admin_backup(data, verb);
+    if (argc - i == 2 && strcmp(noun, "restore") == 0)
+        return admin_restore(data, verb);
     char **rest = argv + i + 2;
     int nrest = argc - i - 2;
     struct store_cfg sc = offline_store(data);

@@ -1,6 +1,8 @@
 """wispd's command-line and process contract: the ready line, flags and
 config file, --print-config, clean SIGTERM exit, and `wisp admin`."""
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -124,6 +126,83 @@ class Daemon(unittest.TestCase):
 
 
 class Admin(unittest.TestCase):
+    def test_one_wispd_per_data_dir(self):
+        w = Wispd()
+        try:
+            w.start()
+            r = run([WISPD, "--data", w.data, "--listen", "127.0.0.1:0"], env=dict(os.environ, WISP_GUEST_KEY=GUEST_KEY))
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("wispd: data dir %s is in use by another wispd (pid %d)" % (w.data, w.proc.pid), r.stderr)
+            self.assertEqual(w.request("GET", "/ping", auth=False).status, 200)
+        finally:
+            w.stop()
+            w.cleanup()
+
+    def test_backup_beside_a_running_wispd_and_restore(self):
+        w = Wispd(args=["--prewarm", ""])
+        tmp = tempfile.mkdtemp(prefix="wisp-backup-")
+        backup = os.path.join(tmp, "wisp.backup")
+        code = {"exec": {"kind": "python:3", "code": "def main(a):\n    return {'v': 1}\n"}}
+        try:
+            w.start()
+            self.assertEqual(w.api("PUT", "actions/kept", code).status, 200)
+            r = w.api("POST", "actions/kept?blocking=true&result=true", {})
+            self.assertEqual((r.status, r.json()), (200, {"v": 1}))
+            r = run([WISP_CLI, "admin", "--data", w.data, "backup", backup])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"^backed up .* to .*wisp.backup \(\d+ bytes\)\n$")
+            self.assertEqual(w.api("PUT", "actions/after", code).status, 200)
+            # restore needs wispd stopped, and says who runs
+            r = run([WISP_CLI, "admin", "--data", w.data, "restore", backup])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("wispd (pid %d) runs on %s: stop it first" % (w.proc.pid, w.data), r.stderr)
+            self.assertEqual(w.api("GET", "actions/after").status, 200)
+            self.assertEqual(w.stop(), 0)
+
+            # what is not a backup changes nothing
+            bad = os.path.join(tmp, "bad")
+            with open(bad, "wb") as f:
+                f.write(b"not lmdb" * 1000)
+            for path, msg in [(bad, "is not a Wisp backup"), (os.path.join(tmp, "none"), "No such file")]:
+                r = run([WISP_CLI, "admin", "--data", w.data, "restore", path])
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(msg, r.stderr)
+            r = run([WISP_CLI, "admin", "--data", w.data, "backup", os.path.join(tmp, "no", "dir", "b")])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot create", r.stderr)
+
+            r = run([WISP_CLI, "admin", "--data", w.data, "restore", backup])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            m = re.match(r"^restored .*: schema 2, 1 keys, \d+ entities, (\d+) activations\n"
+                         r"the store it replaced is .*/data.mdb.pre-restore\n$", r.stdout)
+            self.assertTrue(m, r.stdout)
+            backed_up = int(m.group(1))  # 1, or 0 if its record was still in the commit group
+            w.start()
+            self.assertEqual(w.api("GET", "actions/after").status, 404)
+            r = w.api("POST", "actions/kept?blocking=true&result=true", {})
+            self.assertEqual((r.status, r.json()), (200, {"v": 1}))
+            self.assertEqual(len(w.api("GET", "activations").json()), backed_up + 1)
+            self.assertEqual(w.stop(), 0)
+
+            # onto a fresh data dir, as on a replacement board
+            fresh = os.path.join(tmp, "fresh")
+            r = run([WISP_CLI, "admin", "--data", fresh, "restore", backup])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("replaced", r.stdout)
+            other = Wispd(args=["--prewarm", ""])
+            other.data = fresh
+            try:
+                other.start()
+                self.assertEqual(other.api("GET", "actions/kept").status, 200)
+            finally:
+                other.stop()
+                other.cleanup()
+        finally:
+            w.stop()
+            w.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
     def test_create_list_revoke_against_a_running_daemon(self):
         w = Wispd()
         try:
