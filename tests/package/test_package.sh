@@ -5,7 +5,7 @@
 # NOTIFY_SOCKET, /ping, a python:3 action), then removes (data kept) and
 # purges (data gone). No network. Needs dpkg-deb, dpkg, curl, python3.
 #
-# Env: WISP_PKG_BUILD  build dir for the package (default build/h10)
+# Env: WISP_PKG_BUILD  build dir for the package (default build/package)
 #      WISP_PKG_OUT    where the .deb goes (default $WISP_PKG_BUILD/dist)
 #
 # The installed wispd's defaults point at /usr/lib/wisp and /var/lib/wisp
@@ -14,7 +14,7 @@
 # then runs wispd with those paths prefixed by the scratch root.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-build=${WISP_PKG_BUILD:-$top/build/h10}
+build=${WISP_PKG_BUILD:-$top/build/package}
 export WISP_PKG_OUT=${WISP_PKG_OUT:-$build/dist}
 fail() { echo "test_package: FAIL: $*" >&2; exit 1; }
 step() { echo "test_package: $*" >&2; }
@@ -54,7 +54,8 @@ for p in ./usr/bin/wisp ./usr/sbin/wispd ./usr/lib/wisp/kinds.json \
     ./usr/lib/wisp/runtimes/python/launcher.py ./usr/lib/wisp/runtimes/nodejs/launcher.js \
     ./usr/lib/wisp/runtimes/catalog/catalog.json ./usr/lib/wisp/board/generic.conf \
     ./etc/wisp/wispd.conf ./usr/lib/systemd/system/wispd.service \
-    ./usr/share/doc/wisp/README.md ./usr/share/bash-completion/completions/wisp; do
+    ./usr/share/doc/wisp/README.md ./usr/share/bash-completion/completions/wisp \
+    ./usr/share/man/man8/wispd.8.gz ./usr/share/man/man1/wisp.1.gz; do
     grep -q " $p\$" <<<"$contents" || fail "$p not in the package"
 done
 grep -q '^drwx------ ./var/lib/wisp/$' <<<"$contents" || fail "/var/lib/wisp is not 0700"
