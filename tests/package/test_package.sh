@@ -93,6 +93,22 @@ if command -v systemd-analyze >/dev/null; then
 fi
 [ "$("$wispd" --version)" = "wispd $version" ] || fail "wispd --version: $("$wispd" --version)"
 
+step "man pages render without warnings"
+if command -v groff >/dev/null; then
+    for m in man8/wispd.8.gz man1/wisp.1.gz; do
+        page=$(zcat "$root/usr/share/man/$m")
+        warn=$(groff -man -Tutf8 -ww -z 2>&1 <<<"$page") || fail "$m: groff failed"
+        [ -z "$warn" ] || fail "$m: $warn"
+    done
+    # every setting of wispd --help is an option of wispd(8)
+    for k in $("$root/usr/sbin/wispd" --help | sed -n 's/^  --\([a-z0-9-]*\) .*/\1/p'); do
+        zcat "$root/usr/share/man/man8/wispd.8.gz" | grep -qxF ".B \\-\\-${k//-/\\-} VALUE" ||
+            fail "wispd(8) lacks --$k"
+    done
+else
+    step "no groff: man pages not rendered"
+fi
+
 step "defaults point at the installed layout"
 help=$("$wispd" --help) # once: grep -q on a pipe would SIGPIPE wispd
 # every key of the settings table is in wispd.conf, commented with its default
