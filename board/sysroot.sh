@@ -38,7 +38,9 @@ esac
 # libraries their .so links point to, plus the run-time dependencies of those
 # libraries that are not in the cross libc (checked below with readelf):
 #   libevent-openssl -> libssl3;  libmosquitto1 -> libssl3 (Debian 12's
-#   libmosquitto1 is built without c-ares, so no libc-ares2).
+#   libmosquitto1 is built without c-ares, so no libc-ares2). libssl-dev:
+#   feeds/mqtt_tls.c checks an mqtts broker's certificate with OpenSSL
+#   itself (without it a cross build refuses mqtts:// brokers).
 #   libcurl4 (the OpenSSL flavour, for the wisp CLI) -> libssl3 and the
 #   closure below it: HTTP/2 (nghttp2), brotli, zstd, IDN and PSL, SSH,
 #   RTMP (through GnuTLS, nettle, gmp, p11-kit), LDAP (SASL, Berkeley DB)
@@ -65,6 +67,7 @@ libjansson-dev
 libjansson4
 zlib1g-dev
 zlib1g
+libssl-dev
 libssl3
 libcurl4-openssl-dev
 libcurl4

@@ -298,9 +298,6 @@ class TestDeploy(DeployCase):
         boxed = self.get("actions/k/boxed")["exec"]
         self.assertEqual((boxed["kind"], boxed["image"]), ("blackbox", "sensorbox:1"))
         self.assertNotIn("code", boxed)
-        r = self.w.api("POST", "actions/k/boxed?blocking=true", {})
-        self.assertEqual(r.json()["response"]["status"], "action developer error", r)
-        self.assertIn("wisp image import", r.json()["response"]["result"]["error"])
         coded = self.get("actions/k/boxed-code")["exec"]
         self.assertEqual((coded["kind"], coded["image"], coded.get("main")), ("blackbox", "sensorbox:1", "handle"))
         self.assertIn("def handle(a):", coded["code"])

@@ -21,7 +21,7 @@ import time
 import unittest
 
 import harness
-from harness import NODE_KIND, Wispd, WispTestCase, wait_for
+from harness import NODE_KIND, Wispd, WispTestCase, needs_target_programs, wait_for
 
 WISP_CLI = os.environ.get("WISP_CLI") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(harness.WISPD))), "tools", "wisp")
@@ -577,6 +577,7 @@ class Native(InvokeCase):
             for mark in harness.SANITIZER_MARKS:
                 self.assertNotIn(mark, line, rec["logs"])
 
+    @needs_target_programs
     def test_zip_with_c_program_library_and_data(self):
         d = tempfile.mkdtemp(prefix="wisp-cc-")
         self.addCleanup(shutil.rmtree, d, True)
@@ -602,6 +603,7 @@ class Native(InvokeCase):
             self.assertEqual(self.log_parts(rec), [("stdout", "zip c run %d" % (i + 1))])
             self.assert_no_sanitizer_report(rec)
 
+    @needs_target_programs
     def test_zip_with_shell_script_and_modes(self):
         self.zip_action("shzip", [
             ("exec", SH_ZIP_EXEC, None),  # no mode: made executable all the same
@@ -633,6 +635,7 @@ class Native(InvokeCase):
         rec = self.invoke_ok("shzip", {})
         self.assertEqual(rec["response"]["result"]["util"], "util sourced")
 
+    @needs_target_programs
     def test_bad_zips_are_developer_errors_and_the_next_works(self):
         self.zip_action("shzip", [("exec", SH_ZIP_EXEC, 0o100755), ("lib/util.sh", SH_ZIP_UTIL, None),
                                   ("bin/tool.sh", SH_ZIP_TOOL, 0o100755)])
@@ -649,6 +652,7 @@ class Native(InvokeCase):
 
 
 class NativePrivateParent(InvokeCase):
+    @needs_target_programs
     def test_native_action_when_the_data_dirs_parent_is_private(self):
         # /root/wisp/var, or the harness's mkdtemp dir: 0700 and root's. Python
         # and node workers run there; a native program must too.

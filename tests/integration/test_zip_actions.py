@@ -39,7 +39,7 @@ import uuid
 import zipfile
 
 import test_invoke
-from harness import NODE_KIND
+from harness import NODE_KIND, needs_target_programs
 
 ZIP = shutil.which("zip")
 PYTHON = "/usr/bin/python3"  # the interpreter the python:3 kind runs
@@ -345,6 +345,7 @@ done
 
 class NativeZipTool(ZipCase):
     @needs_zip
+    @needs_target_programs
     def test_zip_tool_archive_keeps_modes_and_folders(self):
         d = tempfile.mkdtemp(prefix="wisp-nat-")
         self.addCleanup(shutil.rmtree, d, True)

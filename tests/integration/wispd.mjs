@@ -25,12 +25,14 @@ export const NODE_KIND = (() => {
   }
 })()
 const SANITIZER_MARKS = ['AddressSanitizer', 'LeakSanitizer', 'runtime error:', 'UndefinedBehaviorSanitizer']
-const READY_TIMEOUT_MS = 20000
-const STOP_TIMEOUT_MS = 30000
+// under qemu-user (a cross build's tests) every deadline is this many times longer
+const TIME_SCALE = Number(process.env.WISP_TEST_TIME_SCALE || 1)
+const READY_TIMEOUT_MS = 20000 * TIME_SCALE
+const STOP_TIMEOUT_MS = 30000 * TIME_SCALE
 
 /** Polls fn (async) until it returns a truthy value or the deadline passes. */
 export async function waitFor (fn, what, timeoutMs = 30000) {
-  const deadline = Date.now() + timeoutMs
+  const deadline = Date.now() + timeoutMs * TIME_SCALE
   let lastErr
   while (Date.now() < deadline) {
     try {
