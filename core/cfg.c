@@ -58,6 +58,8 @@ static const struct cfg_row rows[] = {
     U64("store-map-mb", store_map_mb, 1, MAP_MAX_LIMIT, "64", "initial LMDB map size (MB)"),
     U64("store-map-max-mb", store_map_max_mb, 1, MAP_MAX_LIMIT, MAP_MAX_DEFAULT,
         "the LMDB map grows up to this size (MB)"),
+    U64("store-trim-ms", store_trim_ms, 0, 60000, "25",
+        "under writes, the store's mapped pages leave wispd's RSS at most this often (they stay in the page cache; 0: once a second)"),
     U64("entity-cache", entity_cache, 0, 1000000, "1024", "entities kept decoded in memory"),
     U64("http-max-conns", http_max_conns, 1, 65536, "512", "concurrent API connections"),
     U64("http-idle-timeout-s", http_idle_timeout_s, 1, 86400, "60",

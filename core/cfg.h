@@ -28,6 +28,7 @@ struct wisp_cfg {
     char log_level[16];
     uint64_t store_map_mb;
     uint64_t store_map_max_mb;
+    uint64_t store_trim_ms;
     uint64_t entity_cache;
     uint64_t http_max_conns;
     uint64_t http_idle_timeout_s;

@@ -181,6 +181,7 @@ int main(int argc, char **argv)
         .dir = cfg.data,
         .map_bytes = cfg.store_map_mb << 20,
         .map_max_bytes = cfg.store_map_max_mb << 20,
+        .trim_ms = (unsigned)cfg.store_trim_ms,
         .cache_entries = (unsigned)cfg.entity_cache,
         .async_sync = true,
     };

@@ -61,6 +61,8 @@ struct store {
     char data_path[PATH_MAX + 16];
     void *map_addr; /* where data.mdb is mapped, for store_trim */
     size_t map_len;
+    int64_t trimmed_us; /* the last store_trim */
+    int64_t trim_us;    /* cfg->trim_ms (see store_write) */
     bool map_full; /* set by a put/commit that hit MDB_MAP_FULL */
     unsigned schema; /* what the data dir was stamped with when opened */
     struct store_stats stats;
@@ -326,6 +328,7 @@ int store_open(const struct store_cfg *cfg, struct event_base *base, struct stor
     pthread_cond_init(&st->cv, NULL);
     st->map_bytes = cfg->map_bytes;
     st->map_max_bytes = cfg->map_max_bytes < cfg->map_bytes ? cfg->map_bytes : cfg->map_max_bytes;
+    st->trim_us = (int64_t)cfg->trim_ms * 1000;
     st->cap = cfg->cache_entries;
     if (st->cap) {
         st->nbuckets = 16;
@@ -714,6 +717,13 @@ int store_write(struct store *st, store_write_fn *fn, void *arg, struct wisp_err
         } else {
             int mrc = mdb_txn_commit(t.txn);
             rc = map_rc(st, mrc);
+            /* Under a stream of writes the map's pages, touched and
+             * faulted in around (64 KB a fault), were 10 to 15 MB of RSS
+             * within a second at 2,000 activations a second: trimmed
+             * after commits, at most every trim_us. Each trim costs the
+             * refaults of the hot pages (measured in the README). */
+            if (mrc == 0 && st->trim_us && plat_clock_mono_us() - st->trimmed_us >= st->trim_us)
+                store_trim(st);
             if (rc == -ENOSPC && !st->map_full)
                 return wisp_err_set(err, rc, "store write failed: the disk is full");
             if (rc < 0 && rc != -ENOSPC)
@@ -833,7 +843,9 @@ static void find_map(struct store *st)
 void store_trim(struct store *st)
 {
     /* Without MDB_WRITEMAP the map is read-only and file-backed: dropping
-     * its pages from our page tables loses nothing. */
+     * its pages from our page tables loses nothing (a read holding a
+     * pointer into it faults the same bytes back in). */
+    st->trimmed_us = plat_clock_mono_us();
     if (st->map_addr)
         madvise(st->map_addr, st->map_len, MADV_DONTNEED);
 }

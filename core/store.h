@@ -51,6 +51,7 @@ struct store_cfg {
     uint64_t map_max_bytes; /* the map grows by doubling up to this */
     unsigned cache_entries; /* entity cache bound; 0 disables it */
     bool async_sync;        /* wispd: fsync on the sync thread (needs base) */
+    unsigned trim_ms;       /* store_trim after commits at most this often; 0: never there */
 };
 
 /* Opens (creating when absent) the environment in cfg->dir. base is needed

@@ -1,6 +1,7 @@
 /* tests/unit/test_store.c - the LMDB store (core/store.h) on a real
  * environment in a fresh temporary directory per test. */
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <ftw.h>
 #include <lmdb.h>
@@ -1206,7 +1207,73 @@ static void store_get_inside_scan_callback_works(void)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Kilobytes of data.mdb in this process's RSS (its mappings in smaps). */
+static long map_rss_kb(const char *dir)
+{
+    char want[PATH_MAX + 16], real[PATH_MAX], line[PATH_MAX + 128];
+    CHECK(realpath(dir, real) != NULL);
+    snprintf(want, sizeof want, "%s/data.mdb", real);
+    FILE *f = fopen("/proc/self/smaps", "re");
+    CHECK(f != NULL);
+    long kb = 0;
+    bool in = false;
+    while (f && fgets(line, sizeof line, f)) {
+        size_t hex = strspn(line, "0123456789abcdef");
+        if (hex > 0 && line[hex] == '-') { /* a mapping's head: "lo-hi perms off dev ino path" */
+            char *path = strchr(line, '/');
+            if (path)
+                path[strcspn(path, "\n")] = '\0';
+            in = path && strcmp(path, want) == 0;
+        } else if (in && strncmp(line, "Rss:", 4) == 0) {
+            kb += strtol(line + 4, NULL, 10);
+        }
+    }
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Writes 3,000 records one commit each and reads them all back, then one
+ * more commit: with trim_ms the map's pages have left the RSS after it;
+ * without, they are still there. */
+static void store_trim_after_commits_drops_the_map_from_rss(void)
+{
+    for (int trim = 0; trim < 2; trim++) {
+        char *dir = make_tmpdir();
+        struct store_cfg cfg = {.dir = dir, .map_bytes = 4u << 20, .map_max_bytes = 64u << 20,
+                                .trim_ms = trim ? 1 : 0};
+        struct store *st = NULL;
+        struct wisp_err err = {0};
+        CHECK_EQ_INT(store_open(&cfg, NULL, &st, &err), 0);
+        json_t *doc = json_pack("{s:s}", "pad", "0123456789012345678901234567890123456789");
+        char key[32];
+        for (int i = 0; i < 3000; i++) {
+            snprintf(key, sizeof key, "k%06d", i);
+            CHECK_EQ_INT(put(st, STORE_ENTITIES, key, REC_ACTION, i, doc), 0);
+        }
+        for (int i = 0; i < 3000; i++) {
+            json_t *got = NULL;
+            snprintf(key, sizeof key, "k%06d", i);
+            CHECK_EQ_INT(store_get(st, STORE_ENTITIES, key, strlen(key), NULL, NULL, &got), 0);
+            json_decref(got);
+        }
+        CHECK(map_rss_kb(dir) > 0);
+        usleep(2000); /* past trim_ms */
+        CHECK_EQ_INT(put(st, STORE_ENTITIES, "last", REC_ACTION, 1, doc), 0);
+        long kb = map_rss_kb(dir);
+        if (trim)
+            CHECK_EQ_INT(kb, 0);
+        else
+            CHECK(kb > 0);
+        json_decref(doc);
+        store_close(st);
+        rm_rf(dir);
+        free(dir);
+    }
+}
+
 static const struct check_test tests[] = {
+    {"store_trim_after_commits_drops_the_map_from_rss", store_trim_after_commits_drops_the_map_from_rss},
     {"store_reopen_keeps_data_in_every_db", store_reopen_keeps_data_in_every_db},
     {"store_databases_are_separate", store_databases_are_separate},
     {"store_put_get_del_in_each_db", store_put_get_del_in_each_db},
