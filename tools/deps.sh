@@ -7,7 +7,7 @@
 # the curl the tests use is that flavour's libcurl4: no second TLS stack.
 # libyaml-dev: manifests for `wisp deploy`.
 WISP_BUILD_PKGS="build-essential cmake pkg-config libevent-dev libmbedtls-dev liblmdb-dev libmsgpack-dev libmosquitto-dev libjansson-dev zlib1g-dev libcurl4-openssl-dev libyaml-dev"
-WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm runc chromium"
+WISP_TEST_PKGS="python3 mosquitto mosquitto-clients curl openssl nodejs npm runc chromium debootstrap"
 # what the action kinds of runtimes/kinds.json run on (python:3, nodejs)
 WISP_RUNTIME_PKGS="python3 nodejs"
 WISP_FUZZ_PKGS="clang libclang-rt-14-dev"
