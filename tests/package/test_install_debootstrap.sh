@@ -4,9 +4,10 @@
 # (cached, see below), `apt-get install ./wisp_VERSION_amd64.deb` there (its
 # Depends from Debian's mirror), wispd started the way the unit starts it
 # (its ExecStart, NOTIFY_SOCKET readiness), /ping, a python:3 action created
-# and invoked with the packaged `wisp`, then `apt-get purge` (the data dir
-# goes). Root only; needs debootstrap, chroot, curl, python3 and Debian's
-# mirror (the one this host's apt uses).
+# and invoked with the packaged `wisp`, an upgrade to a newer version over
+# it (data kept), then `apt-get purge` (the data dir goes). Root only;
+# needs debootstrap, chroot, curl, python3 and Debian's mirror (the one
+# this host's apt uses).
 #
 # Cache: the pristine minbase root is kept as a tarball in
 #   ${WISP_DEBOOTSTRAP_CACHE:-/var/cache/wisp-test}/bookworm-minbase-amd64.tar
@@ -118,6 +119,38 @@ kill -TERM "$pid"
 wait "$pid" || fail "wispd did not stop cleanly on SIGTERM: $(tail -n 5 "$root.log")"
 pid=""
 rm -f "$root.log" "$root.ready"
+
+# An upgrade: the same package with a higher version (repacked), installed
+# over it; the data dir, its action and its activation stay.
+step "upgrade over it: the data stays"
+repack=$(mktemp -d /tmp/wisp-repack.XXXXXX)
+dpkg-deb -R "$deb" "$repack/pkg"
+old_version=$(sed -n 's/^Version: //p' "$repack/pkg/DEBIAN/control")
+sed -i "s/^Version: .*/Version: ${old_version}+up1/" "$repack/pkg/DEBIAN/control"
+dpkg-deb -b "$repack/pkg" "$root/tmp/wisp_up.deb" >/dev/null
+rm -rf "$repack"
+in_root apt-get install -y -q --no-install-recommends /tmp/wisp_up.deb >"$root.apt" 2>&1 ||
+    { tail -n 30 "$root.apt" >&2; fail "apt-get install of the newer package"; }
+rm -f "$root.apt"
+[ "$(in_root dpkg-query -W -f='${Version}' wisp)" = "${old_version}+up1" ] || fail "not upgraded"
+[ "$(cat "$root/var/lib/wisp/guest.key")" = "$key" ] || fail "guest.key changed in the upgrade"
+# shellcheck disable=SC2086
+chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin $exec_start \
+    --listen 127.0.0.1:0 2>"$root.log" &
+pid=$!
+for _ in $(seq 300); do grep -q '^wispd: ready on' "$root.log" && break; sleep 0.1; done
+port=$(sed -n 's#^wispd: ready on http://127.0.0.1:\([0-9]*\)$#\1#p' "$root.log")
+[ -n "$port" ] || fail "no ready line after the upgrade: $(cat "$root.log")"
+in_root wisp property set --apihost "http://127.0.0.1:$port" >/dev/null
+out=$(in_root wisp action invoke hello -p name again --result) || fail "the action after the upgrade"
+python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == {"hello": "again"}, sys.argv[1]' "$out" ||
+    fail "after the upgrade, invoke answered: $out"
+n=$(in_root wisp activation list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$n" = 2 ] || fail "activations after the upgrade: $n, not 2"
+kill -TERM "$pid"
+wait "$pid" || fail "wispd did not stop cleanly after the upgrade"
+pid=""
+rm -f "$root.log"
 
 step "apt-get purge"
 in_root apt-get purge -y -q wisp >/dev/null 2>&1 || fail "apt-get purge"
