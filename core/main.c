@@ -120,9 +120,12 @@ int main(int argc, char **argv)
      * the per-thread cache. */
     mallopt(M_MXFAST, 0);
 
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("wispd %s\n", WISP_VERSION);
-        return 0;
+    /* anywhere: the relocatable tree's wrapper puts its paths first */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("wispd %s\n", WISP_VERSION);
+            return 0;
+        }
     }
     int rc = cfg_load(&cfg, argc, argv, &err);
     if (rc == 1) {

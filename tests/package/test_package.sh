@@ -2,8 +2,10 @@
 # tests/package/test_package.sh - builds the amd64 .deb (tools/package),
 # checks it with dpkg-deb --info/--contents, installs it into a scratch root
 # with dpkg --root, runs the installed wispd from there (readiness on
-# NOTIFY_SOCKET, /ping, a python:3 action), then removes (data kept) and
-# purges (data gone). No network. Needs dpkg-deb, dpkg, curl, python3.
+# NOTIFY_SOCKET, /ping, a python:3 action), unpacks the relocatable tarball
+# elsewhere and runs its wispd and wisp there (a python:3 action, a zipped
+# native one), then removes (data kept) and purges (data gone). No network.
+# Needs dpkg-deb, dpkg, curl, python3.
 #
 # Env: WISP_PKG_BUILD  build dir for the package (default build/package)
 #      WISP_PKG_OUT    where the .deb goes (default $WISP_PKG_BUILD/dist)
@@ -62,8 +64,10 @@ grep -q '^drwx------ ./var/lib/wisp/$' <<<"$contents" || fail "/var/lib/wisp is 
 
 root=$(mktemp -d /tmp/wisp-pkgroot.XXXXXX)
 pid=""
+tpid=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
     rm -rf "$root"
 }
 trap cleanup EXIT
@@ -180,6 +184,59 @@ res=$(curl -fsS -u "$auth" -X POST -H 'Content-Type: application/json' \
 kill -TERM "$pid"
 wait "$pid" || fail "wispd did not exit 0 on SIGTERM"
 pid=""
+
+step "the relocatable tarball runs from wherever it is unpacked"
+tarball=$(dirname "$deb")/wisp-$version-amd64.tar.gz
+[ -f "$tarball" ] || fail "no $tarball"
+tree=$root/elsewhere
+mkdir -p "$tree"
+tar -C "$tree" -xzf "$tarball"
+t=$tree/wisp-$version-amd64
+[ "$(env -i "$t/sbin/wispd" --version)" = "wispd $version" ] || fail "tarball wispd --version"
+for f in "$t/libexec/wispd" "$t/libexec/wisp"; do  # the system's loader is not needed
+    readelf -l "$f" | grep -q 'Requesting program interpreter' || fail "$f is not dynamic"
+done
+tlog=$root/tarball.log
+env -i PATH=/usr/bin:/bin WISP_GUEST_KEY="$auth" "$t/sbin/wispd" --data "$tree/var" \
+    --listen 127.0.0.1:0 --prewarm "" 2>"$tlog" &
+tpid=$!
+turl=""
+for _ in $(seq 200); do
+    turl=$(sed -n 's/^wispd: ready on //p' "$tlog")
+    [ -n "$turl" ] && break
+    kill -0 "$tpid" 2>/dev/null || { cat "$tlog" >&2; fail "the tarball's wispd exited"; }
+    sleep 0.05
+done
+[ -n "$turl" ] || fail "the tarball's wispd not ready: $(cat "$tlog")"
+export WSK_CONFIG_FILE=$tree/wskprops
+env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" property set --apihost "$turl" --auth "$auth" \
+    >/dev/null || fail "tarball wisp property set"
+printf 'def main(a):\n    return {"from": "tarball"}\n' >"$tree/t.py"
+env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" action create t "$tree/t.py" >/dev/null ||
+    fail "tarball wisp action create"
+out=$(env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" action invoke t --result) ||
+    fail "tarball wisp action invoke"
+python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == {"from": "tarball"}, sys.argv[1]' "$out" ||
+    fail "tarball invoke answered $out"
+# a zipped native action: the pool runs the (static) zip helper from its work dir
+python3 - "$tree/n.zip" <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1], "w")
+i = zipfile.ZipInfo("exec")
+i.external_attr = 0o755 << 16
+z.writestr(i, '#!/bin/sh\nwhile read l; do echo \'{"zip": true}\' >&3; done\n')
+z.close()
+PY
+env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" action create n "$tree/n.zip" --kind native \
+    >/dev/null || fail "tarball native zip create"
+out=$(env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" action invoke n --result) ||
+    fail "tarball native zip invoke"
+python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == {"zip": True}, sys.argv[1]' "$out" ||
+    fail "tarball native zip answered $out; wispd: $(tail -n 5 "$tlog")"
+kill -TERM "$tpid"
+wait "$tpid" || fail "the tarball's wispd did not stop cleanly"
+tpid=""
+unset WSK_CONFIG_FILE
 
 step "remove keeps the data, purge deletes it"
 "${dpkgr[@]}" -r wisp >/dev/null 2>&1 || fail "dpkg -r"
