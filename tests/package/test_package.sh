@@ -20,6 +20,19 @@ build=${WISP_PKG_BUILD:-$top/build/package}
 export WISP_PKG_OUT=${WISP_PKG_OUT:-$build/dist}
 fail() { echo "test_package: FAIL: $*" >&2; exit 1; }
 step() { echo "test_package: $*" >&2; }
+# ready_url LOG PID WHAT: the URL of wispd's ready line in LOG, once it is
+# there (fails if PID exits first or it does not come)
+ready_url() {
+    local u=""
+    for _ in $(seq 200); do
+        u=$(sed -n 's/^wispd: ready on //p' "$1")
+        [ -n "$u" ] && break
+        kill -0 "$2" 2>/dev/null || { cat "$1" >&2; fail "$3 exited"; }
+        sleep 0.05
+    done
+    [ -n "$u" ] || { cat "$1" >&2; fail "$3 not ready"; }
+    echo "$u"
+}
 
 for t in dpkg-deb dpkg curl python3; do
     command -v "$t" >/dev/null || { echo "test_package: SKIP: no $t" >&2; exit 77; }
@@ -155,14 +168,7 @@ NOTIFY_SOCKET=$sock WISP_GUEST_KEY=23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZ
     --runtimes-dir "$root/usr/lib/wisp/runtimes" --libexec-dir "$root/usr/lib/wisp" \
     --listen 127.0.0.1:0 --prewarm python:3=1 2>"$log" &
 pid=$!
-url=""
-for _ in $(seq 200); do
-    url=$(sed -n 's/^wispd: ready on //p' "$log")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "wispd exited"; }
-    sleep 0.05
-done
-[ -n "$url" ] || { cat "$log" >&2; fail "wispd not ready"; }
+url=$(ready_url "$log" "$pid" "wispd")
 wait "$npid" || fail "no NOTIFY_SOCKET message"
 [ "$(cat "$ready")" = READY=1 ] || fail "NOTIFY_SOCKET got '$(cat "$ready")'"
 
@@ -193,21 +199,14 @@ mkdir -p "$tree"
 tar -C "$tree" -xzf "$tarball"
 t=$tree/wisp-$version-amd64
 [ "$(env -i "$t/sbin/wispd" --version)" = "wispd $version" ] || fail "tarball wispd --version"
-for f in "$t/libexec/wispd" "$t/libexec/wisp"; do  # the system's loader is not needed
+for f in "$t/libexec/wispd" "$t/libexec/wisp"; do  # dynamic: lib/'s loader starts them
     readelf -l "$f" | grep -q 'Requesting program interpreter' || fail "$f is not dynamic"
 done
 tlog=$root/tarball.log
 env -i PATH=/usr/bin:/bin WISP_GUEST_KEY="$auth" "$t/sbin/wispd" --data "$tree/var" \
     --listen 127.0.0.1:0 --prewarm "" 2>"$tlog" &
 tpid=$!
-turl=""
-for _ in $(seq 200); do
-    turl=$(sed -n 's/^wispd: ready on //p' "$tlog")
-    [ -n "$turl" ] && break
-    kill -0 "$tpid" 2>/dev/null || { cat "$tlog" >&2; fail "the tarball's wispd exited"; }
-    sleep 0.05
-done
-[ -n "$turl" ] || fail "the tarball's wispd not ready: $(cat "$tlog")"
+turl=$(ready_url "$tlog" "$tpid" "the tarball's wispd")
 export WSK_CONFIG_FILE=$tree/wskprops
 env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" property set --apihost "$turl" --auth "$auth" \
     >/dev/null || fail "tarball wisp property set"
