@@ -182,7 +182,10 @@ static int ct_open(const struct pool_cfg *cfg, const char *work_dir, void **self
     c->pids_max = cfg->pids_max ? cfg->pids_max : 256;
     if ((rc = plat_set_subreaper()) < 0) {
         free(c);
-        return wisp_err_set(err, rc, "Container actions cannot run here: %s", strerror(-rc));
+        return wisp_err_set(err, rc,
+                            "Container actions cannot run here: wispd cannot become the reaper "
+                            "of its containers (PR_SET_CHILD_SUBREAPER: %s; qemu-user refuses it)",
+                            strerror(-rc));
     }
     sweep(c);
     img_sweep(c->data_dir);
