@@ -919,33 +919,6 @@ out:
     return rc;
 }
 
-/* Copies from to to (created 0600, replaced) and syncs it. 0 or -errno. */
-static int copy_synced(const char *from, const char *to)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
-    if (in < 0)
-        return -errno;
-    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0)
-        rc = -errno;
-    char buf[1 << 16];
-    for (ssize_t n; rc == 0 && (n = read(in, buf, sizeof buf)) != 0;) {
-        if (n < 0) {
-            rc = errno == EINTR ? 0 : -errno;
-            continue;
-        }
-        for (ssize_t w, off = 0; rc == 0 && off < n; off += w > 0 ? w : 0)
-            if ((w = write(out, buf + off, (size_t)(n - off))) < 0 && errno != EINTR)
-                rc = -errno;
-    }
-    if (rc == 0 && fsync(out) < 0)
-        rc = -errno;
-    if (out >= 0 && close(out) < 0 && rc == 0)
-        rc = -errno;
-    close(in);
-    return rc;
-}
-
 int store_restore(const char *dir, const char *file, struct store_backup_info *info,
                   struct wisp_err *err)
 {
@@ -960,7 +933,7 @@ int store_restore(const char *dir, const char *file, struct store_backup_info *i
         return rc;
     if ((rc = plat_mkdir_p(dir, 0700)) < 0)
         return wisp_err_set(err, rc, "cannot create data dir %s: %s", dir, strerror(-rc));
-    if ((rc = copy_synced(file, tmp)) < 0) {
+    if ((rc = plat_copy_file(file, tmp, 0600, true)) < 0) {
         unlink(tmp);
         return wisp_err_set(err, rc, "cannot copy %s into %s: %s", file, dir, strerror(-rc));
     }

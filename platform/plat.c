@@ -446,14 +446,25 @@ size_t plat_strjoin(char *dst, size_t cap, const char *a, char sep, const char *
     return n + 1 + strlen(b);
 }
 
-int plat_copy_file(const char *from, const char *to, unsigned mode)
+int plat_copy_file(const char *from, const char *to, unsigned mode, bool sync)
 {
-    char *data = NULL;
-    size_t len = 0;
-    int rc = plat_read_file(from, 16u << 20, &data, &len);
-    if (rc < 0)
-        return rc;
-    rc = plat_write_file_fast(to, data, len, mode);
-    free(data);
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+    if (in < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(in, &st) < 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = -EINVAL;
+    else if ((out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+        rc = -errno;
+    char buf[1 << 16];
+    for (ssize_t n; rc == 0 && (n = read(in, buf, sizeof buf)) != 0;)
+        rc = n < 0 ? (errno == EINTR ? 0 : -errno) : write_all(out, buf, (size_t)n);
+    if (rc == 0 && sync && fsync(out) < 0)
+        rc = -errno;
+    if (out >= 0 && close(out) < 0 && rc == 0)
+        rc = -errno;
+    close(in);
     return rc;
 }

@@ -104,8 +104,9 @@ size_t plat_strcpy(char *dst, size_t cap, const char *src);
 /* snprintf(dst, cap, "%s%c%s", a, sep, b), the same way; returns the
  * length the whole would have. */
 size_t plat_strjoin(char *dst, size_t cap, const char *a, char sep, const char *b);
-/* Copies a small regular file (at most 16 MB). 0 or -errno. */
-int plat_copy_file(const char *from, const char *to, unsigned mode) WISP_MUST_CHECK;
+/* Copies a regular file to to (created with mode, or truncated), in
+ * pieces; with sync, to is fsynced before it is closed. 0 or -errno. */
+int plat_copy_file(const char *from, const char *to, unsigned mode, bool sync) WISP_MUST_CHECK;
 /* Removes a directory tree without following symlinks. Best effort. */
 void plat_rm_rf(const char *path);
 /* Writes data to path atomically (temp file, fsync, rename, fsync dir). */

@@ -1332,7 +1332,7 @@ static int install_unzip_exec(struct pool *p, const char *libexec_dir, const cha
         return wisp_err_set(err, -ENAMETOOLONG, "work dir path too long");
     int rc = plat_mkdir_p(dir, 0755);
     if (rc == 0)
-        rc = plat_copy_file(from, tmp, 0755);
+        rc = plat_copy_file(from, tmp, 0755, false);
     /* the umask must not take the workers' right to run it */
     if (rc == 0 && (chmod(tmp, 0755) < 0 || rename(tmp, p->unzip_exec) < 0))
         rc = -errno;
@@ -1412,7 +1412,7 @@ int pool_open(struct event_base *base, const struct pool_cfg *cfg, struct pool *
         rc = plat_mkdir_p(to, 0755);
         *slash = '/';
         if (rc == 0)
-            rc = plat_copy_file(from, to, 0644);
+            rc = plat_copy_file(from, to, 0644, false);
         if (rc < 0) {
             wisp_err_set(err, rc, "cannot install launcher %s: %s", from, strerror(-rc));
             goto fail;
