@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <malloc.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +27,7 @@
 #include "notify.h"
 #include "plat.h"
 #include "pool.h"
+#include "spawn.h"
 #include "store.h"
 #include "tls.h"
 #include "wisp_config.h"
@@ -227,14 +227,13 @@ int main(int argc, char **argv)
     snprintf(work_dir, sizeof work_dir, "%s/work", cfg.data);
     pc.work_dir = work_dir;
     if (geteuid() == 0 && cfg.worker_user[0]) {
-        struct passwd *pw = getpwnam(cfg.worker_user); /* start-up only */
-        if (!pw) {
-            fprintf(stderr, "wispd: worker-user: no user '%s'\n", cfg.worker_user);
+        rc = plat_user_find(cfg.worker_user, &pc.uid, &pc.gid);
+        if (rc < 0) {
+            fprintf(stderr, "wispd: worker-user: %s '%s'\n",
+                    rc == -ENOENT ? "no user" : strerror(-rc), cfg.worker_user);
             goto out;
         }
         pc.drop_privs = true;
-        pc.uid = pw->pw_uid;
-        pc.gid = pw->pw_gid;
         /* the workers' directories are under the data dir: let them pass */
         if (chmod(cfg.data, 0711) < 0)
             wlog_warn("wispd", "cannot chmod %s: %s", cfg.data, strerror(errno));

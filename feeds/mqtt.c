@@ -1,6 +1,7 @@
 /* feeds/mqtt.c - the MQTT feed kind (/whisk.system/mqtt/subscribe) and the
- * MQTT client behind result bindings (feed_mqtt_publish). The only file in
- * the project that includes mosquitto.h; nothing MOSQ_* leaves it.
+ * MQTT client behind result bindings (feed_mqtt_publish). With mqtt_lib.h
+ * (the library's functions, loaded when the feed starts), the only file of
+ * wispd that includes mosquitto.h; nothing MOSQ_* leaves it.
  *
  * The broker: env->mqtt_url, two client connections for the whole adapter:
  * rx (the client id) subscribes and takes the messages; tx (the client id
@@ -148,6 +149,7 @@
 
 #include "feed.h"
 #include "log.h"
+#include "mqtt_lib.h"
 #include "mqtt_tls.h"
 #include "plat.h"
 #include "wjson.h"
@@ -312,7 +314,7 @@ static void kick(struct mq_self *s)
 /* libmosquitto's text for rc, without its full stop (it goes mid-line). */
 static const char *mosq_text(int rc, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s", mosquitto_strerror(rc));
+    snprintf(buf, cap, "%s", mqtt_lib.mosquitto_strerror(rc));
     size_t l = strlen(buf);
     if (l > 0 && buf[l - 1] == '.')
         buf[l - 1] = '\0';
@@ -324,7 +326,7 @@ static const char *mosq_text(int rc, char *buf, size_t cap)
 static const char *disconnect_text(int rc, char *buf, size_t cap)
 {
     if (rc >= 0x80)
-        snprintf(buf, cap, "%s", mosquitto_reason_string(rc));
+        snprintf(buf, cap, "%s", mqtt_lib.mosquitto_reason_string(rc));
     else if (rc == MOSQ_ERR_ERRNO)
         snprintf(buf, cap, "%s", strerror(errno));
     else if (rc == 0)
@@ -396,7 +398,7 @@ static void io_sync(struct mq_link *l)
 {
     if (!l->mosq || l->state == CS_DOWN)
         return;
-    int fd = mosquitto_socket(l->mosq);
+    int fd = mqtt_lib.mosquitto_socket(l->mosq);
     if (fd != l->fd)
         io_drop(l);
     if (fd < 0)
@@ -415,7 +417,7 @@ static void io_sync(struct mq_link *l)
         l->fd = fd;
     }
     read_sync(l);
-    bool ww = mosquitto_want_write(l->mosq);
+    bool ww = mqtt_lib.mosquitto_want_write(l->mosq);
     if (ww && !l->write_on)
         event_add(l->ev_write, NULL);
     else if (!ww && l->write_on)
@@ -429,7 +431,7 @@ static void after_mosq(struct mq_link *l)
 {
     if (l->state == CS_DOWN || !l->mosq)
         return;
-    if (mosquitto_socket(l->mosq) < 0) {
+    if (mqtt_lib.mosquitto_socket(l->mosq) < 0) {
         io_drop(l);
         lost(l, "connection closed");
         return;
@@ -581,8 +583,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     struct mq_link *l = arg;
     io_drop(l);
     errno = 0;
-    int rc = l->inited ? mosquitto_reconnect_async(l->mosq)
-                       : mosquitto_connect_async(l->mosq, l->s->host, l->s->port, KEEPALIVE);
+    int rc = l->inited ? mqtt_lib.mosquitto_reconnect_async(l->mosq)
+                       : mqtt_lib.mosquitto_connect_async(l->mosq, l->s->host, l->s->port, KEEPALIVE);
     int e = errno;
     if (rc != MOSQ_ERR_INVAL)
         l->inited = true;
@@ -615,13 +617,13 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
     int rc = MOSQ_ERR_SUCCESS;
     if (what & EV_WRITE)
-        rc = mosquitto_loop_write(l->mosq, 1);
+        rc = mqtt_lib.mosquitto_loop_write(l->mosq, 1);
     if (rc == MOSQ_ERR_SUCCESS && (what & EV_READ)) {
         for (int i = 0; i < READ_BURST && l->state != CS_DOWN && may_read(l); i++) {
-            if (mosquitto_socket(l->mosq) != l->fd)
+            if (mqtt_lib.mosquitto_socket(l->mosq) != l->fd)
                 break;
             l->progress = false;
-            rc = mosquitto_loop_read(l->mosq, 1);
+            rc = mqtt_lib.mosquitto_loop_read(l->mosq, 1);
             if (rc != MOSQ_ERR_SUCCESS || !l->progress)
                 break;
         }
@@ -641,10 +643,10 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
     }
     if (l->state != CS_UP)
         return;
-    mosquitto_loop_misc(l->mosq);
-    if (l->s->tls && l->state == CS_UP && mosquitto_socket(l->mosq) == l->fd && l->fd >= 0 &&
+    mqtt_lib.mosquitto_loop_misc(l->mosq);
+    if (l->s->tls && l->state == CS_UP && mqtt_lib.mosquitto_socket(l->mosq) == l->fd && l->fd >= 0 &&
         may_read(l))
-        mosquitto_loop_read(l->mosq, 1);
+        mqtt_lib.mosquitto_loop_read(l->mosq, 1);
     after_mosq(l);
 }
 
@@ -662,14 +664,14 @@ static void cb_connect(struct mosquitto *m, void *obj, int rc, int flags,
     if (rc != 0) {
         /* loop_read fails next and closes the socket: lost() follows */
         snprintf(l->last_error, sizeof l->last_error, "the broker refused the connection: %s",
-                 mosquitto_reason_string(rc));
+                 mqtt_lib.mosquitto_reason_string(rc));
         wlog_warn("mqtt", "%s refused the %s connection: %s", s->shown, l->name,
-                  mosquitto_reason_string(rc));
+                  mqtt_lib.mosquitto_reason_string(rc));
         return;
     }
     uint8_t avail = 1;
     l->subid_ok =
-        !(mosquitto_property_read_byte(props, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE, &avail, false) &&
+        !(mqtt_lib.mosquitto_property_read_byte(props, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE, &avail, false) &&
           avail == 0);
     l->state = CS_UP;
     l->up_us = plat_clock_mono_us();
@@ -716,7 +718,7 @@ static void cb_publish(struct mosquitto *m, void *obj, int mid, int reason,
     int rc = reason >= 0x80 ? -EIO : 0;
     if (rc)
         wlog_warn("mqtt", "the broker refused a publish (mid %d): %s", mid,
-                  mosquitto_reason_string(reason));
+                  mqtt_lib.mosquitto_reason_string(reason));
     struct pub *p = pub_take(s, mid);
     if (!p) {
         if (s->publishing) { /* QoS 0 written inside mosquitto_publish_v5 */
@@ -748,7 +750,7 @@ static void cb_subscribe(struct mosquitto *m, void *obj, int mid, int count, con
             sub->acked = false;
             sub->refused = g;
             wlog_warn("mqtt", "the broker refused the subscription to %s: %s", sub->filter,
-                      mosquitto_reason_string(g));
+                      mqtt_lib.mosquitto_reason_string(g));
         } else {
             sub->acked = true;
             sub->refused = 0;
@@ -802,8 +804,8 @@ static void cb_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     im->retain = msg->retain;
     uint32_t v = 0;
     for (const mosquitto_property *p =
-             mosquitto_property_read_varint(props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &v, false);
-         p; p = mosquitto_property_read_varint(p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &v, true)) {
+             mqtt_lib.mosquitto_property_read_varint(props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &v, false);
+         p; p = mqtt_lib.mosquitto_property_read_varint(p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &v, true)) {
         if (im->nids < 0 || im->nids == MAX_IDS) {
             im->nids = -1;
             break;
@@ -836,14 +838,14 @@ static void sub_send(struct mq_self *s, struct sub *sub)
         return;
     mosquitto_property *props = NULL;
     if (s->rx.subid_ok &&
-        mosquitto_property_add_varint(&props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, sub->id) != 0) {
-        mosquitto_property_free_all(&props);
+        mqtt_lib.mosquitto_property_add_varint(&props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, sub->id) != 0) {
+        mqtt_lib.mosquitto_property_free_all(&props);
         props = NULL;
     }
     int mid = 0;
-    int rc = mosquitto_subscribe_v5(s->rx.mosq, &mid, sub->filter, sub->qos,
+    int rc = mqtt_lib.mosquitto_subscribe_v5(s->rx.mosq, &mid, sub->filter, sub->qos,
                                     MQTT_SUB_OPT_SEND_RETAIN_NEW, props);
-    mosquitto_property_free_all(&props);
+    mqtt_lib.mosquitto_property_free_all(&props);
     char buf[120];
     if (rc == MOSQ_ERR_SUCCESS)
         sub->mid = mid;
@@ -866,7 +868,7 @@ static void sub_free(struct mq_self *s, struct sub *sub)
 static void sub_unsubscribe(struct mq_self *s, struct sub *sub)
 {
     if (s->rx.state == CS_UP) {
-        int rc = mosquitto_unsubscribe_v5(s->rx.mosq, NULL, sub->filter, NULL);
+        int rc = mqtt_lib.mosquitto_unsubscribe_v5(s->rx.mosq, NULL, sub->filter, NULL);
         char buf[120];
         if (rc != MOSQ_ERR_SUCCESS)
             wlog_debug("mqtt", "cannot unsubscribe from %s: %s", sub->filter,
@@ -1115,7 +1117,7 @@ static void link_free(struct mq_link *l)
     if (l->ev_retry)
         event_free(l->ev_retry);
     if (l->mosq)
-        mosquitto_destroy(l->mosq);
+        mqtt_lib.mosquitto_destroy(l->mosq);
     free(l->client_id);
 }
 
@@ -1128,7 +1130,7 @@ static void self_free(struct mq_self *s)
     if (s->ev_hold)
         event_free(s->ev_hold);
     if (s->lib_inited)
-        mosquitto_lib_cleanup();
+        mqtt_lib.mosquitto_lib_cleanup();
     while (s->head) {
         struct feed_binding *b = s->head;
         s->head = b->next;
@@ -1369,22 +1371,22 @@ static int client_setup(struct mq_link *l, const char *user, const char *pass, c
 {
     struct mq_self *s = l->s;
     bool rx = l->role == LINK_RX;
-    l->mosq = mosquitto_new(l->client_id, !rx, l);
+    l->mosq = mqtt_lib.mosquitto_new(l->client_id, !rx, l);
     if (!l->mosq)
         return wisp_err_set(err, errno == EINVAL ? -EINVAL : -ENOMEM,
                             "mqtt: cannot create the client (client id '%.60s')", l->client_id);
-    mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_connect_v5_callback_set(l->mosq, cb_connect);
-    mosquitto_disconnect_v5_callback_set(l->mosq, cb_disconnect);
-    mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
-    mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
-    mosquitto_unsubscribe_v5_callback_set(l->mosq, cb_unsubscribe);
-    mosquitto_message_v5_callback_set(l->mosq, cb_message);
+    mqtt_lib.mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mqtt_lib.mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mqtt_lib.mosquitto_connect_v5_callback_set(l->mosq, cb_connect);
+    mqtt_lib.mosquitto_disconnect_v5_callback_set(l->mosq, cb_disconnect);
+    mqtt_lib.mosquitto_publish_v5_callback_set(l->mosq, cb_publish);
+    mqtt_lib.mosquitto_subscribe_v5_callback_set(l->mosq, cb_subscribe);
+    mqtt_lib.mosquitto_unsubscribe_v5_callback_set(l->mosq, cb_unsubscribe);
+    mqtt_lib.mosquitto_message_v5_callback_set(l->mosq, cb_message);
     /* libmosquitto formats a line for every packet once a callback is set */
     if (wlog_threshold >= WLOG_DEBUG)
-        mosquitto_log_callback_set(l->mosq, cb_log);
-    if (user && mosquitto_username_pw_set(l->mosq, user, pass) != MOSQ_ERR_SUCCESS)
+        mqtt_lib.mosquitto_log_callback_set(l->mosq, cb_log);
+    if (user && mqtt_lib.mosquitto_username_pw_set(l->mosq, user, pass) != MOSQ_ERR_SUCCESS)
         return wisp_err_set(err, -EINVAL, "mqtt: bad user name or password in the broker URL");
     if (s->tls) {
         /* The context is ours (mqtt_tls.h): OpenSSL checks the chain, the
@@ -1400,17 +1402,17 @@ static int client_setup(struct mq_link *l, const char *user, const char *pass, c
         if (ctx) {
             /* without its defaults (on unless said: 2.0.11 would then want
              * tls_set's CAs and install its own host check) */
-            rc = mosquitto_void_option(l->mosq, MOSQ_OPT_SSL_CTX, ctx);
+            rc = mqtt_lib.mosquitto_void_option(l->mosq, MOSQ_OPT_SSL_CTX, ctx);
             mqtt_tls_ctx_free(ctx); /* libmosquitto holds a reference of its own */
             if (rc == MOSQ_ERR_SUCCESS)
-                rc = mosquitto_int_option(l->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+                rc = mqtt_lib.mosquitto_int_option(l->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
         } else { /* built without libssl-dev, ?insecure=1: libmosquitto's TLS */
-            rc = ca ? mosquitto_tls_set(l->mosq, ca, NULL, NULL, NULL, NULL)
-                    : mosquitto_tls_set(l->mosq, NULL, SYSTEM_CA_PATH, NULL, NULL, NULL);
+            rc = ca ? mqtt_lib.mosquitto_tls_set(l->mosq, ca, NULL, NULL, NULL, NULL)
+                    : mqtt_lib.mosquitto_tls_set(l->mosq, NULL, SYSTEM_CA_PATH, NULL, NULL, NULL);
             if (rc == MOSQ_ERR_SUCCESS) /* 1: verify the chain */
-                rc = mosquitto_tls_opts_set(l->mosq, 1, "tlsv1.2", NULL);
+                rc = mqtt_lib.mosquitto_tls_opts_set(l->mosq, 1, "tlsv1.2", NULL);
             if (rc == MOSQ_ERR_SUCCESS)
-                rc = mosquitto_tls_insecure_set(l->mosq, true);
+                rc = mqtt_lib.mosquitto_tls_insecure_set(l->mosq, true);
         }
         if (rc != MOSQ_ERR_SUCCESS)
             return wisp_err_set(err, -EINVAL, "mqtt: cannot use the CA certificates %.100s: %s",
@@ -1422,12 +1424,12 @@ static int client_setup(struct mq_link *l, const char *user, const char *pass, c
      * socket is made (see the top of this file). */
     mosquitto_property *props = NULL;
     int rc =
-        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, SESSION_EXPIRY);
+        mqtt_lib.mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, SESSION_EXPIRY);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, MAX_PACKET);
+        rc = mqtt_lib.mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, MAX_PACKET);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_connect_bind_v5(l->mosq, s->host, s->port, 1, NULL, props);
-    mosquitto_property_free_all(&props);
+        rc = mqtt_lib.mosquitto_connect_bind_v5(l->mosq, s->host, s->port, 1, NULL, props);
+    mqtt_lib.mosquitto_property_free_all(&props);
     char buf[120];
     if (rc != MOSQ_ERR_INVAL)
         return wisp_err_set(err, -EIO, "mqtt: cannot set the session properties: %s",
@@ -1441,7 +1443,7 @@ static char *rx_client_id(const char *conf, struct wisp_err *err)
     char *id = NULL;
     if (conf && *conf) {
         size_t l = strlen(conf);
-        if (l > 65535 - 8 || mosquitto_validate_utf8(conf, (int)l) != 0) {
+        if (l > 65535 - 8 || mqtt_lib.mosquitto_validate_utf8(conf, (int)l) != 0) {
             wisp_err_set(err, -EINVAL, "mqtt: the client id must be UTF-8 text");
             return NULL;
         }
@@ -1492,6 +1494,9 @@ static int mq_start(const struct feed_env *env, void **self, struct wisp_err *er
 {
     if (!env || !env->base || !env->fire)
         return wisp_err_set(err, -EINVAL, "mqtt: needs an event base and a fire callback");
+    int loaded = mqtt_lib_load(err);
+    if (loaded < 0)
+        return loaded;
     struct mq_self *s = calloc(1, sizeof *s);
     if (!s)
         return wisp_err_set(err, -ENOMEM, "mqtt: out of memory");
@@ -1515,7 +1520,7 @@ static int mq_start(const struct feed_env *env, void **self, struct wisp_err *er
         rc = link_init(s, &s->tx, LINK_TX, txid, err);
     else
         free(txid);
-    if (rc == 0 && mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
+    if (rc == 0 && mqtt_lib.mosquitto_lib_init() != MOSQ_ERR_SUCCESS)
         rc = wisp_err_set(err, -EIO, "mqtt: cannot initialise libmosquitto");
     s->lib_inited = rc == 0;
     if (rc == 0)
@@ -1548,7 +1553,7 @@ static int mq_start(const struct feed_env *env, void **self, struct wisp_err *er
 static void link_stop(struct mq_link *l)
 {
     if (l->mosq && l->state == CS_UP)
-        mosquitto_disconnect_v5(l->mosq, 0, NULL); /* best effort; the session stays */
+        mqtt_lib.mosquitto_disconnect_v5(l->mosq, 0, NULL); /* best effort; the session stays */
     io_drop(l);
     event_del(l->ev_misc);
     event_del(l->ev_retry);
@@ -1602,7 +1607,7 @@ static int check_filter(const char *f, size_t len, struct wisp_err *err)
         return wisp_err_set(err, -EINVAL, "topic: longer than %d bytes", MAX_FILTER);
     if (strlen(f) != len)
         return wisp_err_set(err, -EINVAL, "topic: must not contain NUL characters");
-    if (mosquitto_validate_utf8(f, (int)len) != MOSQ_ERR_SUCCESS)
+    if (mqtt_lib.mosquitto_validate_utf8(f, (int)len) != MOSQ_ERR_SUCCESS)
         return wisp_err_set(err, -EINVAL, "topic: must be UTF-8 text without control characters");
     const char *body = f;
     if (strncmp(f, "$share/", 7) == 0) {
@@ -1738,7 +1743,7 @@ static json_t *mq_status(void *self, const struct feed_binding *b)
     char buf[160];
     if (b->sub && b->sub->refused) {
         snprintf(buf, sizeof buf, "the broker refused the subscription: %s",
-                 mosquitto_reason_string(b->sub->refused));
+                 mqtt_lib.mosquitto_reason_string(b->sub->refused));
         why = buf;
     } else if (!up && s->rx.last_error[0]) {
         why = s->rx.last_error;
@@ -1807,7 +1812,7 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
         return -EINVAL;
     size_t tl = strlen(topic);
     if (tl == 0 || tl > 65535 || strpbrk(topic, "+#") ||
-        mosquitto_validate_utf8(topic, (int)tl) != MOSQ_ERR_SUCCESS)
+        mqtt_lib.mosquitto_validate_utf8(topic, (int)tl) != MOSQ_ERR_SUCCESS)
         return -EINVAL;
     if (s->tx.state != CS_UP)
         return -ENOTCONN;
@@ -1819,7 +1824,7 @@ int feed_mqtt_publish(void *self, const char *topic, const void *payload, size_t
     int mid = 0;
     s->publishing = true;
     s->early_mid = 0;
-    int rc = mosquitto_publish_v5(s->tx.mosq, &mid, topic, (int)len, payload, qos, retain, NULL);
+    int rc = mqtt_lib.mosquitto_publish_v5(s->tx.mosq, &mid, topic, (int)len, payload, qos, retain, NULL);
     s->publishing = false;
     if (rc != MOSQ_ERR_SUCCESS) {
         free(p);
@@ -1956,7 +1961,7 @@ static char *fz_string(struct fz_rd *r)
         return NULL;
     memcpy(s, b, n);
     s[n] = '\0';
-    if (mosquitto_validate_utf8(s, (int)n) != MOSQ_ERR_SUCCESS) {
+    if (mqtt_lib.mosquitto_validate_utf8(s, (int)n) != MOSQ_ERR_SUCCESS) {
         free(s);
         return NULL;
     }
@@ -1973,8 +1978,8 @@ static bool fz_property(struct fz_rd *r, mosquitto_property **props, int *nsubid
     int type = 0, got = 0;
     if (!fz_varint(r, &id))
         return false;
-    const char *name = mosquitto_property_identifier_to_string((int)id);
-    if (!name || mosquitto_string_to_property_info(name, &got, &type) != MOSQ_ERR_SUCCESS)
+    const char *name = mqtt_lib.mosquitto_property_identifier_to_string((int)id);
+    if (!name || mqtt_lib.mosquitto_string_to_property_info(name, &got, &type) != MOSQ_ERR_SUCCESS)
         return false;
     const uint8_t *b;
     char *k = NULL, *val = NULL;
@@ -1982,35 +1987,35 @@ static bool fz_property(struct fz_rd *r, mosquitto_property **props, int *nsubid
     switch (type) {
     case MQTT_PROP_TYPE_BYTE:
         if (fz_take(r, 1, &b))
-            rc = mosquitto_property_add_byte(props, (int)id, b[0]);
+            rc = mqtt_lib.mosquitto_property_add_byte(props, (int)id, b[0]);
         break;
     case MQTT_PROP_TYPE_INT16:
         if (fz_u16(r, &v))
-            rc = mosquitto_property_add_int16(props, (int)id, (uint16_t)v);
+            rc = mqtt_lib.mosquitto_property_add_int16(props, (int)id, (uint16_t)v);
         break;
     case MQTT_PROP_TYPE_INT32:
         if (fz_take(r, 4, &b))
-            rc = mosquitto_property_add_int32(
+            rc = mqtt_lib.mosquitto_property_add_int32(
                 props, (int)id, (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | b[2] << 8 | b[3]);
         break;
     case MQTT_PROP_TYPE_VARINT:
         if (fz_varint(r, &v))
             rc = skip_more && id == MQTT_PROP_SUBSCRIPTION_IDENTIFIER && *nsubid > 0
                      ? MOSQ_ERR_SUCCESS
-                     : mosquitto_property_add_varint(props, (int)id, v);
+                     : mqtt_lib.mosquitto_property_add_varint(props, (int)id, v);
         *nsubid += id == MQTT_PROP_SUBSCRIPTION_IDENTIFIER;
         break;
     case MQTT_PROP_TYPE_BINARY:
         if (fz_u16(r, &v) && fz_take(r, v, &b))
-            rc = mosquitto_property_add_binary(props, (int)id, b, (uint16_t)v);
+            rc = mqtt_lib.mosquitto_property_add_binary(props, (int)id, b, (uint16_t)v);
         break;
     case MQTT_PROP_TYPE_STRING:
         if ((val = fz_string(r)))
-            rc = mosquitto_property_add_string(props, (int)id, val);
+            rc = mqtt_lib.mosquitto_property_add_string(props, (int)id, val);
         break;
     case MQTT_PROP_TYPE_STRING_PAIR:
         if ((k = fz_string(r)) && (val = fz_string(r)))
-            rc = mosquitto_property_add_string_pair(props, (int)id, k, val);
+            rc = mqtt_lib.mosquitto_property_add_string_pair(props, (int)id, k, val);
         break;
     }
     free(k);
@@ -2053,7 +2058,7 @@ int feed_mqtt_fuzz_publish(void *self, const uint8_t *data, size_t len)
     while (pr.left)
         if (!fz_property(&pr, &props, &nsub, false) || !fz_property(&pr2, &checked, &nsub2, true))
             goto out;
-    if (mosquitto_property_check_all(CMD_PUBLISH, checked) != MOSQ_ERR_SUCCESS)
+    if (mqtt_lib.mosquitto_property_check_all(CMD_PUBLISH, checked) != MOSQ_ERR_SUCCESS)
         goto out;
     /* what libmosquitto passes to on_message, then what the loop does */
     struct mosquitto_message msg = {
@@ -2073,8 +2078,8 @@ int feed_mqtt_fuzz_publish(void *self, const uint8_t *data, size_t len)
         abort(); /* everything is fired unless core held it back */
     rc = 0;
 out:
-    mosquitto_property_free_all(&props);
-    mosquitto_property_free_all(&checked);
+    mqtt_lib.mosquitto_property_free_all(&props);
+    mqtt_lib.mosquitto_property_free_all(&checked);
     free(topic);
     return rc;
 }

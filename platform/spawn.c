@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,109 @@ int plat_kill_uid(uid_t uid)
         if (errno != EINTR)
             return -errno;
     return plat_kill_uid_status(st);
+}
+
+/* Runs ask(arg, out) in a child and copies the len bytes it fills in back
+ * through a pipe; -EIO when the child died before it wrote them all. */
+static int in_child(void (*ask)(const void *arg, void *out), const void *arg, void *out,
+                    size_t len)
+{
+    int p[2];
+    int rc = plat_pipe(p, -1);
+    if (rc < 0)
+        return rc;
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        close(p[0]);
+        close(p[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        ask(arg, out);
+        const char *at = out;
+        for (size_t left = len; left;) {
+            ssize_t n = write(p[1], at, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                _exit(1);
+            at += n;
+            left -= (size_t)n;
+        }
+        _exit(0);
+    }
+    close(p[1]);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(p[0], (char *)out + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(p[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return got == len ? 0 : -EIO;
+}
+
+struct user_found {
+    int rc;
+    unsigned uid, gid;
+};
+
+static void ask_user(const void *arg, void *out)
+{
+    struct user_found *f = out;
+    errno = 0;
+    struct passwd *pw = getpwnam(arg);
+    *f = pw ? (struct user_found){.uid = pw->pw_uid, .gid = pw->pw_gid}
+            : (struct user_found){.rc = errno ? -errno : -ENOENT};
+}
+
+int plat_user_find(const char *name, uid_t *uid, gid_t *gid)
+{
+    struct user_found f;
+    int rc = in_child(ask_user, name, &f, sizeof f);
+    if (rc == 0 && (rc = f.rc) == 0) {
+        *uid = f.uid;
+        *gid = f.gid;
+    }
+    return rc;
+}
+
+struct uid_range {
+    unsigned first, n;
+};
+
+static void ask_uids(const void *arg, void *out)
+{
+    const struct uid_range *r = arg;
+    unsigned char *taken = out;
+    memset(taken, 0, r->n);
+    setpwent();
+    for (struct passwd *pw; (pw = getpwent());)
+        if (pw->pw_uid >= r->first && pw->pw_uid - r->first < r->n)
+            taken[pw->pw_uid - r->first] = 1;
+    endpwent();
+}
+
+int plat_uids_taken(unsigned first, unsigned n, unsigned char *taken)
+{
+    if (n > 65536)
+        return -EINVAL;
+    struct uid_range r = {first, n};
+    int rc = in_child(ask_uids, &r, taken, n);
+    if (rc < 0)
+        return rc;
+    int count = 0;
+    for (unsigned i = 0; i < n; i++)
+        count += taken[i];
+    return count;
 }
 
 int plat_set_subreaper(void)

@@ -68,6 +68,15 @@ void plat_kill_group(pid_t pid);
 pid_t plat_kill_uid_start(uid_t uid) WISP_MUST_CHECK;
 int plat_kill_uid_status(int status);
 int plat_kill_uid(uid_t uid) WISP_MUST_CHECK;
+/* The account database, asked at start-up in a child process that exits
+ * after: the NSS modules getpwnam loads (systemd's, a directory
+ * service's) are never mapped into wispd, where they would stay resident
+ * for its whole life (libnss_systemd and what it pulls in: 650 KB).
+ * plat_user_find: 0 with *uid and *gid, -ENOENT when there is no such
+ * user, or -errno. plat_uids_taken: taken[i] = 1 when some account has
+ * uid first + i (n at most 65536); the number of them, or -errno. */
+int plat_user_find(const char *name, uid_t *uid, gid_t *gid) WISP_MUST_CHECK;
+int plat_uids_taken(unsigned first, unsigned n, unsigned char *taken) WISP_MUST_CHECK;
 /* Makes this process the reaper of its descendants' orphans (a container
  * whose runtime exited after starting it): they become its children, and
  * their exits its SIGCHLDs. 0 or -errno. */

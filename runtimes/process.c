@@ -84,8 +84,8 @@ static void open_cgroups(struct process_backend *b)
         wlog_info("pool", "removed %d cgroups left by wispd processes since gone", gone);
 }
 
-/* Start-up only (getpwent may ask a directory service): the uids of the
- * range some account has are never used. */
+/* Start-up only (the account database may be a directory service's): the
+ * uids of the range some account has are never used. */
 static void open_uids(struct process_backend *b)
 {
     for (unsigned i = 0; i < WORKER_UIDS; i++)
@@ -98,17 +98,19 @@ static void open_uids(struct process_backend *b)
         return;
     }
     b->own_uids = true;
-    unsigned accounts = 0;
-    setpwent();
-    for (struct passwd *pw; (pw = getpwent());) {
-        if (pw->pw_uid >= WORKER_UID_FIRST && pw->pw_uid - WORKER_UID_FIRST < WORKER_UIDS) {
-            b->uids[pw->pw_uid - WORKER_UID_FIRST].lock = -2;
-            accounts++;
-        }
+    unsigned char taken[WORKER_UIDS];
+    int accounts = plat_uids_taken(WORKER_UID_FIRST, WORKER_UIDS, taken);
+    if (accounts < 0) {
+        wlog_warn("pool", "cannot list the accounts: %s; every worker runs as the worker user",
+                  strerror(-accounts));
+        b->own_uids = false;
+        return;
     }
-    endpwent();
+    for (unsigned i = 0; i < WORKER_UIDS; i++)
+        if (taken[i])
+            b->uids[i].lock = -2;
     if (accounts)
-        wlog_warn("pool", "%u accounts have uids in %u..%u, which workers do not use", accounts,
+        wlog_warn("pool", "%d accounts have uids in %u..%u, which workers do not use", accounts,
                   WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UIDS - 1);
 }
 

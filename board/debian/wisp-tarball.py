@@ -16,10 +16,14 @@ The tree, unpacked anywhere:
 wispd is given its install paths relative to the tree (--kinds,
 --runtimes-dir, --board-dir, --libexec-dir); --data defaults to ./var of
 the directory it is started in, or name one. Libraries are found by
-following DT_NEEDED from the programs through LIBDIR... (the host's or the
-sysroot's multiarch dirs and the cross libc's).
+following DT_NEEDED and the .note.dlopen notes (the libraries a program
+dlopens, platform/dl.h) from the programs through LIBDIR... (the host's or
+the sysroot's multiarch dirs and the cross libc's). The bundled loader's
+--library-path holds for dlopen too.
 """
+import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -41,6 +45,17 @@ def needed(path):
         if "[Requesting program interpreter:" in line:
             interp = line.split(":", 1)[1].strip(" ]")
     return sonames, interp
+
+
+def dlopened(path):
+    """Sonames the .note.dlopen ELF notes of a file name (platform/dl.h)."""
+    r = subprocess.run(["readelf", "-W", "-p", ".note.dlopen", path], capture_output=True, text=True)
+    names = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*\[\s*[0-9a-f]+\]\s+(\[.*\])\s*$", line)
+        if m:
+            names += [so for note in json.loads(m.group(1)) for so in note["soname"]]
+    return names
 
 
 def find(soname):
@@ -71,7 +86,9 @@ def main():
     todo = list(programs.values())
     libs = {}
     while todo:
-        sonames, i = needed(todo.pop())
+        path = todo.pop()
+        sonames, i = needed(path)
+        sonames += dlopened(path)
         interp = interp or i
         for so in sonames:
             if so not in libs:

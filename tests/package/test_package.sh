@@ -4,7 +4,8 @@
 # with dpkg --root, runs the installed wispd from there (readiness on
 # NOTIFY_SOCKET, /ping, a python:3 action), unpacks the relocatable tarball
 # elsewhere and runs its wispd and wisp there (a python:3 action, a zipped
-# native one), then removes (data kept) and purges (data gone). No network.
+# native one; --mqtt to a loopback mosquitto, whose libmosquitto must be
+# the tree's), then removes (data kept) and purges (data gone). No network.
 # Needs dpkg-deb, dpkg, curl, python3.
 #
 # Env: WISP_PKG_BUILD  build dir for the package (default build/package)
@@ -78,9 +79,11 @@ grep -q '^drwx------ ./var/lib/wisp/$' <<<"$contents" || fail "/var/lib/wisp is 
 root=$(mktemp -d /tmp/wisp-pkgroot.XXXXXX)
 pid=""
 tpid=""
+bpid=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     [ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+    [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
     rm -rf "$root"
 }
 trap cleanup EXIT
@@ -187,6 +190,10 @@ res=$(curl -fsS -u "$auth" -X POST -H 'Content-Type: application/json' \
     fail "invoke"
 [ "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["greeting"])' <<<"$res")" = \
     "hello deb" ] || fail "result: $res"
+# no --mqtt: libmosquitto and OpenSSL are not loaded (platform/dl.h)
+if grep -E 'libmosquitto|libssl|libcrypto' "/proc/$pid/maps" >&2; then
+    fail "wispd without --mqtt has libmosquitto or OpenSSL mapped"
+fi
 kill -TERM "$pid"
 wait "$pid" || fail "wispd did not exit 0 on SIGTERM"
 pid=""
@@ -202,11 +209,38 @@ t=$tree/wisp-$version-amd64
 for f in "$t/libexec/wispd" "$t/libexec/wisp"; do  # dynamic: lib/'s loader starts them
     readelf -l "$f" | grep -q 'Requesting program interpreter' || fail "$f is not dynamic"
 done
+for so in $(readelf -W -p .note.dlopen "$t/libexec/wispd" | grep -oE 'lib[a-z0-9_-]+\.so\.[0-9]+'); do
+    [ -f "$t/lib/$so" ] || fail "the tarball lacks $so, which wispd dlopens"
+done
+# with --mqtt, when a broker is here: the dlopen'ed libmosquitto is the tree's
+mqtt_args=()
+if [ -x /usr/sbin/mosquitto ]; then
+    bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$bport" >"$root/mosquitto.conf"
+    /usr/sbin/mosquitto -c "$root/mosquitto.conf" 2>/dev/null &
+    bpid=$!
+    mqtt_args=(--mqtt "mqtt://127.0.0.1:$bport")
+fi
 tlog=$root/tarball.log
 env -i PATH=/usr/bin:/bin WISP_GUEST_KEY="$auth" "$t/sbin/wispd" --data "$tree/var" \
-    --listen 127.0.0.1:0 --prewarm "" 2>"$tlog" &
+    --listen 127.0.0.1:0 --prewarm "" "${mqtt_args[@]}" 2>"$tlog" &
 tpid=$!
 turl=$(ready_url "$tlog" "$tpid" "the tarball's wispd")
+if [ -n "$bpid" ]; then
+    for _ in $(seq 200); do
+        curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' && break
+        sleep 0.05
+    done
+    curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' ||
+        fail "the tarball's wispd did not connect to the broker: $(tail -n 5 "$tlog")"
+    mapped=$(grep -oE '/[^ ]*/libmosquitto\.so[^ ]*' "/proc/$tpid/maps" | head -1)
+    case "$mapped" in
+        "$t"/lib/*) ;;
+        *) fail "the tarball's wispd mapped libmosquitto from '$mapped', not $t/lib" ;;
+    esac
+else
+    step "no /usr/sbin/mosquitto: the tarball's --mqtt is not run"
+fi
 export WSK_CONFIG_FILE=$tree/wskprops
 env -i WSK_CONFIG_FILE="$WSK_CONFIG_FILE" "$t/bin/wisp" property set --apihost "$turl" --auth "$auth" \
     >/dev/null || fail "tarball wisp property set"
@@ -235,6 +269,11 @@ python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == {"zip": True}, sy
 kill -TERM "$tpid"
 wait "$tpid" || fail "the tarball's wispd did not stop cleanly"
 tpid=""
+if [ -n "$bpid" ]; then
+    kill "$bpid"
+    wait "$bpid" 2>/dev/null || true
+    bpid=""
+fi
 unset WSK_CONFIG_FILE
 
 step "remove keeps the data, purge deletes it"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dl.h"
 #include "plat.h"
 #include "spawn.h"
 
@@ -271,7 +273,74 @@ static void cgroup_stats_count_memory_tasks_and_oom(void)
     plat_cgroups_close(c);
 }
 
+static bool self_maps(const char *what)
+{
+    char line[512];
+    bool found = false;
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f);
+    while (fgets(line, sizeof line, f))
+        found = found || strstr(line, what);
+    fclose(f);
+    return found;
+}
+
+/* The account database is asked in a child: its answers are getpwnam's
+ * and getpwent's, and no NSS module is mapped here for them. */
+static void accounts_are_asked_in_a_child(void)
+{
+    uid_t uid = 1;
+    gid_t gid = 1;
+    CHECK_EQ_INT(plat_user_find("root", &uid, &gid), 0);
+    CHECK_EQ_INT((long long)uid, 0);
+    CHECK_EQ_INT((long long)gid, 0);
+    CHECK_EQ_INT(plat_user_find("wisp-no-such-user", &uid, &gid), -ENOENT);
+    static unsigned char taken[65536];
+    int n = plat_uids_taken(0, sizeof taken, taken);
+    CHECK(n >= 1);
+    CHECK(taken[0]);
+    CHECK_EQ_INT(plat_uids_taken(0, 65537, taken), -EINVAL);
+    /* before this process asks anything itself */
+    CHECK(!self_maps("libnss_"));
+    int want = 0;
+    static unsigned char seen[65536];
+    setpwent();
+    for (struct passwd *pw; (pw = getpwent());)
+        if (pw->pw_uid < sizeof seen && !seen[pw->pw_uid]++) {
+            want++;
+            CHECK(taken[pw->pw_uid]);
+        }
+    endpwent();
+    CHECK_EQ_INT(n, want);
+    struct passwd *nobody = getpwnam("nobody");
+    if (nobody) {
+        CHECK_EQ_INT(plat_user_find("nobody", &uid, &gid), 0);
+        CHECK_EQ_INT((long long)uid, (long long)nobody->pw_uid);
+        CHECK_EQ_INT((long long)gid, (long long)nobody->pw_gid);
+    }
+}
+
+/* A library that is not there, and a symbol that is not in one that is,
+ * are named in the error. */
+static void dl_names_what_is_missing(void)
+{
+    struct wisp_err err = {0};
+    CHECK(!plat_dl_open("libwisp-none.so.0", "feature-x", &err));
+    CHECK_EQ_INT(err.code, -ENOENT);
+    CHECK(strstr(err.msg, "feature-x needs libwisp-none.so.0"));
+    void *h = plat_dl_open("libc.so.6", "libc", &err);
+    CHECK(h);
+    const char *(*version)(void);
+    *(void **)&version = plat_dl_sym(h, "libc.so.6", "gnu_get_libc_version", &err);
+    CHECK(version && version()[0] == '2');
+    err = (struct wisp_err){0};
+    CHECK(!plat_dl_sym(h, "libc.so.6", "wisp_no_such_symbol", &err));
+    CHECK(strstr(err.msg, "libc.so.6 has no wisp_no_such_symbol"));
+}
+
 static const struct check_test tests[] = {
+    {"accounts_are_asked_in_a_child", accounts_are_asked_in_a_child},
+    {"dl_names_what_is_missing", dl_names_what_is_missing},
     {"plat_strcpy_is_snprintf", plat_strcpy_is_snprintf},
     {"plat_strjoin_is_snprintf", plat_strjoin_is_snprintf},
     {"nice_for_share_follows_the_weights", nice_for_share_follows_the_weights},
