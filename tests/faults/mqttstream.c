@@ -14,9 +14,11 @@
  *
  * Output (stdout, line-buffered):
  *   progress acked=N results=N           every 250 acknowledged inputs
- *   STREAM sent=N acked=N results=N lost=N dup=N reconnects=N
+ *   STREAM sent=N acked=N results=N lost=N dup=N reconnects=N lost_after=N
  * lost = acknowledged inputs without a result; dup = results past the first
- * for one input. Exit 0 when the run happened (whatever it counted), 1 when
+ * for one input; lost_after = those of the lost whose acknowledgement came
+ * after the publisher's first reconnect (a broker killed loses what it had
+ * not saved before it died; what it acknowledges after it is back, it has). Exit 0 when the run happened (whatever it counted), 1 when
  * it could not connect, 2 for bad usage.
  *
  *   mqttstream -p PORT -i ID -n COUNT -r RATE [-t IN] [-o OUT] [-D DRAIN]
@@ -47,6 +49,7 @@ static struct {
     bool pub_up, sub_up, subscribed;
     int sub_mid;
     long reconnects;
+    long pub_connects;
     int *mid_of; /* per input: its publish's mid while unacknowledged */
     uint8_t *acked;
     uint32_t *results;
@@ -87,7 +90,8 @@ static void on_pub_connect(struct mosquitto *m, void *u, int rc, int flags,
     (void)m, (void)u, (void)flags, (void)p;
     pthread_mutex_lock(&g.mu);
     if (rc == 0) {
-        if (g.pub_up)
+        /* pub_up is false again after a disconnect: count the connects */
+        if (g.pub_connects++ > 0)
             g.reconnects++;
         g.pub_up = true;
     }
@@ -106,7 +110,7 @@ static void ack(long i)
 {
     g.mid_of[i] = -1;
     if (!g.acked[i]) {
-        g.acked[i] = 1;
+        g.acked[i] = g.pub_connects > 1 ? 2 : 1; /* 2: after the first reconnect */
         g.nacked++;
         if (g.nacked % 250 == 0)
             printf("progress acked=%ld results=%ld\n", g.nacked, g.nresults);
@@ -344,11 +348,13 @@ int main(int argc, char **argv)
     send_all(pub);
     drain();
     pthread_mutex_lock(&g.mu);
-    long lost = 0;
-    for (long i = 0; i < g.count; i++)
+    long lost = 0, lost_after = 0;
+    for (long i = 0; i < g.count; i++) {
         lost += g.acked[i] && !g.results[i];
-    printf("STREAM sent=%ld acked=%ld results=%ld lost=%ld dup=%ld reconnects=%ld\n", g.sent,
-           g.nacked, g.nresults, lost, g.dup, g.reconnects);
+        lost_after += g.acked[i] == 2 && !g.results[i];
+    }
+    printf("STREAM sent=%ld acked=%ld results=%ld lost=%ld dup=%ld reconnects=%ld lost_after=%ld\n",
+           g.sent, g.nacked, g.nresults, lost, g.dup, g.reconnects, lost_after);
     pthread_mutex_unlock(&g.mu);
     mosquitto_disconnect_v5(pub, 0, NULL);
     mosquitto_disconnect_v5(sub, 0, NULL);

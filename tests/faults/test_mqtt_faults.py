@@ -17,6 +17,7 @@ MQTTSTREAM = os.environ.get("WISP_MQTTSTREAM", "mqttstream")
 COUNT = int(os.environ.get("WISP_FAULT_EVENTS", "4000"))
 RATE = int(os.environ.get("WISP_FAULT_RATE", "2000"))
 WISPD_ARGS = os.environ.get("WISP_FAULT_WISPD_ARGS", "").split()  # tools/bench/faults
+AUTOSAVE = 100  # the killed broker's autosave_interval, in changes
 
 
 class Stream:
@@ -105,6 +106,30 @@ class MqttRestarts(unittest.TestCase):
         self.broker.start()
         s.wait_acked(COUNT // 2)
         self.check(s.result())
+        self.assertIn("session_present=1", self.w.log())
+
+    def test_broker_killed_loses_only_what_it_had_not_saved(self):
+        # SIGKILL: the broker saves nothing on the way down. It saves its
+        # database after every AUTOSAVE changes, so what it can lose is
+        # bounded by that count: each input or result it drops is at least
+        # one change it made after its last save. What it acknowledges
+        # after it is back must all come back as results.
+        self.broker.stop(signal.SIGTERM)
+        self.broker.conf = "autosave_on_changes true\nautosave_interval %d\n" % AUTOSAVE
+        self.broker.start()
+        self.wait_connected()
+        s = self.stream("kil")
+        s.wait_acked(COUNT // 4)
+        self.broker.stop(signal.SIGKILL)
+        self.broker.start()
+        s.wait_acked(COUNT // 2)
+        got = s.result()
+        print("\n%s: %s" % (self.id().rsplit(".", 1)[1], got), file=sys.stderr)
+        self.assertEqual(got["sent"], COUNT, got)
+        self.assertGreater(got["acked"], COUNT // 2, got)
+        self.assertGreater(got["reconnects"], 0, got)  # the broker really went away
+        self.assertEqual(got["lost_after"], 0, got)
+        self.assertLessEqual(got["lost"], AUTOSAVE, got)
         self.assertIn("session_present=1", self.w.log())
 
     def test_wispd_restart_loses_nothing(self):

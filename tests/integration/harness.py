@@ -248,12 +248,14 @@ def free_port():
 class Broker:
     """A private mosquitto broker on loopback, stopped by its own PID."""
 
-    def __init__(self, port=None, persistence=False):
+    def __init__(self, port=None, persistence=False, conf=""):
         """With persistence, sessions and queued messages are saved in the
-        broker's folder when it stops (SIGTERM) and loaded when it starts."""
+        broker's folder when it stops (SIGTERM) and loaded when it starts.
+        conf: more lines for mosquitto.conf."""
         self.tmp = tempfile.mkdtemp(prefix="wisp-mqtt-")
         self.port = port or free_port()
         self.persistence = persistence
+        self.conf = conf
         self.proc = None
 
     def start(self):
@@ -269,6 +271,7 @@ class Broker:
                 f.write("persistence true\npersistence_location %s/\n" % self.tmp)
             else:
                 f.write("persistence false\n")
+            f.write(self.conf)
         self.log = open(os.path.join(self.tmp, "broker.log"), "ab")
         self.proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
