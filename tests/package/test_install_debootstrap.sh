@@ -5,9 +5,11 @@
 # Depends from Debian's mirror), wispd started the way the unit starts it
 # (its ExecStart, NOTIFY_SOCKET readiness), /ping, a python:3 action created
 # and invoked with the packaged `wisp`, an upgrade to a newer version over
-# it (data kept), then `apt-get purge` (the data dir goes). Root only;
-# needs debootstrap, chroot, curl, python3 and Debian's mirror (the one
-# this host's apt uses).
+# it (data kept), then `apt-get purge` (the data dir goes); last, the
+# offline install: the .deb and the archives apt downloaded for it, into a
+# second fresh root with no network (unshare -n) and no package lists.
+# Root only; needs debootstrap, chroot, unshare, curl, python3 and Debian's
+# mirror (the one this host's apt uses).
 #
 # Cache: the pristine minbase root is kept as a tarball in
 #   ${WISP_DEBOOTSTRAP_CACHE:-/var/cache/wisp-test}/bookworm-minbase-amd64.tar
@@ -25,7 +27,7 @@ step() { echo "test_install: $*" >&2; }
 skip() { echo "test_install: SKIP: $*" >&2; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, chroot)"
-for t in debootstrap chroot curl python3 tar; do
+for t in debootstrap chroot unshare curl python3 tar; do
     command -v "$t" >/dev/null || skip "no $t"
 done
 [ "$(dpkg --print-architecture)" = amd64 ] || skip "the root is amd64"
@@ -61,7 +63,7 @@ cleanup() {
     for m in "$root/dev/pts" "$root/dev" "$root/proc"; do
         mountpoint -q "$m" && umount -l "$m"
     done
-    rm -rf "$root"
+    rm -rf "$root" "$root.bundle"
 }
 trap cleanup EXIT
 tar -C "$root" -xf "$tarball"
@@ -156,4 +158,34 @@ step "apt-get purge"
 in_root apt-get purge -y -q wisp >/dev/null 2>&1 || fail "apt-get purge"
 [ ! -e "$root/var/lib/wisp" ] || fail "/var/lib/wisp left after purge"
 [ ! -e "$root/usr/sbin/wispd" ] || fail "/usr/sbin/wispd left after purge"
+
+# Offline: what apt downloaded into this root for the install (its
+# archive cache: every dependency a fresh Debian 12 lacks) plus the .deb,
+# installed into another fresh root that has no network at all (its own
+# empty network namespace) and no package lists.
+step "offline install: the .deb and its dependencies from an apt cache, no network"
+bundle=$root.bundle
+mkdir -p "$bundle"
+cp "$root"/var/cache/apt/archives/*.deb "$deb" "$bundle/" ||
+    fail "apt kept no archives in $root/var/cache/apt/archives"
+for m in "$root/dev/pts" "$root/dev" "$root/proc"; do
+    mountpoint -q "$m" && umount -l "$m"
+done
+rm -rf "$root"
+mkdir "$root"
+tar -C "$root" -xf "$tarball"
+chmod 0755 "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+rm -rf "$root"/var/lib/apt/lists/*
+mv "$bundle" "$root/tmp/bundle"
+in_root_offline() { unshare -n chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root_offline sh -c 'apt-get install -y -q --no-install-recommends /tmp/bundle/*.deb' \
+    >"$root.apt" 2>&1 || { tail -n 30 "$root.apt" >&2; fail "offline apt-get install"; }
+rm -f "$root.apt"
+[ "$(in_root_offline dpkg-query -W -f='${Status}' wisp)" = "install ok installed" ] ||
+    fail "not installed offline"
+[ "$(in_root_offline wispd --version)" = "wispd $old_version" ] || fail "offline wispd --version"
+in_root_offline wisp --help >/dev/null || fail "the offline-installed wisp does not run"
 step "ok"

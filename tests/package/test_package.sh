@@ -21,19 +21,7 @@ build=${WISP_PKG_BUILD:-$top/build/package}
 export WISP_PKG_OUT=${WISP_PKG_OUT:-$build/dist}
 fail() { echo "test_package: FAIL: $*" >&2; exit 1; }
 step() { echo "test_package: $*" >&2; }
-# ready_url LOG PID WHAT: the URL of wispd's ready line in LOG, once it is
-# there (fails if PID exits first or it does not come)
-ready_url() {
-    local u=""
-    for _ in $(seq 200); do
-        u=$(sed -n 's/^wispd: ready on //p' "$1")
-        [ -n "$u" ] && break
-        kill -0 "$2" 2>/dev/null || { cat "$1" >&2; fail "$3 exited"; }
-        sleep 0.05
-    done
-    [ -n "$u" ] || { cat "$1" >&2; fail "$3 not ready"; }
-    echo "$u"
-}
+. "$top/tests/package/lib.sh"
 
 for t in dpkg-deb dpkg curl python3; do
     command -v "$t" >/dev/null || { echo "test_package: SKIP: no $t" >&2; exit 77; }
@@ -209,35 +197,16 @@ t=$tree/wisp-$version-amd64
 for f in "$t/libexec/wispd" "$t/libexec/wisp"; do  # dynamic: lib/'s loader starts them
     readelf -l "$f" | grep -q 'Requesting program interpreter' || fail "$f is not dynamic"
 done
-for so in $(readelf -W -p .note.dlopen "$t/libexec/wispd" | grep -oE 'lib[a-z0-9_-]+\.so\.[0-9]+'); do
-    [ -f "$t/lib/$so" ] || fail "the tarball lacks $so, which wispd dlopens"
-done
+check_tree_dlopen "$t"
 # with --mqtt, when a broker is here: the dlopen'ed libmosquitto is the tree's
-mqtt_args=()
-if [ -x /usr/sbin/mosquitto ]; then
-    bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$bport" >"$root/mosquitto.conf"
-    /usr/sbin/mosquitto -c "$root/mosquitto.conf" 2>/dev/null &
-    bpid=$!
-    mqtt_args=(--mqtt "mqtt://127.0.0.1:$bport")
-fi
+start_broker "$root"
 tlog=$root/tarball.log
 env -i PATH=/usr/bin:/bin WISP_GUEST_KEY="$auth" "$t/sbin/wispd" --data "$tree/var" \
     --listen 127.0.0.1:0 --prewarm "" "${mqtt_args[@]}" 2>"$tlog" &
 tpid=$!
 turl=$(ready_url "$tlog" "$tpid" "the tarball's wispd")
 if [ -n "$bpid" ]; then
-    for _ in $(seq 200); do
-        curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' && break
-        sleep 0.05
-    done
-    curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' ||
-        fail "the tarball's wispd did not connect to the broker: $(tail -n 5 "$tlog")"
-    mapped=$(grep -oE '/[^ ]*/libmosquitto\.so[^ ]*' "/proc/$tpid/maps" | head -1)
-    case "$mapped" in
-        "$t"/lib/*) ;;
-        *) fail "the tarball's wispd mapped libmosquitto from '$mapped', not $t/lib" ;;
-    esac
+    check_tree_mqtt "$turl" "$tpid" "$t" "$tlog"
 else
     step "no /usr/sbin/mosquitto: the tarball's --mqtt is not run"
 fi

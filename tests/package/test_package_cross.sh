@@ -30,6 +30,7 @@ export WISP_PKG_OUT=$build/dist
 read -r -a emu <<<"${WISP_EMU:?WISP_EMU}"
 fail() { echo "test_package_cross($arch): FAIL: $*" >&2; exit 1; }
 step() { echo "test_package_cross($arch): $*" >&2; }
+. "$top/tests/package/lib.sh"
 for t in dpkg-deb dpkg apt-cache curl python3 readelf "${emu[0]}"; do
     command -v "$t" >/dev/null || { echo "test_package_cross: SKIP: no $t" >&2; exit 77; }
 done
@@ -96,18 +97,6 @@ dpkg --root="$root" --log=/dev/null --force-not-root --force-depends --force-arc
 [ "$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' wisp)" = \
     "install ok installed" ] || fail "not installed"
 
-# ready_url LOG PID WHAT
-ready_url() {
-    local u=""
-    for _ in $(seq 600); do
-        u=$(sed -n 's/^wispd: ready on //p' "$1")
-        [ -n "$u" ] && break
-        kill -0 "$2" 2>/dev/null || { cat "$1" >&2; fail "$3 exited"; }
-        sleep 0.05
-    done
-    [ -n "$u" ] || { cat "$1" >&2; fail "$3 not ready"; }
-    echo "$u"
-}
 auth=23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP
 
 step "the installed wispd under ${emu[0]}"
@@ -118,7 +107,7 @@ WISP_GUEST_KEY=$auth "${emu[@]}" "$root/usr/sbin/wispd" --config "$root/etc/wisp
     --kinds "$root/usr/lib/wisp/kinds.json" --runtimes-dir "$root/usr/lib/wisp/runtimes" \
     --libexec-dir "$root/usr/lib/wisp" --listen 127.0.0.1:0 --prewarm "" 2>"$log" &
 pid=$!
-url=$(ready_url "$log" "$pid" "wispd")
+url=$(ready_url "$log" "$pid" "wispd" 600)
 [ "$(curl -fsS "$url/ping")" = pong ] || fail "/ping"
 wisp=("${emu[@]}" "$root/usr/bin/wisp")
 export WSK_CONFIG_FILE=$root/wskprops
@@ -144,29 +133,16 @@ grep -q "^exec $qemu " "$t/sbin/wispd.qemu" || fail "sbin/wispd has no exec line
 chmod +x "$t/sbin/wispd.qemu"
 [ "$(env -i PATH=/usr/bin:/bin "$t/sbin/wispd.qemu" --version)" = "wispd $version" ] ||
     fail "tarball wispd --version"
-mqtt_args=()
-if [ -x /usr/sbin/mosquitto ]; then
-    bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$bport" >"$root/mosquitto.conf"
-    /usr/sbin/mosquitto -c "$root/mosquitto.conf" 2>/dev/null &
-    bpid=$!
-    mqtt_args=(--mqtt "mqtt://127.0.0.1:$bport")
-fi
+check_tree_dlopen "$t"
+start_broker "$root"
 tlog=$root/tarball.log
 env -i PATH=/usr/bin:/bin WISP_GUEST_KEY="$auth" "$t/sbin/wispd.qemu" --data "$root/tvar" \
     --listen 127.0.0.1:0 --prewarm "" "${mqtt_args[@]}" 2>"$tlog" &
 pid=$!
-turl=$(ready_url "$tlog" "$pid" "the tarball's wispd")
+turl=$(ready_url "$tlog" "$pid" "the tarball's wispd" 600)
 [ "$(curl -fsS "$turl/ping")" = pong ] || fail "tarball /ping"
 if [ -n "$bpid" ]; then
-    for _ in $(seq 400); do
-        curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' && break
-        sleep 0.05
-    done
-    curl -fsS "$turl/metrics" | grep -q '^wisp_mqtt_connected 1' ||
-        fail "the tarball's wispd did not connect to the broker: $(tail -n 5 "$tlog")"
-    grep -q "$t/lib/libmosquitto\.so" "/proc/$pid/maps" ||
-        fail "the tarball's wispd has not mapped $t/lib/libmosquitto.so.*"
+    check_tree_mqtt "$turl" "$pid" "$t" "$tlog"
 else
     step "no /usr/sbin/mosquitto: the tarball's --mqtt is not run"
 fi
