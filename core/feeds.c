@@ -83,6 +83,8 @@ struct feeds {
     struct act *act;
     struct feeds_cfg cfg;
     struct adapter ad[AD_N];
+    struct adapter *sink; /* the started adapter that publishes results, or NULL */
+    struct adapter *hook; /* the started one that takes /hooks requests, or NULL */
     struct binding *bindings;
     /* outbox */
     struct obx *head, *tail;
@@ -483,10 +485,11 @@ static int feed_lifecycle(struct feeds *f, const char *caller_ns, const struct s
             goto out;
         }
         result = json_pack("{s:s, s:s}", "status", update ? "updated" : "created", "feed", feed);
-        if (sa->adapter == AD_WEBHOOK) {
+        const struct feed_hook_ops *hook = f->ad[sa->adapter].ops->hook;
+        if (hook) {
             struct binding *b = *find_binding(f, ns, trig);
             char url[80];
-            snprintf(url, sizeof url, "/hooks/%s", feed_webhook_id(b->fb));
+            snprintf(url, sizeof url, "/hooks/%s", hook->id(b->fb));
             json_object_set_new(result, "url", json_string(url));
         }
     } else if (!*pp || (*pp)->sa != sa) {
@@ -603,9 +606,9 @@ json_t *feeds_trigger_status(struct feeds *f, const char *ns, const char *trigge
 int feeds_webhook(struct feeds *f, const char *id, const char *sig, const char *ctype,
                   const char *body, size_t len, struct wisp_err *err)
 {
-    if (!f->ad[AD_WEBHOOK].self)
+    if (!f->hook)
         return wisp_err_set(err, -ENOENT, "The requested resource does not exist.");
-    return feed_webhook_request(f->ad[AD_WEBHOOK].self, id, sig, ctype, body, len, err);
+    return f->hook->ops->hook->request(f->hook->self, id, sig, ctype, body, len, err);
 }
 
 /* ==== result bindings: the outbox ===================================== */
@@ -756,22 +759,22 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct feeds *f = arg;
-    void *mq = f->ad[AD_MQTT].self;
+    void *mq = f->sink ? f->sink->self : NULL;
+    const struct feed_sink_ops *sk = f->sink ? f->sink->ops->sink : NULL;
     /* cork only for two or more to send now */
     unsigned ready = 0;
     for (struct obx *o = f->head; o && ready < 2; o = o->next)
         ready += !o->inflight;
-    bool batch = mq && ready >= 2 && f->inflight + 1 < OUTBOX_WINDOW && feed_mqtt_connected(mq);
+    bool batch = mq && ready >= 2 && f->inflight + 1 < OUTBOX_WINDOW && sk->connected(mq);
     if (batch)
-        feed_mqtt_batch(mq, true);
-    for (struct obx *o = f->head, *next; mq && feed_mqtt_connected(mq) && o &&
+        sk->batch(mq, true);
+    for (struct obx *o = f->head, *next; mq && sk->connected(mq) && o &&
                                          f->inflight < OUTBOX_WINDOW;
          o = next) {
         next = o->next;
         if (o->inflight)
             continue;
-        int rc = feed_mqtt_publish(mq, o->topic, o->payload, o->len, o->qos, o->retain,
-                                   on_published, o);
+        int rc = sk->publish(mq, o->topic, o->payload, o->len, o->qos, o->retain, on_published, o);
         if (rc == -EINVAL) { /* never publishable: drop it */
             o->inflight = true;
             f->inflight++;
@@ -785,7 +788,7 @@ static void on_outbox(evutil_socket_t fd, short what, void *arg)
         f->inflight++;
     }
     if (batch)
-        feed_mqtt_batch(mq, false);
+        sk->batch(mq, false);
     outbox_store_due(f);
 }
 
@@ -833,7 +836,7 @@ static void on_published(void *arg, int rc)
     outbox_kick(f);
 }
 
-static void on_mqtt_connect(void *arg)
+static void on_sink_connect(void *arg)
 {
     outbox_kick(arg);
 }
@@ -893,7 +896,7 @@ void feeds_on_result(void *ctx, const json_t *publish, const char *in_topic, con
                      const char *activation_id, const json_t *result)
 {
     struct feeds *f = ctx;
-    if (!f->ad[AD_MQTT].self) {
+    if (!f->sink) {
         f->stats.outbox_dropped++;
         return;
     }
@@ -1017,9 +1020,13 @@ int feeds_open(struct event_base *base, struct store *st, struct trigger *trig, 
             continue;
         if ((rc = ops[i]->start(&env, &f->ad[i].self, err)) < 0)
             goto fail;
+        if (ops[i]->sink && !f->sink)
+            f->sink = &f->ad[i];
+        if (ops[i]->hook && !f->hook)
+            f->hook = &f->ad[i];
     }
-    if (f->ad[AD_MQTT].self)
-        feed_mqtt_on_connect(f->ad[AD_MQTT].self, on_mqtt_connect, f);
+    if (f->sink)
+        f->sink->ops->sink->on_connect(f->sink->self, on_sink_connect, f);
     /* bindings and the outbox come back from the store */
     struct load_ctx lc = {.f = f, .list = json_array()};
     if ((rc = store_scan(st, STORE_META, "", 0, false, load_fn, &lc)) < 0) {
@@ -1104,7 +1111,7 @@ void feeds_get_stats(const struct feeds *f, struct feeds_stats *out)
 {
     *out = f->stats;
     out->outbox = f->nobx;
-    out->mqtt_connected = f->ad[AD_MQTT].self && feed_mqtt_connected(f->ad[AD_MQTT].self);
+    out->mqtt_connected = f->sink && f->sink->ops->sink->connected(f->sink->self);
     for (int i = 0; i < AD_N; i++) {
         if (!f->ad[i].self)
             continue;

@@ -68,8 +68,16 @@ struct feed_counters {
     uint64_t pending; /* events taken in and not fired yet (held, queued) */
 };
 
+struct feed_sink_ops;
+struct feed_hook_ops;
+
 struct feed_ops {
     const char *kind; /* "mqtt", "webhook", "poll", "alarm" */
+    /* A kind that also carries results out (mqtt: result bindings) has a
+     * sink; one that takes requests from core's API listener (webhook) has
+     * a hook. NULL in the others. Core finds them here, not by name. */
+    const struct feed_sink_ops *sink;
+    const struct feed_hook_ops *hook;
     /* Starts the adapter. 0 or -errno with err. */
     int (*start)(const struct feed_env *env, void **self, struct wisp_err *err);
     /* Stops it and frees every binding; no callback runs after it returns. */
@@ -103,7 +111,7 @@ extern const struct feed_ops feed_mqtt_ops;
 extern const struct feed_ops feed_poll_ops;
 extern const struct feed_ops feed_webhook_ops;
 
-/* ==== MQTT-only operations (result bindings) =========================== */
+/* ==== sinks: kinds that carry results out (result bindings) ============= */
 
 /* Called once a publish is acknowledged by the broker (QoS 1/2) or written
  * (QoS 0): rc 0; -ENOTCONN when the connection went first (send it again
@@ -128,6 +136,16 @@ bool feed_mqtt_connected(void *self);
  * core can flush what it kept while the broker was away. */
 void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg);
 
+/* A sink's operations, as the functions above describe them for mqtt (the
+ * unit tests call those by name; core through feed_ops.sink). */
+struct feed_sink_ops {
+    int (*publish)(void *self, const char *topic, const void *payload, size_t len, int qos,
+                   bool retain, feed_published_fn *cb, void *arg);
+    void (*batch)(void *self, bool hold);
+    bool (*connected)(void *self);
+    void (*on_connect)(void *self, void (*cb)(void *arg), void *arg);
+};
+
 /* Fuzz entry points (feeds/mqtt.c; no broker, no socket), for tests/fuzz.
  * The broker URL (--mqtt) through the parser start() uses: 0 or its
  * refusal. An incoming MQTT v5 PUBLISH packet (fixed header, topic, packet
@@ -139,7 +157,7 @@ void feed_mqtt_on_connect(void *self, void (*cb)(void *arg), void *arg);
 int feed_mqtt_fuzz_url(const uint8_t *data, size_t len);
 int feed_mqtt_fuzz_publish(void *self, const uint8_t *data, size_t len);
 
-/* ==== webhook-only operation =========================================== */
+/* ==== hooks: kinds that take requests from the API listener ============ */
 
 /* A request to a webhook URL (/hooks/{id}), handed over by core's API
  * listener: sig is the X-Hub-Signature-256 header (or NULL), ctype the
@@ -152,6 +170,13 @@ int feed_webhook_request(void *self, const char *id, const char *sig, const char
                          const char *body, size_t len, struct wisp_err *err) WISP_MUST_CHECK;
 /* The hook id of a binding (to build its URL). Borrowed. */
 const char *feed_webhook_id(const struct feed_binding *b);
+
+/* A hook's operations, as the two above for webhook. */
+struct feed_hook_ops {
+    int (*request)(void *self, const char *id, const char *sig, const char *ctype,
+                   const char *body, size_t len, struct wisp_err *err);
+    const char *(*id)(const struct feed_binding *b);
+};
 
 /* ==== shared helpers (feeds/feed_util.c) =============================== */
 

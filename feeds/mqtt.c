@@ -1771,8 +1771,16 @@ static void mq_drain(void *self)
     read_sync(&s->rx);
 }
 
+static const struct feed_sink_ops mq_sink = {
+    .publish = feed_mqtt_publish,
+    .batch = feed_mqtt_batch,
+    .connected = feed_mqtt_connected,
+    .on_connect = feed_mqtt_on_connect,
+};
+
 const struct feed_ops feed_mqtt_ops = {
     .kind = "mqtt",
+    .sink = &mq_sink,
     .start = mq_start,
     .stop = mq_stop,
     .bind = mq_bind,

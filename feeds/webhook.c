@@ -495,8 +495,14 @@ static void hook_counters(void *self, struct feed_counters *out)
     *out = s->totals;
 }
 
+static const struct feed_hook_ops hook_hook = {
+    .request = feed_webhook_request,
+    .id = feed_webhook_id,
+};
+
 const struct feed_ops feed_webhook_ops = {
     .kind = "webhook",
+    .hook = &hook_hook,
     .start = hook_start,
     .stop = hook_stop,
     .bind = hook_bind,
