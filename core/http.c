@@ -217,8 +217,11 @@ static void unhold(struct conn *c)
 
 /* Drops what c holds and closes it from the loop soon: the shedding runs
  * inside another connection's reply, with callbacks of c's perhaps on the
- * stack (a handler answering two requests). Its write timeout stays as
- * the fallback should the timer be refused. */
+ * stack (a handler answering two requests). Its write timeout goes once
+ * the timer is armed: in a loop turn late enough for both, it would count
+ * the connection a second time (write_timeout) before the timer frees it
+ * (seen under ASan on a loaded machine). It stays as the fallback should
+ * the timer be refused. */
 static void conn_abandon(struct conn *c, enum http_refusal why)
 {
     struct timeval soon = {0, 0};
@@ -230,7 +233,8 @@ static void conn_abandon(struct conn *c, enum http_refusal why)
     evbuffer_drain(out, evbuffer_get_length(out));
     if (c->pout)
         evbuffer_drain(c->pout, evbuffer_get_length(c->pout));
-    (void)conn_timer(c, &soon);
+    if (conn_timer(c, &soon) == 0)
+        bufferevent_disable(c->bev, EV_WRITE);
 }
 
 /* A reply the socket did not take whole waits in c's output, and counts
