@@ -46,6 +46,14 @@ MEM_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS",
            # 32 MB); big blocks then come from the heap, and what they leave
            # stays in VmRSS. Fixed, VmRSS measures what wispd holds.
            "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=262144"}
+# Built with AddressSanitizer: its allocator keeps each size class's freed
+# memory and gives none back, so after the churn of thousands of
+# connections VmRSS shows the classes' high-water marks, which move by 20 MB
+# from round to round with nothing leaked (seen: 36 to 71 MB with the
+# connections closed). Where that churn is the test, the VmRSS bound is the
+# plain build's to check; LeakSanitizer still checks every block at exit.
+ASAN = b"__asan_init" in open(os.environ.get("WISPD", "wispd"), "rb").read() \
+    if os.path.isfile(os.environ.get("WISPD", "")) else False
 AUTH = "Basic " + base64.b64encode(GUEST_KEY.encode()).decode()
 PY_ECHO = "def main(a):\n    return {'echo': a.get('n')}\n"
 
@@ -221,7 +229,7 @@ class HttpFaults(unittest.TestCase):
         wait_for(lambda: self.good.ok > mark or self.good.failures, 120, "an answer to the good client")
         self.assertEqual(self.good.failures, [])
 
-    def finish(self, name, before, extra="", after=None, rounds=ROUNDS):
+    def finish(self, name, before, extra="", after=None, rounds=ROUNDS, rss_bound=True):
         after = after or self.rss()
         self.wait_good()
         self.good.stop()
@@ -231,8 +239,9 @@ class HttpFaults(unittest.TestCase):
               "got %d answers (reconnected %d times)%s" % (name, before, after, rounds,
                                                             self.good.ok, self.good.reconnects,
                                                             extra), file=sys.stderr)
-        self.assertLessEqual(after, before + RSS_SLACK_KB,
-                             "wispd grew from %d to %d kB over %d rounds" % (before, after, rounds))
+        if rss_bound:
+            self.assertLessEqual(after, before + RSS_SLACK_KB,
+                                 "wispd grew from %d to %d kB over %d rounds" % (before, after, rounds))
         self.good = None
 
     # -- 10,000 idle connections ------------------------------------------------
@@ -350,8 +359,9 @@ class HttpFaults(unittest.TestCase):
         # in round two, which says nothing about a leak. A leak of a kilobyte
         # per connection would top every round before by 8 MB.
         self.finish(self._testMethodName, before, "; per round (accepted, refused, VmRSS kB with "
-                    "all open, once closed): %s" % figures, after=max(rss_full, rss_closed),
-                    rounds=ROUNDS)
+                    "all open, once closed): %s%s" % (figures, "; VmRSS not bounded under ASan"
+                                                       if ASAN else ""),
+                    after=max(rss_full, rss_closed), rounds=ROUNDS, rss_bound=not ASAN)
 
     def test_connections_past_the_fd_limit_are_refused(self):
         """More connections allowed than file descriptors: accept() fails
